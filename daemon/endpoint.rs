@@ -1,0 +1,171 @@
+//! Where taskmasterd listens and how clients reach it: the default socket path, binding the Unix
+//! socket (mode 0600, one live daemon per socket) and TCP listener, and connecting a gRPC channel.
+
+use std::{
+    io,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tonic::transport::{Channel, Uri};
+
+/// Failures to bind or to reach a daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("another taskmasterd is already running on {}", path.display())]
+    InUse { path: PathBuf },
+    #[error("cannot bind {what}: {source}")]
+    Bind { what: String, source: io::Error },
+    #[error("bad address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+    #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
+    Unreachable { target: String, reason: String },
+}
+
+/// An address a client connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// A TCP URL such as `http://127.0.0.1:7300`.
+    Tcp(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Unix(path) => write!(f, "{}", path.display()),
+            Target::Tcp(url) => f.write_str(url),
+        }
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/taskmaster.sock`, else `/tmp/taskmaster-<uid>.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("taskmaster.sock"),
+        _ => PathBuf::from(format!("/tmp/taskmaster-{}.sock", nix::unistd::getuid())),
+    }
+}
+
+/// Binds the Unix socket at `path` with mode 0600 whatever the umask.
+///
+/// A socket that still answers belongs to a live daemon: refuse. One that refuses connections
+/// was left by a dead daemon: replace it. Must run inside a tokio runtime, before any child is
+/// spawned (it changes the process umask for the duration of the bind).
+pub fn bind_unix(path: &Path) -> Result<UnixListener, EndpointError> {
+    let bind_error = |source| EndpointError::Bind {
+        what: path.display().to_string(),
+        source,
+    };
+    if path.exists() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(EndpointError::InUse { path: path.into() }),
+            Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path).map_err(bind_error)?;
+            }
+            Err(error) => return Err(bind_error(error)),
+        }
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(bind_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Parses a TCP listen address; a bare port binds loopback (`7300` -> `127.0.0.1:7300`).
+pub fn listen_address(address: &str) -> Result<std::net::SocketAddr, EndpointError> {
+    let text = address.trim();
+    let full = if text.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{text}")
+    } else {
+        text.to_string()
+    };
+    full.parse().map_err(|error| EndpointError::Address {
+        address: address.to_string(),
+        reason: format!("{error} (expected HOST:PORT or PORT)"),
+    })
+}
+
+/// Binds the TCP listener for `address` (see [`listen_address`]).
+pub async fn bind_tcp(address: &str) -> Result<TcpListener, EndpointError> {
+    let socket_address = listen_address(address)?;
+    TcpListener::bind(socket_address)
+        .await
+        .map_err(|source| EndpointError::Bind {
+            what: socket_address.to_string(),
+            source,
+        })
+}
+
+/// Opens a gRPC channel to a daemon. The connection is made now, so an absent daemon is
+/// reported here.
+pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
+    let unreachable = |reason: String| EndpointError::Unreachable {
+        target: target.to_string(),
+        reason,
+    };
+    match target {
+        Target::Unix(path) => {
+            let path = path.clone();
+            // h2 rejects a path as authority; the URI is only a placeholder.
+            let endpoint = tonic::transport::Endpoint::from_static("http://localhost");
+            endpoint
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+                }))
+                .await
+                .map_err(|error| unreachable(describe_transport_error(&error)))
+        }
+        Target::Tcp(url) => {
+            let endpoint = tonic::transport::Endpoint::from_shared(url.clone()).map_err(|error| {
+                EndpointError::Address {
+                    address: url.clone(),
+                    reason: error.to_string(),
+                }
+            })?;
+            endpoint
+                .connect()
+                .await
+                .map_err(|error| unreachable(describe_transport_error(&error)))
+        }
+    }
+}
+
+/// The innermost cause of a transport error, lower-cased the way `strerror` reads
+/// ("connection refused", "no such file or directory").
+fn describe_transport_error(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner: &(dyn std::error::Error + 'static) = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    if let Some(io_error) = inner.downcast_ref::<io::Error>()
+        && let Some(code) = io_error.raw_os_error()
+    {
+        return nix::errno::Errno::from_raw(code).desc().to_lowercase();
+    }
+    inner.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_port_binds_loopback() {
+        assert_eq!(
+            listen_address("7300").unwrap(),
+            "127.0.0.1:7300".parse().unwrap()
+        );
+        assert_eq!(
+            listen_address("0.0.0.0:80").unwrap(),
+            "0.0.0.0:80".parse().unwrap()
+        );
+        assert!(listen_address("localhost:x").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+//! Taskmaster: a process supervisor. This library is the daemon (`taskmasterd`) and the pieces
+//! the control program (`taskctl`) shares with it.
+//!
+//! # Layout
+//! - [`config`]: the YAML file: schema, defaults, validation reporting every error.
+//! - [`supervisor`]: the actor that owns every program and instance; [`supervisor::state`] holds
+//!   the pure lifecycle transitions, [`supervisor::process`] spawns and owns children,
+//!   [`supervisor::event`] numbers, logs and broadcasts events.
+//! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`].
+//! - [`endpoint`]: socket paths, binding and connecting (shared with `taskctl`).
+//! - [`run`]: serves the API until shutdown; only `main` exits the process.
+
+pub mod config;
+pub mod endpoint;
+pub mod server;
+pub mod supervisor;
+
+/// The generated gRPC types and services of `proto/taskmaster.proto`.
+pub mod proto {
+    tonic::include_proto!("taskmaster.v1");
+
+    /// The encoded file descriptor set, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/taskmaster_descriptor.bin"));
+}
+
+use std::future::Future;
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{TcpListenerStream, UnixListenerStream},
+};
+use tokio_util::sync::CancellationToken;
+use tonic::{service::Routes, transport::Server};
+
+use proto::taskmaster_server::TaskmasterServer;
+
+/// Where the daemon serves its API.
+pub struct Listeners {
+    pub unix: UnixListener,
+    pub tcp: Option<TcpListener>,
+}
+
+/// Why the daemon could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving gRPC: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Supervises the programs of `config` and serves the API on `listeners` until `shutdown`
+/// completes or a client asks for a Shutdown; each item of `reload` reloads the config (as
+/// SIGHUP does). Returns once every program is stopped and every stream ended.
+pub async fn run(
+    listeners: Listeners,
+    config: config::Config,
+    shutdown: impl Future<Output = ()>,
+    mut reload: impl Stream<Item = ()> + Unpin,
+) -> Result<(), RunError> {
+    let (supervisor, supervisor_task) = supervisor::start(config);
+    let shutdown_requested = CancellationToken::new();
+    let closing = CancellationToken::new();
+    let service = server::TaskmasterService::new(
+        supervisor.clone(),
+        shutdown_requested.clone(),
+        closing.clone(),
+    );
+    let routes = routes(service).await?;
+    let mut servers = Vec::new();
+    let unix_incoming = UnixListenerStream::new(listeners.unix);
+    let unix_server = Server::builder()
+        .add_routes(routes.clone())
+        .serve_with_incoming_shutdown(unix_incoming, closing.clone().cancelled_owned());
+    servers.push(tokio::spawn(unix_server));
+    if let Some(tcp) = listeners.tcp {
+        let tcp_incoming = TcpListenerStream::new(tcp);
+        let tcp_server = Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(tcp_incoming, closing.clone().cancelled_owned());
+        servers.push(tokio::spawn(tcp_server));
+    }
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = shutdown_requested.cancelled() => break,
+            Some(()) = reload.next() => {
+                // The outcome is published as an event and logged by the supervisor.
+                let _ = supervisor.reload().await;
+            }
+        }
+    }
+    supervisor.shutdown().await;
+    closing.cancel();
+    let mut outcome = Ok(());
+    for server in servers {
+        if let Ok(Err(error)) = server.await {
+            outcome = Err(RunError::Serve(error));
+        }
+    }
+    let _ = supervisor_task.await;
+    outcome
+}
+
+/// The Taskmaster service with health checking and reflection (v1 and v1alpha).
+async fn routes(service: server::TaskmasterService) -> Result<Routes, RunError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<TaskmasterServer<server::TaskmasterService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(Routes::new(TaskmasterServer::new(service))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha))
+}

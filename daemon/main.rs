@@ -1,0 +1,239 @@
+//! `taskmasterd`: reads flags and the config, detaches into the background unless told to
+//! stay in the foreground, sets up the event log and signals, and runs the daemon.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use taskmaster::{Listeners, config, endpoint};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::SignalStream;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+/// The process supervisor daemon.
+#[derive(Parser, Debug)]
+#[command(name = "taskmasterd", version, about)]
+struct Args {
+    /// Config file [default: ./taskmaster.yaml, then $XDG_CONFIG_HOME/taskmaster/taskmaster.yaml,
+    /// then /etc/taskmaster/taskmaster.yaml]
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Stay attached to the terminal (for systemd, containers and tests); log to stderr too.
+    #[arg(short, long)]
+    foreground: bool,
+    /// Unix socket path (overrides daemon.socket).
+    #[arg(short, long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Also serve on TCP, HOST:PORT or PORT for loopback (overrides daemon.listen).
+    #[arg(short, long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Event log file (overrides daemon.logfile).
+    #[arg(long, value_name = "FILE")]
+    logfile: Option<PathBuf>,
+    /// Pid file (overrides daemon.pidfile).
+    #[arg(long, value_name = "FILE")]
+    pidfile: Option<PathBuf>,
+    /// Set by the background launcher: print "ready" on stdout once listening, then detach
+    /// stdio.
+    #[arg(long, hide = true)]
+    notify_ready: bool,
+}
+
+/// The daemon settings after flags override the config's `daemon:` section.
+struct Settings {
+    socket: PathBuf,
+    listen: Option<String>,
+    logfile: PathBuf,
+    pidfile: Option<PathBuf>,
+}
+
+impl Settings {
+    fn resolve(args: &Args, config: &config::Config) -> Settings {
+        let daemon = &config.daemon;
+        let config_dir = config.path.parent().unwrap_or(Path::new("/"));
+        Settings {
+            socket: args
+                .socket
+                .clone()
+                .or_else(|| daemon.socket.clone())
+                .unwrap_or_else(endpoint::default_socket_path),
+            listen: args.listen.clone().or_else(|| daemon.listen.clone()),
+            logfile: args
+                .logfile
+                .clone()
+                .or_else(|| daemon.logfile.clone())
+                .unwrap_or_else(|| config_dir.join("taskmaster.log")),
+            pidfile: args.pidfile.clone().or_else(|| daemon.pidfile.clone()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("taskmasterd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let path = config::find(args.config.as_deref())?;
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("taskmasterd: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let settings = Settings::resolve(&args, &config);
+    if !args.foreground {
+        return launch_in_background(&args, &config.path, &settings);
+    }
+    raise_open_files_limit();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(&args, config, &settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts this program again in the foreground, in its own session, and returns once it
+/// listens (or has failed, with its error on our stderr).
+fn launch_in_background(
+    args: &Args,
+    config_path: &Path,
+    settings: &Settings,
+) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("finding the taskmasterd executable")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--foreground")
+        .arg("--notify-ready")
+        .arg("--config")
+        .arg(config_path)
+        .arg("--socket")
+        .arg(&settings.socket)
+        .arg("--logfile")
+        .arg(&settings.logfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(listen) = &settings.listen {
+        command.arg("--listen").arg(listen);
+    }
+    if let Some(pidfile) = &args.pidfile {
+        command.arg("--pidfile").arg(pidfile);
+    }
+    // SAFETY: setsid(2) is async-signal-safe and the closure neither allocates nor locks.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("starting taskmasterd")?;
+    let stdout = child.stdout.take().context("reading taskmasterd's readiness")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    if line.trim() == "ready" {
+        println!(
+            "taskmasterd started: pid {}, socket {}",
+            child.id(),
+            settings.socket.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = child.wait()?;
+    match status.code() {
+        Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))),
+        None => bail!("taskmasterd died during start-up: {status}"),
+    }
+}
+
+async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyhow::Result<()> {
+    let unix = endpoint::bind_unix(&settings.socket)?;
+    let tcp = match &settings.listen {
+        Some(address) => Some(endpoint::bind_tcp(address).await?),
+        None => None,
+    };
+    let _log_guard = start_event_log(&settings.logfile, args.foreground && !args.notify_ready)?;
+    if let Some(pidfile) = &settings.pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("writing pidfile {}", pidfile.display()))?;
+    }
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let hangup = SignalStream::new(signal(SignalKind::hangup())?);
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    if args.notify_ready {
+        detach_stdio()?;
+    }
+    let outcome = taskmaster::run(Listeners { unix, tcp }, config, shutdown, hangup).await;
+    if let Some(pidfile) = &settings.pidfile {
+        let _ = std::fs::remove_file(pidfile);
+    }
+    let _ = std::fs::remove_file(&settings.socket);
+    outcome?;
+    Ok(())
+}
+
+/// Sends tracing output to the event log file (and stderr when asked). The guard flushes the
+/// log when dropped.
+fn start_event_log(
+    logfile: &Path,
+    also_stderr: bool,
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logfile)
+        .with_context(|| format!("opening event log {}", logfile.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let builder = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO);
+    if also_stderr {
+        builder.with_writer(writer.and(std::io::stderr)).init();
+    } else {
+        builder.with_writer(writer).init();
+    }
+    Ok(guard)
+}
+
+/// Tells the launcher we are listening, then points stdin, stdout and stderr at /dev/null.
+fn detach_stdio() -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout();
+    stdout.write_all(b"ready\n")?;
+    stdout.flush()?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(())
+}
+
+/// Each child holds a pidfd, so thousands of programs need more than the usual 1024 files.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

@@ -1,0 +1,159 @@
+//! The gRPC service: one thin method per RPC that converts between wire and supervisor types,
+//! and the one place where supervisor errors become `tonic::Status`.
+
+use std::{pin::Pin, sync::Arc, time::SystemTime};
+
+use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    proto::{self, EventKind, taskmaster_server::Taskmaster},
+    supervisor::{Handle, SupervisorError},
+};
+
+/// Serves the Taskmaster API with a handle to the supervisor.
+#[derive(Clone)]
+pub struct TaskmasterService {
+    supervisor: Handle,
+    /// Cancelled by the Shutdown RPC; the daemon's run loop then stops everything.
+    shutdown_requested: CancellationToken,
+    /// Cancelled when the daemon stops serving; ends every WatchEvents stream.
+    closing: CancellationToken,
+    daemon: Arc<proto::DaemonInfo>,
+}
+
+impl TaskmasterService {
+    pub fn new(
+        supervisor: Handle,
+        shutdown_requested: CancellationToken,
+        closing: CancellationToken,
+    ) -> Self {
+        let daemon = proto::DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config_path: supervisor.config_path().display().to_string(),
+            started_at: Some(SystemTime::now().into()),
+        };
+        TaskmasterService {
+            supervisor,
+            shutdown_requested,
+            closing,
+            daemon: Arc::new(daemon),
+        }
+    }
+}
+
+fn to_status(error: SupervisorError) -> Status {
+    match &error {
+        SupervisorError::UnknownNames { .. } => Status::not_found(error.to_string()),
+        SupervisorError::ConfigRejected(_) => Status::invalid_argument(error.to_string()),
+        SupervisorError::ShuttingDown => Status::unavailable(error.to_string()),
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Taskmaster for TaskmasterService {
+    async fn status(
+        &self,
+        request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let instances = self
+            .supervisor
+            .status(request.into_inner().names)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(proto::StatusResponse {
+            instances,
+            daemon: Some((*self.daemon).clone()),
+        }))
+    }
+
+    async fn start(
+        &self,
+        request: Request<proto::StartRequest>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let request = request.into_inner();
+        let answer = self.supervisor.start(request.names, !request.no_wait).await;
+        answer.map(Response::new).map_err(to_status)
+    }
+
+    async fn stop(
+        &self,
+        request: Request<proto::StopRequest>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let request = request.into_inner();
+        let answer = self.supervisor.stop(request.names, !request.no_wait).await;
+        answer.map(Response::new).map_err(to_status)
+    }
+
+    async fn restart(
+        &self,
+        request: Request<proto::RestartRequest>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let request = request.into_inner();
+        let answer = self.supervisor.restart(request.names, !request.no_wait).await;
+        answer.map(Response::new).map_err(to_status)
+    }
+
+    async fn reload(
+        &self,
+        _request: Request<proto::ReloadRequest>,
+    ) -> Result<Response<proto::ReloadResponse>, Status> {
+        let answer = self.supervisor.reload().await;
+        answer.map(Response::new).map_err(to_status)
+    }
+
+    async fn shutdown(
+        &self,
+        _request: Request<proto::ShutdownRequest>,
+    ) -> Result<Response<proto::ShutdownResponse>, Status> {
+        self.shutdown_requested.cancel();
+        Ok(Response::new(proto::ShutdownResponse {}))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<proto::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let request = request.into_inner();
+        let watch = self
+            .supervisor
+            .watch_events(request.names, request.since)
+            .await
+            .map_err(to_status)?;
+        let subscription = watch.subscription;
+        let filter = watch.filter;
+        let gap = (subscription.missed > 0).then(|| lagged(subscription.missed));
+        let replay = tokio_stream::iter(subscription.replay).map(|event| (*event).clone());
+        let live = BroadcastStream::new(subscription.live).map(|item| match item {
+            Ok(event) => (*event).clone(),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
+                lagged(missed)
+            }
+        });
+        let closing = self.closing.clone().cancelled_owned();
+        let stream = tokio_stream::iter(gap)
+            .chain(replay)
+            .chain(live)
+            .filter(move |event| event.kind() == EventKind::Lagged || filter.admits(event))
+            .map(Ok);
+        let stream = futures_util::StreamExt::take_until(stream, closing);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// The notice a watcher gets in place of `missed` events it could not keep up with.
+fn lagged(missed: u64) -> proto::Event {
+    proto::Event {
+        kind: EventKind::Lagged.into(),
+        time: Some(SystemTime::now().into()),
+        missed,
+        message: format!("{missed} events were dropped because this watcher fell behind"),
+        ..Default::default()
+    }
+}

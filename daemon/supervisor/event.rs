@@ -1,0 +1,178 @@
+//! The event journal: numbers every event, writes it to the event log, keeps the last
+//! [`KEPT_EVENTS`] for watchers that resume, and broadcasts it to live watchers.
+
+use std::{collections::VecDeque, sync::Arc, time::SystemTime};
+
+use tokio::sync::broadcast;
+
+use crate::proto::{self, EventKind};
+
+/// How many past events are kept for `WatchEvents(since)`.
+pub const KEPT_EVENTS: usize = 4096;
+
+/// How far a live watcher may fall behind before it is told it lagged.
+const WATCHER_BACKLOG: usize = 4096;
+
+/// Owned by the supervisor; only it publishes.
+pub struct Journal {
+    /// The newest events, oldest first; sequence numbers are consecutive.
+    kept: VecDeque<Arc<proto::Event>>,
+    /// The sequence number the next event gets; starts at 1.
+    next_seq: u64,
+    /// Live watchers; a slow one lags without slowing anybody else.
+    live: broadcast::Sender<Arc<proto::Event>>,
+}
+
+/// What a new watcher gets: the kept events it asked to replay, how many it asked for that are
+/// no longer kept, and the live feed that continues exactly after the replay.
+pub struct Subscription {
+    pub replay: Vec<Arc<proto::Event>>,
+    pub missed: u64,
+    pub live: broadcast::Receiver<Arc<proto::Event>>,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            kept: VecDeque::with_capacity(KEPT_EVENTS),
+            next_seq: 1,
+            live: broadcast::channel(WATCHER_BACKLOG).0,
+        }
+    }
+}
+
+impl Journal {
+    /// Numbers, logs, keeps and broadcasts `event`.
+    pub fn publish(&mut self, mut event: proto::Event) {
+        event.seq = self.next_seq;
+        self.next_seq += 1;
+        event.time = Some(prost_types::Timestamp::from(SystemTime::now()));
+        log(&event);
+        let event = Arc::new(event);
+        if self.kept.len() == KEPT_EVENTS {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(event.clone());
+        // No receiver is not an error: nobody is watching.
+        let _ = self.live.send(event);
+    }
+
+    /// Subscribes a watcher; with `since`, the kept events after that sequence number are
+    /// replayed first.
+    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+        let live = self.live.subscribe();
+        let Some(since) = since else {
+            return Subscription {
+                replay: Vec::new(),
+                missed: 0,
+                live,
+            };
+        };
+        let oldest = self.kept.front().map_or(self.next_seq, |event| event.seq);
+        let first_wanted = since.saturating_add(1).min(self.next_seq);
+        let missed = oldest.saturating_sub(first_wanted);
+        let skip = first_wanted.saturating_sub(oldest) as usize;
+        Subscription {
+            replay: self.kept.iter().skip(skip).cloned().collect(),
+            missed,
+            live,
+        }
+    }
+}
+
+/// The event-log name of a kind.
+pub fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Unspecified => "event",
+        EventKind::Spawned => "spawned",
+        EventKind::Started => "started",
+        EventKind::Exited => "exited",
+        EventKind::Backoff => "backoff",
+        EventKind::GaveUp => "gave up",
+        EventKind::Stopping => "stopping",
+        EventKind::Stopped => "stopped",
+        EventKind::Killed => "killed",
+        EventKind::Restarting => "restarting",
+        EventKind::ConfigReloaded => "config reloaded",
+        EventKind::ConfigRejected => "config rejected",
+        EventKind::DaemonStarted => "daemon started",
+        EventKind::DaemonStopping => "daemon stopping",
+        EventKind::Lagged => "lagged",
+    }
+}
+
+/// One line in the event log: instance, event, pid, exit code or signal, reason.
+fn log(event: &proto::Event) {
+    use std::fmt::Write;
+    let mut line = String::with_capacity(96);
+    let subject = if event.instance.is_empty() {
+        "taskmasterd"
+    } else {
+        &event.instance
+    };
+    let _ = write!(line, "{subject}: {}", kind_name(event.kind()));
+    if event.pid != 0 {
+        let _ = write!(line, " pid={}", event.pid);
+    }
+    if let Some(code) = event.exit_code {
+        let _ = write!(line, " exit_code={code}");
+    }
+    if let Some(signal) = event.signal {
+        let _ = write!(line, " signal={signal}");
+    }
+    if event.kind() == EventKind::Exited {
+        let _ = write!(line, " expected={}", event.expected);
+    }
+    if !event.message.is_empty() {
+        let _ = write!(line, " reason=\"{}\"", event.message.replace('\n', "; "));
+    }
+    tracing::info!(target: "taskmaster::event", seq = event.seq, "{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(journal: &mut Journal, count: usize) {
+        for _ in 0..count {
+            journal.publish(proto::Event::default());
+        }
+    }
+
+    fn seqs(events: &[Arc<proto::Event>]) -> Vec<u64> {
+        events.iter().map(|event| event.seq).collect()
+    }
+
+    #[test]
+    fn resume_replays_after_the_given_sequence() {
+        let mut journal = Journal::default();
+        publish(&mut journal, 5);
+        let subscription = journal.subscribe(Some(3));
+        assert_eq!(seqs(&subscription.replay), vec![4, 5]);
+        assert_eq!(subscription.missed, 0);
+        assert!(journal.subscribe(None).replay.is_empty());
+        assert!(journal.subscribe(Some(5)).replay.is_empty());
+        assert_eq!(seqs(&journal.subscribe(Some(0)).replay), vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn resume_from_a_forgotten_sequence_reports_the_gap() {
+        let mut journal = Journal::default();
+        publish(&mut journal, KEPT_EVENTS + 10);
+        let subscription = journal.subscribe(Some(4));
+        // Events 5..=10 are gone; 11 is the oldest kept.
+        assert_eq!(subscription.missed, 6);
+        assert_eq!(subscription.replay.first().map(|event| event.seq), Some(11));
+        assert_eq!(subscription.replay.len(), KEPT_EVENTS);
+    }
+
+    #[tokio::test]
+    async fn live_feed_continues_after_the_replay() {
+        let mut journal = Journal::default();
+        publish(&mut journal, 2);
+        let mut subscription = journal.subscribe(Some(1));
+        publish(&mut journal, 1);
+        assert_eq!(seqs(&subscription.replay), vec![2]);
+        assert_eq!(subscription.live.recv().await.unwrap().seq, 3);
+    }
+}

@@ -1,0 +1,1161 @@
+//! The supervisor: the one owner of every program and instance. It runs as a single task that
+//! takes requests (each with a oneshot reply) from [`Handle`]s and notices from the tasks that
+//! own child processes, applies the pure transitions of [`state`], carries out their effects and
+//! publishes every event through the [`event::Journal`].
+
+pub mod event;
+pub mod process;
+pub mod state;
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use crate::{
+    config::{self, Config, ConfigError, ProgramConfig},
+    proto::{self, EventKind},
+};
+use event::{Journal, Subscription};
+use process::{ExitInfo, StopOrder};
+use state::{Effect, Input, Lifecycle, Policy, State};
+
+/// Identifies an instance for its whole life; never reused.
+pub type InstanceId = u64;
+
+/// What a request can fail with. The gRPC layer maps each to a status code in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no such program or instance: {}", names.join(", "))]
+    UnknownNames { names: Vec<String> },
+    #[error("{0}")]
+    ConfigRejected(ConfigError),
+    #[error("taskmasterd is shutting down")]
+    ShuttingDown,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
+
+/// A request to the supervisor. Each has exactly one handler in [`Supervisor::on_request`].
+enum Request {
+    Status {
+        names: Vec<String>,
+        reply: Reply<Vec<proto::InstanceStatus>>,
+    },
+    Start {
+        names: Vec<String>,
+        wait: bool,
+        reply: Reply<proto::ActionResponse>,
+    },
+    Stop {
+        names: Vec<String>,
+        wait: bool,
+        reply: Reply<proto::ActionResponse>,
+    },
+    Restart {
+        names: Vec<String>,
+        wait: bool,
+        reply: Reply<proto::ActionResponse>,
+    },
+    Reload {
+        config: Result<Config, ConfigError>,
+        reply: Reply<proto::ReloadResponse>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    WatchEvents {
+        names: Vec<String>,
+        since: Option<u64>,
+        reply: Reply<Watch>,
+    },
+}
+
+/// What a child-owning task or a timer tells the supervisor. `token` names the process (or
+/// the retry timer) the notice is about; a notice whose token is no longer current is stale.
+#[derive(Debug)]
+pub enum Notice {
+    StartTimeElapsed { id: InstanceId, token: u64 },
+    Killed { id: InstanceId, token: u64 },
+    Exited { id: InstanceId, token: u64, exit: ExitInfo },
+    RetryDue { id: InstanceId, token: u64 },
+}
+
+/// A watcher's start: the replay and live feed, and which events it asked for.
+pub struct Watch {
+    pub subscription: Subscription,
+    pub filter: EventFilter,
+}
+
+/// The programs and instances a watcher asked for; empty sets mean everything.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    programs: HashSet<String>,
+    instances: HashSet<String>,
+}
+
+impl EventFilter {
+    /// Daemon-level events always pass.
+    pub fn admits(&self, event: &proto::Event) -> bool {
+        (self.programs.is_empty() && self.instances.is_empty())
+            || event.program.is_empty()
+            || self.programs.contains(&event.program)
+            || self.instances.contains(&event.instance)
+    }
+}
+
+/// A cheap, cloneable way to talk to the supervisor.
+#[derive(Clone)]
+pub struct Handle {
+    requests: mpsc::Sender<Request>,
+    /// The file `reload` reads again.
+    config_path: Arc<PathBuf>,
+}
+
+impl Handle {
+    pub async fn status(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<proto::InstanceStatus>, SupervisorError> {
+        self.ask(|reply| Request::Status { names, reply }).await
+    }
+
+    pub async fn start(
+        &self,
+        names: Vec<String>,
+        wait: bool,
+    ) -> Result<proto::ActionResponse, SupervisorError> {
+        self.ask(|reply| Request::Start { names, wait, reply }).await
+    }
+
+    pub async fn stop(
+        &self,
+        names: Vec<String>,
+        wait: bool,
+    ) -> Result<proto::ActionResponse, SupervisorError> {
+        self.ask(|reply| Request::Stop { names, wait, reply }).await
+    }
+
+    pub async fn restart(
+        &self,
+        names: Vec<String>,
+        wait: bool,
+    ) -> Result<proto::ActionResponse, SupervisorError> {
+        self.ask(|reply| Request::Restart { names, wait, reply })
+            .await
+    }
+
+    /// Reads the config file again and applies the difference, or rejects it whole.
+    pub async fn reload(&self) -> Result<proto::ReloadResponse, SupervisorError> {
+        let path = self.config_path.clone();
+        let config = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        self.ask(|reply| Request::Reload { config, reply }).await
+    }
+
+    /// Stops every program; returns once all processes are reaped.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    pub async fn watch_events(
+        &self,
+        names: Vec<String>,
+        since: Option<u64>,
+    ) -> Result<Watch, SupervisorError> {
+        self.ask(|reply| Request::WatchEvents {
+            names,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(request(reply))
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)?
+    }
+}
+
+/// Starts the supervisor task on `config` (autostart programs are started) and returns its
+/// handle. The task ends after a shutdown has stopped everything.
+pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
+    let (requests, requests_rx) = mpsc::channel(256);
+    let (notices, notices_rx) = mpsc::unbounded_channel();
+    let handle = Handle {
+        requests,
+        config_path: Arc::new(config.path.clone()),
+    };
+    let mut supervisor = Supervisor {
+        programs: BTreeMap::new(),
+        instances: HashMap::new(),
+        next_id: 0,
+        next_token: 0,
+        notices,
+        journal: Journal::default(),
+        waiters: HashMap::new(),
+        next_waiter: 0,
+        shutdown: None,
+        alive: 0,
+    };
+    let task = tokio::spawn(async move {
+        supervisor.journal.publish(daemon_event(
+            EventKind::DaemonStarted,
+            format!("pid {}, config {}", std::process::id(), config.path.display()),
+        ));
+        supervisor.apply_config(config);
+        supervisor.run(requests_rx, notices_rx).await;
+    });
+    (handle, task)
+}
+
+/// What happens to an instance once it has no process left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    Nothing,
+    /// Start it (a restart, or a config change).
+    Start,
+    /// Forget it (its program was removed or shrunk).
+    Remove,
+}
+
+/// The state an action request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Running,
+    Stopped,
+}
+
+/// A Start/Stop/Restart request waiting for its instances.
+struct Waiter {
+    goal: Goal,
+    results: Vec<Option<proto::InstanceResult>>,
+    pending: usize,
+    reply: Reply<proto::ActionResponse>,
+}
+
+struct Program {
+    /// The current config; new processes are spawned with it.
+    config: Arc<ProgramConfig>,
+    /// Instances in index order.
+    instances: Vec<InstanceId>,
+    /// Removed from the config; forgotten once its instances are stopped.
+    removed: bool,
+}
+
+struct Instance {
+    program: String,
+    index: u32,
+    /// "web" for a single instance, else "web:0", ...
+    name: String,
+    /// The config the current (or last) process was spawned with: its stop signal and
+    /// exit codes apply to that process even after a reload.
+    config: Arc<ProgramConfig>,
+    life: Lifecycle,
+    /// Names the current process or retry timer; notices with another token are stale.
+    token: u64,
+    /// The live process, 0 when none.
+    pid: u32,
+    /// The pid of the last process, for exit events.
+    last_pid: u32,
+    /// Sends the stop order to the task owning the process.
+    stop: Option<oneshot::Sender<StopOrder>>,
+    spawned_at: Option<Instant>,
+    /// When the current state was entered.
+    since: SystemTime,
+    last_exit: Option<ExitInfo>,
+    /// Why the last start failed ("spawn error: ...", "Exited too quickly ...").
+    failure: Option<String>,
+    spawn_error: Option<String>,
+    restarts: u32,
+    then: After,
+    /// Waiters on this instance: (waiter, result slot).
+    waiters: Vec<(u64, usize)>,
+    /// Whether it has ever been started.
+    ever_started: bool,
+}
+
+impl Instance {
+    fn event(&self, kind: EventKind, old: State, message: String) -> proto::Event {
+        proto::Event {
+            kind: kind.into(),
+            instance: self.name.clone(),
+            program: self.program.clone(),
+            old_state: proto::State::from(old).into(),
+            new_state: proto::State::from(self.life.state).into(),
+            pid: if self.pid != 0 {
+                self.pid
+            } else {
+                self.last_pid
+            },
+            message,
+            ..Default::default()
+        }
+    }
+
+    fn with_exit(&self, mut event: proto::Event) -> proto::Event {
+        if let Some(exit) = self.last_exit {
+            event.exit_code = exit.code;
+            event.signal = exit.signal;
+        }
+        event
+    }
+
+    fn description(&self) -> String {
+        let at = || humantime::format_rfc3339_seconds(self.since).to_string();
+        match self.life.state {
+            State::Stopped if !self.ever_started => "Not started".to_string(),
+            State::Stopped => format!("Stopped at {}", at()),
+            State::Starting => format!("pid {}, starting", self.pid),
+            State::Running => format!(
+                "pid {}, uptime {}",
+                self.pid,
+                clock(self.spawned_at.map_or(Duration::ZERO, |t| t.elapsed()))
+            ),
+            State::Stopping => format!("pid {}, stopping", self.pid),
+            State::Backoff | State::Fatal => self
+                .failure
+                .clone()
+                .unwrap_or_else(|| "Exited too quickly".to_string()),
+            State::Exited => {
+                let exit = self.last_exit.map_or("exited".to_string(), ExitInfo::describe);
+                let expected = if self.expected() {
+                    "expected"
+                } else {
+                    "unexpected"
+                };
+                format!("{exit} ({expected}) at {}", at())
+            }
+        }
+    }
+
+    fn expected(&self) -> bool {
+        self.last_exit
+            .and_then(|exit| exit.code)
+            .is_some_and(|code| self.config.exitcodes.contains(&code))
+    }
+
+    fn status(&self) -> proto::InstanceStatus {
+        let exit = self.last_exit;
+        proto::InstanceStatus {
+            name: self.name.clone(),
+            program: self.program.clone(),
+            state: proto::State::from(self.life.state).into(),
+            pid: self.pid,
+            uptime_secs: self
+                .spawned_at
+                .filter(|_| self.pid != 0)
+                .map(|t| t.elapsed().as_secs()),
+            since: Some(self.since.into()),
+            exit_code: exit.and_then(|exit| exit.code),
+            signal: exit.and_then(|exit| exit.signal),
+            restarts: self.restarts,
+            description: self.description(),
+            spawn_error: self.spawn_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// H:MM:SS
+fn clock(elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+fn daemon_event(kind: EventKind, message: String) -> proto::Event {
+    proto::Event {
+        kind: kind.into(),
+        message,
+        ..Default::default()
+    }
+}
+
+fn instance_name(program: &str, numprocs: u32, index: u32) -> String {
+    if numprocs == 1 && index == 0 {
+        program.to_string()
+    } else {
+        format!("{program}:{index}")
+    }
+}
+
+fn result(name: &str, ok: bool, message: impl Into<String>, state: State) -> proto::InstanceResult {
+    proto::InstanceResult {
+        name: name.to_string(),
+        ok,
+        message: message.into(),
+        state: proto::State::from(state).into(),
+    }
+}
+
+struct Supervisor {
+    /// Programs by name; iteration order is the status order.
+    programs: BTreeMap<String, Program>,
+    instances: HashMap<InstanceId, Instance>,
+    next_id: InstanceId,
+    next_token: u64,
+    /// Cloned into every child-owning task and timer.
+    notices: mpsc::UnboundedSender<Notice>,
+    journal: Journal,
+    waiters: HashMap<u64, Waiter>,
+    next_waiter: u64,
+    /// Set once a shutdown began: who waits for its end.
+    shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// Processes spawned and not yet reaped.
+    alive: usize,
+}
+
+impl Supervisor {
+    async fn run(
+        &mut self,
+        mut requests: mpsc::Receiver<Request>,
+        mut notices: mpsc::UnboundedReceiver<Notice>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                Some(notice) = notices.recv() => self.on_notice(notice),
+                request = requests.recv() => match request {
+                    Some(request) => self.on_request(request),
+                    // Every handle is gone: nobody can ask for anything any more.
+                    None => self.begin_shutdown(None),
+                },
+            }
+            if self.shutdown.is_some() && self.alive == 0 {
+                for done in self.shutdown.take().unwrap_or_default() {
+                    let _ = done.send(());
+                }
+                return;
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: Request) {
+        match request {
+            Request::Status { names, reply } => {
+                let answer = self.resolve(&names).map(|ids| {
+                    ids.iter()
+                        .map(|id| self.instances[id].status())
+                        .collect::<Vec<_>>()
+                });
+                let _ = reply.send(answer);
+            }
+            Request::Start { names, wait, reply } => self.act(Verb::Start, &names, wait, reply),
+            Request::Stop { names, wait, reply } => self.act(Verb::Stop, &names, wait, reply),
+            Request::Restart { names, wait, reply } => {
+                self.act(Verb::Restart, &names, wait, reply)
+            }
+            Request::Reload { config, reply } => {
+                let _ = reply.send(self.reload(config));
+            }
+            Request::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+            Request::WatchEvents {
+                names,
+                since,
+                reply,
+            } => {
+                let _ = reply.send(self.watch_events(&names, since));
+            }
+        }
+    }
+
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Exited { id, token, exit } => {
+                self.alive -= 1;
+                let Some(instance) = self.current(id, token) else {
+                    return;
+                };
+                instance.last_pid = instance.pid;
+                instance.pid = 0;
+                instance.stop = None;
+                instance.spawned_at = None;
+                instance.last_exit = Some(exit);
+                if instance.life.state == State::Starting {
+                    instance.failure = Some(format!("Exited too quickly ({})", exit.describe()));
+                }
+                let expected = instance.expected();
+                self.apply(id, Input::Exited { expected });
+            }
+            Notice::StartTimeElapsed { id, token } => {
+                if self.current(id, token).is_some() {
+                    self.apply(id, Input::StartTimeElapsed);
+                }
+            }
+            Notice::RetryDue { id, token } => {
+                if self.current(id, token).is_some() {
+                    self.apply(id, Input::RetryDue);
+                }
+            }
+            Notice::Killed { id, token } => {
+                if let Some(instance) = self.current(id, token) {
+                    let message = format!(
+                        "still alive {}s after the stop signal: SIGKILL sent",
+                        instance.config.stoptime.as_secs_f64()
+                    );
+                    let event = instance.event(EventKind::Killed, instance.life.state, message);
+                    self.journal.publish(event);
+                }
+            }
+        }
+    }
+
+    /// The instance `id` if `token` is still its current process or timer.
+    fn current(&mut self, id: InstanceId, token: u64) -> Option<&mut Instance> {
+        self.instances
+            .get_mut(&id)
+            .filter(|instance| instance.token == token)
+    }
+
+    /// Feeds `input` to instance `id`, carries out the effect, publishes the event, and
+    /// settles whatever waited on the instance.
+    fn apply(&mut self, id: InstanceId, input: Input) {
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let policy = Policy {
+            autorestart: instance.config.autorestart,
+            startretries: instance.config.startretries,
+        };
+        let old = instance.life.state;
+        let (next, effect) = match state::transition(instance.life, input, policy) {
+            Ok(next) => next,
+            Err(illegal) => {
+                tracing::debug!(instance = %instance.name, "ignored: {illegal}");
+                return;
+            }
+        };
+        instance.life = next;
+        if next.state != old {
+            instance.since = SystemTime::now();
+        }
+        match effect {
+            Effect::Spawn => {
+                self.spawn(id, old);
+                return;
+            }
+            Effect::None | Effect::ScheduleRetry(_) | Effect::Restart | Effect::SignalStop => {}
+        }
+        if next.state != old {
+            let event = self.transition_event(id, old, input, effect);
+            self.journal.publish(event);
+        }
+        match effect {
+            Effect::SignalStop => {
+                let instance = self.instances.get_mut(&id).expect("instance exists");
+                let order = StopOrder {
+                    signal: instance.config.stopsignal,
+                    timeout: instance.config.stoptime,
+                };
+                if let Some(stop) = instance.stop.take() {
+                    let _ = stop.send(order);
+                }
+            }
+            Effect::ScheduleRetry(delay) => {
+                let token = self.fresh_token();
+                self.instances.get_mut(&id).expect("instance exists").token = token;
+                let notices = self.notices.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = notices.send(Notice::RetryDue { id, token });
+                });
+            }
+            Effect::Restart => {
+                self.instances.get_mut(&id).expect("instance exists").restarts += 1;
+                self.apply(id, Input::Start);
+                return;
+            }
+            Effect::None | Effect::Spawn => {}
+        }
+        self.settle(id);
+    }
+
+    /// The event for a transition that did not spawn.
+    fn transition_event(
+        &self,
+        id: InstanceId,
+        old: State,
+        input: Input,
+        effect: Effect,
+    ) -> proto::Event {
+        let instance = &self.instances[&id];
+        let exited = matches!(input, Input::Exited { .. });
+        let exit_text = || instance.last_exit.map_or(String::new(), ExitInfo::describe);
+        let failure = || instance.failure.clone().unwrap_or_default();
+        let event = match (instance.life.state, effect) {
+            (State::Running, _) => instance.event(EventKind::Started, old, String::new()),
+            (State::Backoff, Effect::ScheduleRetry(delay)) => instance.event(
+                EventKind::Backoff,
+                old,
+                format!("{}; retry in {}s", failure(), delay.as_secs()),
+            ),
+            (State::Fatal, _) => instance.event(
+                EventKind::GaveUp,
+                old,
+                format!(
+                    "{}; gave up after {} tries",
+                    failure(),
+                    instance.life.failed_starts
+                ),
+            ),
+            (State::Exited, _) => {
+                let expected = instance.expected();
+                let mut event = instance.event(
+                    EventKind::Exited,
+                    old,
+                    format!(
+                        "{} ({})",
+                        exit_text(),
+                        if expected { "expected" } else { "unexpected" }
+                    ),
+                );
+                event.expected = expected;
+                event
+            }
+            (State::Stopping, _) => instance.event(
+                EventKind::Stopping,
+                old,
+                format!("{} sent", instance.config.stopsignal.as_str()),
+            ),
+            (State::Stopped, _) if exited => instance.event(EventKind::Stopped, old, exit_text()),
+            (State::Stopped, _) => {
+                instance.event(EventKind::Stopped, old, "retry cancelled".to_string())
+            }
+            (state, _) => instance.event(EventKind::Unspecified, old, state.name().to_string()),
+        };
+        if exited {
+            instance.with_exit(event)
+        } else {
+            event
+        }
+    }
+
+    /// Spawns a process for instance `id`, which has just entered STARTING from `old`.
+    fn spawn(&mut self, id: InstanceId, old: State) {
+        let token = self.fresh_token();
+        let instance = self.instances.get_mut(&id).expect("instance exists");
+        if let Some(program) = self.programs.get(&instance.program) {
+            instance.config = program.config.clone();
+        }
+        instance.token = token;
+        instance.ever_started = true;
+        instance.last_exit = None;
+        match process::spawn(&instance.config, id, token, &self.notices) {
+            Ok(spawned) => {
+                self.alive += 1;
+                instance.pid = spawned.pid;
+                instance.stop = Some(spawned.stop);
+                instance.spawned_at = Some(Instant::now());
+                instance.spawn_error = None;
+                let message = match instance.life.failed_starts {
+                    0 => String::new(),
+                    retry => format!("retry {retry} of {}", instance.config.startretries),
+                };
+                let event = instance.event(EventKind::Spawned, old, message);
+                let immediate = instance.config.starttime.is_zero();
+                self.journal.publish(event);
+                if immediate {
+                    self.apply(id, Input::StartTimeElapsed);
+                } else {
+                    self.settle(id);
+                }
+            }
+            Err(error) => {
+                instance.last_pid = 0;
+                instance.failure = Some(format!("spawn error: {error}"));
+                instance.spawn_error = Some(error.to_string());
+                self.apply(id, Input::SpawnFailed);
+            }
+        }
+    }
+
+    fn fresh_token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+
+    /// After a change of instance `id`: answers its waiters, then does what was planned for
+    /// it once it has no process.
+    fn settle(&mut self, id: InstanceId) {
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let state = instance.life.state;
+        if state == State::Running {
+            instance.failure = None;
+        }
+        let waiting = std::mem::take(&mut instance.waiters);
+        let mut still = Vec::with_capacity(waiting.len());
+        for (waiter, slot) in waiting {
+            match self.outcome(id, waiter) {
+                Some(outcome) => self.answer(waiter, slot, outcome),
+                None => still.push((waiter, slot)),
+            }
+        }
+        let instance = self.instances.get_mut(&id).expect("instance exists");
+        instance.waiters = still;
+        if instance.life.state.has_process() || instance.life.state == State::Backoff {
+            return;
+        }
+        match std::mem::replace(&mut instance.then, After::Nothing) {
+            After::Nothing => {}
+            After::Start if self.shutdown.is_none() => self.apply(id, Input::Start),
+            After::Start => {}
+            After::Remove => self.remove(id),
+        }
+    }
+
+    /// Whether waiter `waiter` is answered for instance `id`, and how.
+    fn outcome(&self, id: InstanceId, waiter: u64) -> Option<proto::InstanceResult> {
+        let instance = &self.instances[&id];
+        let goal = self.waiters.get(&waiter)?.goal;
+        let state = instance.life.state;
+        let name = &instance.name;
+        match (goal, state) {
+            (Goal::Running, State::Running) => Some(result(name, true, "started", state)),
+            (Goal::Running, State::Fatal) => {
+                Some(result(name, false, instance.description(), state))
+            }
+            (Goal::Running, State::Stopped | State::Exited) if instance.then != After::Start => {
+                Some(result(name, false, "stopped before it was running", state))
+            }
+            (Goal::Stopped, State::Stopped | State::Exited | State::Fatal) => {
+                Some(result(name, true, "stopped", state))
+            }
+            _ => None,
+        }
+    }
+
+    fn answer(&mut self, waiter: u64, slot: usize, outcome: proto::InstanceResult) {
+        let Some(entry) = self.waiters.get_mut(&waiter) else {
+            return;
+        };
+        if entry.results[slot].is_none() {
+            entry.results[slot] = Some(outcome);
+            entry.pending -= 1;
+        }
+        if entry.pending == 0 {
+            let entry = self.waiters.remove(&waiter).expect("waiter exists");
+            let results = entry.results.into_iter().flatten().collect();
+            let _ = entry.reply.send(Ok(proto::ActionResponse { results }));
+        }
+    }
+
+    /// Forgets instance `id` (it has no process) and its program once that is removed and
+    /// empty.
+    fn remove(&mut self, id: InstanceId) {
+        let Some(instance) = self.instances.remove(&id) else {
+            return;
+        };
+        for (waiter, slot) in instance.waiters {
+            let outcome = result(
+                &instance.name,
+                false,
+                "removed by a config reload",
+                State::Stopped,
+            );
+            self.answer(waiter, slot, outcome);
+        }
+        if let Some(program) = self.programs.get_mut(&instance.program) {
+            program.instances.retain(|other| *other != id);
+            if program.removed && program.instances.is_empty() {
+                self.programs.remove(&instance.program);
+            }
+        }
+    }
+
+    /// The instances `names` designate, in order, without repeats: program names, instance
+    /// names or "all"; none means all. Any unknown name fails the whole request.
+    fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, SupervisorError> {
+        let all = || self.programs.values().flat_map(|p| p.instances.iter().copied());
+        if names.is_empty() {
+            return Ok(all().collect());
+        }
+        let mut ids = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            if name == "all" {
+                ids.extend(all());
+            } else if let Some(program) = self.programs.get(name) {
+                ids.extend(program.instances.iter().copied());
+            } else if let Some(id) = self.find_instance(name) {
+                ids.push(id);
+            } else {
+                unknown.push(name.clone());
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(SupervisorError::UnknownNames { names: unknown });
+        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        ids.retain(|id| seen.insert(*id));
+        Ok(ids)
+    }
+
+    fn find_instance(&self, name: &str) -> Option<InstanceId> {
+        let (program, _) = name.rsplit_once(':')?;
+        self.programs
+            .get(program)?
+            .instances
+            .iter()
+            .copied()
+            .find(|id| self.instances[id].name == name)
+    }
+
+    fn act(&mut self, verb: Verb, names: &[String], wait: bool, reply: Reply<proto::ActionResponse>) {
+        if self.shutdown.is_some() {
+            let _ = reply.send(Err(SupervisorError::ShuttingDown));
+            return;
+        }
+        let ids = match self.resolve(names) {
+            Ok(ids) => ids,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let goal = match verb {
+            Verb::Start | Verb::Restart => Goal::Running,
+            Verb::Stop => Goal::Stopped,
+        };
+        let waiter = self.next_waiter;
+        self.next_waiter += 1;
+        self.waiters.insert(
+            waiter,
+            Waiter {
+                goal,
+                results: vec![None; ids.len()],
+                pending: ids.len(),
+                reply,
+            },
+        );
+        for (slot, id) in ids.iter().copied().enumerate() {
+            let instance = self.instances.get_mut(&id).expect("resolved instance exists");
+            let before = instance.life.state;
+            if instance.then == After::Remove {
+                let outcome = result(&instance.name, false, "being removed by a config reload", before);
+                self.answer(waiter, slot, outcome);
+                continue;
+            }
+            match verb {
+                Verb::Start if before == State::Stopping => instance.then = After::Start,
+                Verb::Start => self.apply(id, Input::Start),
+                Verb::Stop => {
+                    instance.then = After::Nothing;
+                    self.apply(id, Input::Stop);
+                }
+                Verb::Restart => {
+                    instance.restarts += 1;
+                    let event = instance.event(EventKind::Restarting, before, "restart requested".into());
+                    self.journal.publish(event);
+                    let instance = self.instances.get_mut(&id).expect("instance exists");
+                    if before.has_process() || before == State::Backoff {
+                        instance.then = After::Start;
+                        self.apply(id, Input::Stop);
+                    } else {
+                        self.apply(id, Input::Start);
+                    }
+                }
+            }
+            let Some(instance) = self.instances.get(&id) else {
+                continue;
+            };
+            let outcome = if wait {
+                self.outcome(id, waiter).map(|mut outcome| {
+                    if outcome.ok && before == instance.life.state {
+                        outcome.message = match goal {
+                            Goal::Running => "already running".into(),
+                            Goal::Stopped => "not running".into(),
+                        };
+                    }
+                    outcome
+                })
+            } else {
+                let message = match verb {
+                    Verb::Start => "starting",
+                    Verb::Stop => "stopping",
+                    Verb::Restart => "restarting",
+                };
+                Some(result(&instance.name, true, message, instance.life.state))
+            };
+            match outcome {
+                Some(outcome) => self.answer(waiter, slot, outcome),
+                None => self
+                    .instances
+                    .get_mut(&id)
+                    .expect("instance exists")
+                    .waiters
+                    .push((waiter, slot)),
+            }
+        }
+        if ids.is_empty() {
+            self.answer_empty(waiter);
+        }
+    }
+
+    fn answer_empty(&mut self, waiter: u64) {
+        if let Some(entry) = self.waiters.remove(&waiter) {
+            let _ = entry.reply.send(Ok(proto::ActionResponse::default()));
+        }
+    }
+
+    fn watch_events(&self, names: &[String], since: Option<u64>) -> Result<Watch, SupervisorError> {
+        let mut filter = EventFilter::default();
+        if !names.iter().any(|name| name == "all") {
+            self.resolve(names)?;
+            for name in names {
+                if self.programs.contains_key(name) {
+                    filter.programs.insert(name.clone());
+                } else {
+                    filter.instances.insert(name.clone());
+                }
+            }
+        }
+        Ok(Watch {
+            subscription: self.journal.subscribe(since),
+            filter,
+        })
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        if self.shutdown.is_none() {
+            self.shutdown = Some(Vec::new());
+            self.journal.publish(daemon_event(
+                EventKind::DaemonStopping,
+                format!("stopping {} processes", self.alive),
+            ));
+            let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+            for id in ids {
+                if let Some(instance) = self.instances.get_mut(&id) {
+                    instance.then = After::Nothing;
+                }
+                self.apply(id, Input::Stop);
+            }
+        }
+        if let (Some(waiting), Some(reply)) = (self.shutdown.as_mut(), reply) {
+            waiting.push(reply);
+        }
+    }
+
+    fn reload(
+        &mut self,
+        config: Result<Config, ConfigError>,
+    ) -> Result<proto::ReloadResponse, SupervisorError> {
+        if self.shutdown.is_some() {
+            return Err(SupervisorError::ShuttingDown);
+        }
+        let config = match config {
+            Ok(config) => config,
+            Err(error) => {
+                self.journal
+                    .publish(daemon_event(EventKind::ConfigRejected, error.to_string()));
+                return Err(SupervisorError::ConfigRejected(error));
+            }
+        };
+        let summary = self.apply_config(config);
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" ")
+            }
+        };
+        self.journal.publish(daemon_event(
+            EventKind::ConfigReloaded,
+            format!(
+                "added: {}; changed: {}; removed: {}; unchanged: {}",
+                list(&summary.added),
+                list(&summary.changed),
+                list(&summary.removed),
+                summary.unchanged.len()
+            ),
+        ));
+        Ok(summary)
+    }
+
+    /// Makes the programs those of `config`: unchanged ones are not touched, changed ones are
+    /// restarted with their new config (a change of `numprocs` alone only adds or removes
+    /// instances), removed ones are stopped and forgotten, added ones start if autostart.
+    fn apply_config(&mut self, config: Config) -> proto::ReloadResponse {
+        let mut summary = proto::ReloadResponse::default();
+        let mut removed: Vec<String> = self
+            .programs
+            .iter()
+            .filter(|(name, program)| !program.removed && !config.programs.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for (name, new) in config.programs {
+            let new = Arc::new(new);
+            let (restart, new_ids) = match self.programs.get_mut(&name) {
+                None => {
+                    self.programs.insert(
+                        name.clone(),
+                        Program {
+                            config: new.clone(),
+                            instances: Vec::new(),
+                            removed: false,
+                        },
+                    );
+                    summary.added.push(name.clone());
+                    (false, self.resize(&name))
+                }
+                Some(program) if !program.removed && *program.config == *new => {
+                    summary.unchanged.push(name);
+                    continue;
+                }
+                Some(program) => {
+                    let restart = program.removed || !program.config.same_except_numprocs(&new);
+                    program.removed = false;
+                    program.config = new.clone();
+                    summary.changed.push(name.clone());
+                    (restart, self.resize(&name))
+                }
+            };
+            let ids = self.programs[&name].instances.clone();
+            for id in ids {
+                let is_new = new_ids.contains(&id);
+                let instance = self.instances.get_mut(&id).expect("instance exists");
+                if instance.then == After::Remove {
+                    continue;
+                }
+                let active = instance.life.state.is_active();
+                if is_new {
+                    if new.autostart {
+                        self.apply(id, Input::Start);
+                    }
+                } else if restart {
+                    if active || instance.life.state == State::Stopping {
+                        instance.then = After::Start;
+                        self.apply(id, Input::Stop);
+                    } else if new.autostart {
+                        self.apply(id, Input::Start);
+                    }
+                }
+            }
+        }
+        for name in &removed {
+            let Some(program) = self.programs.get_mut(name) else {
+                continue;
+            };
+            program.removed = true;
+            for id in program.instances.clone() {
+                self.stop_and_remove(id);
+            }
+        }
+        removed.sort();
+        summary.removed = removed;
+        summary
+    }
+
+    /// Creates or marks for removal the instances of `name` so that they match its
+    /// `numprocs`, renames them, and returns the ids created.
+    fn resize(&mut self, name: &str) -> Vec<InstanceId> {
+        let program = self.programs.get_mut(name).expect("program exists");
+        let numprocs = program.config.numprocs;
+        let mut created = Vec::new();
+        for index in 0..numprocs {
+            let existing = program
+                .instances
+                .iter()
+                .copied()
+                .find(|id| self.instances[id].index == index);
+            match existing {
+                Some(id) => {
+                    let instance = self.instances.get_mut(&id).expect("instance exists");
+                    if instance.then == After::Remove {
+                        instance.then = if program.config.autostart {
+                            After::Start
+                        } else {
+                            After::Nothing
+                        };
+                    }
+                }
+                None => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.instances.insert(
+                        id,
+                        Instance {
+                            program: name.to_string(),
+                            index,
+                            name: String::new(),
+                            config: program.config.clone(),
+                            life: Lifecycle::INITIAL,
+                            token: 0,
+                            pid: 0,
+                            last_pid: 0,
+                            stop: None,
+                            spawned_at: None,
+                            since: SystemTime::now(),
+                            last_exit: None,
+                            failure: None,
+                            spawn_error: None,
+                            restarts: 0,
+                            then: After::Nothing,
+                            waiters: Vec::new(),
+                            ever_started: false,
+                        },
+                    );
+                    program.instances.push(id);
+                    created.push(id);
+                }
+            }
+        }
+        let instances = &self.instances;
+        program
+            .instances
+            .sort_by_key(|id| instances[id].index);
+        let extra: Vec<InstanceId> = program
+            .instances
+            .iter()
+            .copied()
+            .filter(|id| self.instances[id].index >= numprocs)
+            .collect();
+        for id in program.instances.clone() {
+            let instance = self.instances.get_mut(&id).expect("instance exists");
+            instance.name = instance_name(name, numprocs, instance.index);
+        }
+        for id in extra {
+            self.stop_and_remove(id);
+        }
+        created
+    }
+
+    fn stop_and_remove(&mut self, id: InstanceId) {
+        if let Some(instance) = self.instances.get_mut(&id) {
+            instance.then = After::Remove;
+        }
+        // A stop that changes nothing still settles the instance, which removes it once it
+        // has no process.
+        self.apply(id, Input::Stop);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Start,
+    Stop,
+    Restart,
+}
