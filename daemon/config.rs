@@ -1371,7 +1371,9 @@ impl Checker<'_> {
         };
         let all_digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         let address = if all_digits {
-            text.parse::<u16>().map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            text.parse::<u16>()
+                .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+                .map_err(|_| ())
         } else {
             text.parse::<SocketAddr>().map_err(|_| ())
         };
@@ -1467,5 +1469,638 @@ impl Checker<'_> {
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = "/srv/taskmaster/taskmaster.yaml";
+    /// A valid program to which one setting line is appended (it becomes line 4).
+    const WEB: &str = "programs:\n  web:\n    cmd: /bin/true\n";
+    const FIXTURE_TEXT: &str = include_str!("../tests/fixtures/config/taskmaster.yaml");
+
+    fn ok(text: &str) -> Config {
+        parse(text, Path::new(PATH)).unwrap_or_else(|err| panic!("{text:?}:\n{err}"))
+    }
+
+    fn issues(text: &str) -> Vec<ConfigIssue> {
+        match parse(text, Path::new(PATH)) {
+            Err(ConfigError::Invalid { path, issues }) => {
+                assert_eq!(path, Path::new(PATH));
+                assert!(!issues.is_empty());
+                issues
+            }
+            other => panic!("{text:?}: expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn web(line: &str) -> ProgramConfig {
+        let config = ok(&format!("{WEB}    {line}\n"));
+        config.programs["web"].clone()
+    }
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn full_config_gives_every_setting_and_defaults() {
+        let config = ok(FIXTURE_TEXT);
+        let dir = Path::new("/srv/taskmaster");
+        assert_eq!(config.path, Path::new(PATH));
+        assert_eq!(
+            config.daemon,
+            DaemonSettings {
+                socket: Some(dir.join("run/taskmaster.sock")),
+                listen: Some("127.0.0.1:7300".to_string()),
+                logfile: Some(dir.join("taskmaster.log")),
+                pidfile: Some(PathBuf::from("/tmp/taskmaster.pid")),
+            }
+        );
+        let env = [
+            ("STARTED_BY", "taskmaster"),
+            ("ANSWER", "42"),
+            ("DEBUG", "true"),
+            ("RATIO", "1.50"),
+        ];
+        let worker = ProgramConfig {
+            cmd: "/usr/bin/env python3 worker.py --queue 'jobs high'".to_string(),
+            argv: strings(&["/usr/bin/env", "python3", "worker.py", "--queue", "jobs high"]),
+            numprocs: 2,
+            autostart: false,
+            autorestart: AutoRestart::Always,
+            exitcodes: vec![0, 2],
+            starttime: Duration::from_millis(1500),
+            startretries: 5,
+            stopsignal: Signal::SIGUSR1,
+            stoptime: Duration::from_secs(30),
+            stdout: Some(PathBuf::from("/tmp/worker.out")),
+            stderr: Some(dir.join("logs/worker.err")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            workingdir: Some(dir.to_path_buf()),
+            umask: Some(0o22),
+        };
+        let minimal = ProgramConfig {
+            cmd: "sleep 60".to_string(),
+            argv: strings(&["sleep", "60"]),
+            numprocs: 1,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            exitcodes: vec![0],
+            starttime: Duration::from_secs(1),
+            startretries: 3,
+            stopsignal: Signal::SIGTERM,
+            stoptime: Duration::from_secs(10),
+            stdout: None,
+            stderr: None,
+            env: BTreeMap::new(),
+            workingdir: None,
+            umask: None,
+        };
+        let expected: BTreeMap<String, ProgramConfig> = [
+            ("minimal".to_string(), minimal),
+            ("worker".to_string(), worker),
+        ]
+        .into();
+        assert_eq!(config.programs, expected);
+    }
+
+    #[test]
+    fn load_reads_the_fixture_and_resolves_against_its_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+        let path = dir.join("taskmaster.yaml");
+        let config = load(&path).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(config.path, path);
+        assert_eq!(config.daemon.logfile, Some(dir.join("taskmaster.log")));
+        assert_eq!(config.programs["worker"].workingdir, Some(dir.clone()));
+        assert_eq!(config, parse(FIXTURE_TEXT, &path).unwrap());
+    }
+
+    #[test]
+    fn load_reports_unreadable_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        let err = load(&missing).unwrap_err();
+        assert!(matches!(&err, ConfigError::Read { path, .. } if *path == missing));
+        assert!(err.to_string().starts_with(&format!("cannot read config {}: ", missing.display())));
+        let binary = dir.path().join("binary.yaml");
+        std::fs::write(&binary, b"programs: {}\n\xff\xfe").unwrap();
+        assert!(matches!(load(&binary), Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn empty_programs_and_absent_or_null_daemon_are_fine() {
+        for text in ["programs: {}\n", "daemon:\nprograms: {}\n", "daemon: {}\nprograms: {}\n"] {
+            let config = ok(text);
+            assert_eq!(config.daemon, DaemonSettings::default(), "{text:?}");
+            assert!(config.programs.is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_values_are_reported_at_their_place() {
+        // (text, line, column, key, part of the message)
+        let w = |line: &str| format!("{WEB}    {line}\n");
+        let cases: Vec<(String, usize, usize, &str, &str)> = vec![
+            (w("numprocs: 0"), 4, 15, "programs.web.numprocs", "must be from 1 to 100000, found 0"),
+            (w("numprocs: 100001"), 4, 15, "programs.web.numprocs", "must be from 1 to 100000"),
+            (w("numprocs: many"), 4, 15, "programs.web.numprocs", "expected an integer from 1 to 100000, found string \"many\""),
+            (w("numprocs: 1.5"), 4, 15, "programs.web.numprocs", "found number `1.5`"),
+            (w("numprocs: \"2\""), 4, 15, "programs.web.numprocs", "found string \"2\""),
+            (w("numprocs:"), 4, 5, "programs.web.numprocs", "found nothing (null)"),
+            (w("startretries: -1"), 4, 19, "programs.web.startretries", "must be from 0 to 1000"),
+            (w("autostart: yes"), 4, 16, "programs.web.autostart", "YAML 1.2 reads `yes` as a string"),
+            (w("autostart: 1"), 4, 16, "programs.web.autostart", "expected true or false, found integer `1`"),
+            (w("autorestart: sometimes"), 4, 18, "programs.web.autorestart", "expected always, never or unexpected"),
+            (w("exitcodes: 256"), 4, 16, "programs.web.exitcodes", "exit codes are from 0 to 255, found 256"),
+            (w("exitcodes: [0, 256]"), 4, 20, "programs.web.exitcodes", "found 256"),
+            (w("exitcodes: [0, x]"), 4, 20, "programs.web.exitcodes", "expected an exit code from 0 to 255, found string \"x\""),
+            (w("exitcodes: {a: 1}"), 4, 16, "programs.web.exitcodes", "or a list of them, found a mapping"),
+            (w("starttime: -1"), 4, 16, "programs.web.starttime", "must not be negative"),
+            (w("starttime: -0.5"), 4, 16, "programs.web.starttime", "must not be negative"),
+            (w("starttime: .inf"), 4, 16, "programs.web.starttime", "at most 86400 seconds"),
+            (w("starttime: .nan"), 4, 16, "programs.web.starttime", "NaN"),
+            (w("stoptime: 86401"), 4, 15, "programs.web.stoptime", "at most 86400 seconds"),
+            (w("stoptime: 2 days"), 4, 15, "programs.web.stoptime", "at most 86400 seconds"),
+            (w("stoptime: soon"), 4, 15, "programs.web.stoptime", "expected seconds"),
+            (w("stoptime: true"), 4, 15, "programs.web.stoptime", "expected seconds (a number >= 0), found boolean `true`"),
+            (w("stopsignal: FOO"), 4, 17, "programs.web.stopsignal", "unknown signal `FOO`"),
+            (w("stopsignal: 99"), 4, 17, "programs.web.stopsignal", "unknown signal number 99"),
+            (w("stopsignal: [TERM]"), 4, 17, "programs.web.stopsignal", "found a list"),
+            (w("umask: 0999"), 4, 12, "programs.web.umask", "expected octal digits 0-7 like 022, found \"0999\""),
+            (w("umask: \"8\""), 4, 12, "programs.web.umask", "octal digits"),
+            (w("umask: 1000"), 4, 12, "programs.web.umask", "at most 0777"),
+            (w("umask: 0x12"), 4, 12, "programs.web.umask", "octal digits"),
+            (w("umask: 2.2"), 4, 12, "programs.web.umask", "expected an octal umask"),
+            (w("env: [A=1]"), 4, 10, "programs.web.env", "expected a mapping of environment variables, found a list"),
+            (w("env:\n      A:\n        B: 1"), 6, 9, "programs.web.env.A", "expected a string, number or boolean, found a mapping"),
+            (w("env: {A: [1]}"), 4, 14, "programs.web.env.A", "found a list"),
+            (w("env: {A: ~}"), 4, 14, "programs.web.env.A", "cannot be null"),
+            (w("env: {É: x, B: ~}"), 4, 20, "programs.web.env.B", "cannot be null"),
+            (w("env: {\"A=B\": x}"), 4, 11, "programs.web.env.A=B", "invalid variable name"),
+            (w("env: {\"\": x}"), 4, 11, "programs.web.env.", "invalid variable name"),
+            (w("stdout: \"\""), 4, 13, "programs.web.stdout", "the path is empty"),
+            (w("stdout: false"), 4, 13, "programs.web.stdout", "expected a path"),
+            (w("workingdir: {}"), 4, 17, "programs.web.workingdir", "expected a path"),
+            (w("cmdd: x"), 4, 5, "programs.web.cmdd", "unknown key `cmdd` (did you mean `cmd`?); expected one of cmd, numprocs,"),
+            (w("frobnicate: x"), 4, 5, "programs.web.frobnicate", "unknown key `frobnicate`; expected one of"),
+            (w("cmd: y"), 4, 5, "programs.web.cmd", "duplicate key `cmd` (first set at line 3, column 5)"),
+            (w("numprocs: !!int abc"), 4, 15, "programs.web.numprocs", "`abc` is not a valid !!int"),
+            (w("numprocs: !custom 3"), 4, 15, "programs.web.numprocs", "unsupported tag `!custom`"),
+            ("programs:\n  web:\n    cmd: \"\"\n".into(), 3, 10, "programs.web.cmd", "the command is empty"),
+            ("programs:\n  web:\n    cmd: '   '\n".into(), 3, 10, "programs.web.cmd", "the command is empty"),
+            ("programs:\n  web:\n    cmd: \"echo 'oops\"\n".into(), 3, 10, "programs.web.cmd", "cannot split the command into words: missing closing quote"),
+            ("programs:\n  web:\n    cmd: 42\n".into(), 3, 10, "programs.web.cmd", "expected a command line (a string), found integer `42`"),
+            ("programs:\n  web:\n    cmd: [ls, -l]\n".into(), 3, 10, "programs.web.cmd", "found a list"),
+            ("programs:\n  web:\n    numprocs: 2\n".into(), 2, 3, "programs.web", "missing required key `cmd`"),
+            ("programs:\n  web:\n".into(), 2, 3, "programs.web", "expected a mapping of program settings, found nothing (null)"),
+            ("programs:\n  web: /bin/true\n".into(), 2, 8, "programs.web", "found string \"/bin/true\""),
+            ("programs:\n  my prog:\n    cmd: x\n".into(), 2, 3, "programs.my prog", "invalid program name \"my prog\""),
+            ("programs:\n  \"w/b\":\n    cmd: x\n".into(), 2, 3, "programs.w/b", "invalid program name"),
+            ("programs:\n  all:\n    cmd: x\n".into(), 2, 3, "programs.all", "`all` cannot name a program"),
+            ("programs: []\n".into(), 1, 11, "programs", "expected a mapping of programs by name (`{}` for none), found a list"),
+            ("programs:\n".into(), 1, 1, "programs", "found nothing (null)"),
+            ("programs: {}\ndeamon: {}\n".into(), 2, 1, "deamon", "unknown key `deamon` (did you mean `daemon`?); expected one of daemon, programs"),
+            ("daemon: 5\nprograms: {}\n".into(), 1, 9, "daemon", "expected a mapping of daemon settings, found integer `5`"),
+            ("daemon:\n  listen: nowhere\nprograms: {}\n".into(), 2, 11, "daemon.listen", "expected an address like 127.0.0.1:7300"),
+            ("daemon:\n  listen: 70000\nprograms: {}\n".into(), 2, 11, "daemon.listen", "found integer `70000`"),
+            ("daemon:\n  listen: localhost:7300\nprograms: {}\n".into(), 2, 11, "daemon.listen", "expected an address"),
+            ("daemon:\n  listen: 127.0.0.1:0\nprograms: {}\n".into(), 2, 11, "daemon.listen", "port 0"),
+            ("daemon:\n  socket: [a]\nprograms: {}\n".into(), 2, 11, "daemon.socket", "expected a path"),
+            (format!("daemon:\n  socket: /{}\nprograms: {{}}\n", "s".repeat(200)), 2, 11, "daemon.socket", "a Unix socket path takes at most"),
+            ("daemon:\n  sock: /x\nprograms: {}\n".into(), 2, 3, "daemon.sock", "(did you mean `socket`?)"),
+            ("{}\n".into(), 1, 1, "programs", "missing required key `programs`"),
+            ("daemon: {}\n".into(), 1, 1, "programs", "missing required key `programs`"),
+            ("".into(), 1, 1, "programs", "missing required key `programs` (the file has no content)"),
+            ("# nothing\n".into(), 1, 1, "programs", "the file has no content"),
+            ("- a\n".into(), 1, 1, "", "expected a mapping with keys `programs` and `daemon`, found a list"),
+            ("just text\n".into(), 1, 1, "", "found string \"just text\""),
+            ("programs: {}\n---\nprograms: {}\n".into(), 2, 1, "", "one YAML document"),
+            ("programs: {}\n? [a]\n: b\n".into(), 2, 3, "", "a key must be a plain value, not a list"),
+            ("programs:\n  web:\n    cmd: \"abc\n    x: 1\n".into(), 3, 10, "programs.web.cmd", "invalid YAML"),
+            ("programs:\n  web:\n    cmd: x\n   bad: 1\n".into(), 4, 4, "programs", "invalid YAML"),
+            ("programs: {web: {cmd: x}\n".into(), 2, 1, "programs", "invalid YAML"),
+            ("programs:\n  web:\n    cmd: x\n  web:\n    cmd: y\n".into(), 4, 3, "programs.web", "duplicate key `web` (first set at line 2, column 3)"),
+            ("programs:\n  <<: 5\n".into(), 2, 7, "programs.<<", "a merge key `<<` takes a mapping or a list of mappings, not integer `5`"),
+        ];
+        let mut failures = Vec::new();
+        for (text, line, column, key, message) in &cases {
+            let found = issues(text);
+            let hit = found.iter().any(|i| {
+                i.line == *line && i.column == *column && i.key == *key && i.message.contains(message)
+            });
+            if !hit {
+                failures.push(format!(
+                    "{text:?}\n  want {line}:{column}: {key}: ...{message}...\n  got  {found:?}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_in_file_order() {
+        let text = "\
+programs:
+  web:
+    cmd: \"\"
+    numprocs: 0
+  db:
+    stopsignal: NOPE
+    cmd: /bin/db
+";
+        let found = issues(text);
+        let at: Vec<(usize, usize, &str)> = found
+            .iter()
+            .map(|i| (i.line, i.column, i.key.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (3, 10, "programs.web.cmd"),
+                (4, 15, "programs.web.numprocs"),
+                (6, 17, "programs.db.stopsignal"),
+            ]
+        );
+        let err = parse(text, Path::new(PATH)).unwrap_err();
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0],
+            "/srv/taskmaster/taskmaster.yaml:3:10: programs.web.cmd: the command is empty"
+        );
+        assert!(lines[2].starts_with(
+            "/srv/taskmaster/taskmaster.yaml:6:17: programs.db.stopsignal: unknown signal `NOPE`"
+        ));
+    }
+
+    #[test]
+    fn problems_in_a_program_with_a_bad_name_are_reported_too() {
+        let found = issues("programs:\n  bad name:\n    numprocs: 0\n");
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        // Both at 2:3, in the order they were found.
+        assert_eq!(keys, ["programs.bad name", "programs.bad name", "programs.bad name.numprocs"]);
+    }
+
+    #[test]
+    fn issue_display() {
+        let with_key = issue(Pos { line: 3, column: 7 }, "daemon.listen", "bad");
+        assert_eq!(with_key.to_string(), "3:7: daemon.listen: bad");
+        let without_key = issue(Pos { line: 1, column: 1 }, "", "bad");
+        assert_eq!(without_key.to_string(), "1:1: bad");
+        let err = ConfigError::NotFound {
+            tried: vec![PathBuf::from("/a/x.yaml"), PathBuf::from("/b/x.yaml")],
+        };
+        assert_eq!(err.to_string(), "no config file found; tried /a/x.yaml, /b/x.yaml");
+    }
+
+    #[test]
+    fn umask_forms() {
+        let cases = [
+            ("022", Some(0o22)),
+            ("\"022\"", Some(0o22)),
+            ("'022'", Some(0o22)),
+            ("0o22", Some(0o22)),
+            ("\"0o22\"", Some(0o22)),
+            ("22", Some(0o22)),
+            ("0022", Some(0o22)),
+            ("0", Some(0)),
+            ("777", Some(0o777)),
+            ("0o777", Some(0o777)),
+            ("~", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(web(&format!("umask: {text}")).umask, expected, "umask: {text}");
+        }
+    }
+
+    #[test]
+    fn exitcodes_forms() {
+        let cases: [(&str, &[i32]); 5] = [
+            ("1", &[1]),
+            ("[3, 1, 3]", &[1, 3]),
+            ("[255, 0]", &[0, 255]),
+            ("[]", &[]),
+            ("\n      - 2\n      - 1", &[1, 2]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(web(&format!("exitcodes: {text}")).exitcodes, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn env_scalars_become_their_text() {
+        let program = web("env: {S: str, I: 42, B: true, F: 1.5, V: 1.10, H: 0x1F, E: '', Q: \"a b\"}");
+        let expected = [
+            ("S", "str"),
+            ("I", "42"),
+            ("B", "true"),
+            ("F", "1.5"),
+            ("V", "1.10"),
+            ("H", "0x1F"),
+            ("E", ""),
+            ("Q", "a b"),
+        ];
+        let expected: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(program.env, expected);
+        assert!(web("env:").env.is_empty());
+    }
+
+    #[test]
+    fn durations_autorestart_and_signals() {
+        let cases = [
+            ("0", Duration::ZERO),
+            ("2.5", Duration::from_millis(2500)),
+            ("86400", Duration::from_secs(86_400)),
+            ("1500ms", Duration::from_millis(1500)),
+            ("\"1m 30s\"", Duration::from_secs(90)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(web(&format!("starttime: {text}")).starttime, expected, "{text}");
+            assert_eq!(web(&format!("stoptime: {text}")).stoptime, expected, "{text}");
+        }
+        let cases = [
+            ("true", AutoRestart::Always),
+            ("false", AutoRestart::Never),
+            ("always", AutoRestart::Always),
+            ("never", AutoRestart::Never),
+            ("Unexpected", AutoRestart::Unexpected),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(web(&format!("autorestart: {text}")).autorestart, expected);
+        }
+        assert_eq!(web("stopsignal: 9").stopsignal, Signal::SIGKILL);
+        assert_eq!(web("stopsignal: int").stopsignal, Signal::SIGINT);
+        assert_eq!(web("stopsignal: SIGHUP").stopsignal, Signal::SIGHUP);
+    }
+
+    #[test]
+    fn parse_signal_names_and_numbers() {
+        for (text, expected) in [
+            ("TERM", Signal::SIGTERM),
+            ("SIGTERM", Signal::SIGTERM),
+            ("term", Signal::SIGTERM),
+            ("sigterm", Signal::SIGTERM),
+            (" USR1 ", Signal::SIGUSR1),
+            ("15", Signal::SIGTERM),
+            ("9", Signal::SIGKILL),
+            ("KILL", Signal::SIGKILL),
+        ] {
+            assert_eq!(parse_signal(text), Ok(expected), "{text:?}");
+        }
+        for text in ["", "SIG", "FOO", "0", "999", "-1", "SIGSIGTERM", "1.5", "99999999999"] {
+            assert!(parse_signal(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn listen_forms() {
+        for (text, expected) in [
+            ("7300", "127.0.0.1:7300"),
+            ("\"7300\"", "127.0.0.1:7300"),
+            ("127.0.0.1:7300", "127.0.0.1:7300"),
+            ("0.0.0.0:80", "0.0.0.0:80"),
+            ("\"[::1]:7300\"", "[::1]:7300"),
+        ] {
+            let config = ok(&format!("daemon:\n  listen: {text}\nprograms: {{}}\n"));
+            assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let program = web("stdout: out/web.log");
+        assert_eq!(program.stdout, Some(PathBuf::from("/srv/taskmaster/out/web.log")));
+        let program = web("workingdir: ../shared");
+        assert_eq!(program.workingdir, Some(PathBuf::from("/srv/taskmaster/../shared")));
+        // A relative config path is taken from the current directory first.
+        let text = format!("{WEB}    stderr: ./err.log\n");
+        let config = parse(&text, Path::new("conf/./tm.yaml")).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.path, cwd.join("conf/tm.yaml"));
+        assert_eq!(config.programs["web"].stderr, Some(cwd.join("conf/err.log")));
+    }
+
+    #[test]
+    fn anchors_and_merge_keys() {
+        let text = "\
+programs:
+  web: &base
+    cmd: /bin/web
+    numprocs: 2
+    env: &env {A: \"1\"}
+  api:
+    <<: *base
+    cmd: /bin/api
+  cron:
+    <<: [{cmd: /bin/first, autostart: false}, *base]
+    env: *env
+";
+        let config = ok(text);
+        let api = &config.programs["api"];
+        assert_eq!(api.argv, ["/bin/api"]);
+        assert_eq!(api.numprocs, 2);
+        assert_eq!(api.env["A"], "1");
+        let cron = &config.programs["cron"];
+        assert_eq!(cron.cmd, "/bin/first");
+        assert!(!cron.autostart);
+        assert_eq!(cron.numprocs, 2);
+        assert_eq!(cron.env["A"], "1");
+        // A quoted "<<" is an ordinary key.
+        let found = issues("programs:\n  web:\n    cmd: x\n    \"<<\": {}\n");
+        assert_eq!(found[0].key, "programs.web.<<");
+        assert!(found[0].message.starts_with("unknown key `<<`"));
+        // A problem in an aliased value is reported where it is written, under each user's key.
+        let found = issues("programs:\n  a:\n    cmd: x\n    env: &e {A: [1]}\n  b:\n    cmd: y\n    env: *e\n");
+        let at: Vec<(usize, usize, &str)> =
+            found.iter().map(|i| (i.line, i.column, i.key.as_str())).collect();
+        assert_eq!(at, [(4, 17, "programs.a.env.A"), (4, 17, "programs.b.env.A")]);
+    }
+
+    #[test]
+    fn same_except_numprocs() {
+        let a = web("numprocs: 1");
+        let b = web("numprocs: 5");
+        let c = web("env: {A: b}");
+        assert!(a.same_except_numprocs(&b));
+        assert!(b.same_except_numprocs(&a));
+        assert!(a.same_except_numprocs(&a));
+        assert!(!a.same_except_numprocs(&c));
+        assert_ne!(a, b);
+    }
+
+    /// A temporary layout for `find`: a cwd, an XDG dir, a home and a system dir.
+    struct Layout {
+        _root: tempfile::TempDir,
+        cwd: PathBuf,
+        xdg: PathBuf,
+        home: PathBuf,
+        system: PathBuf,
+    }
+
+    impl Layout {
+        fn new() -> Layout {
+            let root = tempfile::tempdir().unwrap();
+            let dir = |name: &str| {
+                let path = root.path().join(name);
+                std::fs::create_dir_all(&path).unwrap();
+                path
+            };
+            let (cwd, xdg, home, system) = (dir("cwd"), dir("xdg"), dir("home"), dir("etc"));
+            Layout {
+                _root: root,
+                cwd,
+                xdg,
+                home,
+                system,
+            }
+        }
+
+        fn places<'a>(&'a self, xdg: Option<&'a OsStr>) -> SearchPlaces<'a> {
+            SearchPlaces {
+                cwd: &self.cwd,
+                xdg_config_home: xdg,
+                home: Some(self.home.as_os_str()),
+                system_dir: &self.system,
+            }
+        }
+    }
+
+    fn put(path: &Path) -> PathBuf {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "programs: {}\n").unwrap();
+        path.to_path_buf()
+    }
+
+    #[test]
+    fn find_searches_in_order() {
+        let l = Layout::new();
+        let xdg = Some(l.xdg.as_os_str());
+        let in_cwd = l.cwd.join(DEFAULT_FILE_NAME);
+        let in_xdg = l.xdg.join("taskmaster").join(DEFAULT_FILE_NAME);
+        let in_home = l.home.join(".config/taskmaster").join(DEFAULT_FILE_NAME);
+        let in_system = l.system.join("taskmaster").join(DEFAULT_FILE_NAME);
+
+        match find_in(None, &l.places(xdg)) {
+            Err(ConfigError::NotFound { tried }) => {
+                assert_eq!(tried, [in_cwd.clone(), in_xdg.clone(), in_system.clone()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match find_in(None, &l.places(None)) {
+            Err(ConfigError::NotFound { tried }) => {
+                assert_eq!(tried, [in_cwd.clone(), in_home.clone(), in_system.clone()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        put(&in_system);
+        assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_system);
+        put(&in_home);
+        assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_system);
+        assert_eq!(find_in(None, &l.places(None)).unwrap(), in_home);
+        // An empty or relative XDG_CONFIG_HOME is ignored.
+        assert_eq!(find_in(None, &l.places(Some(OsStr::new("")))).unwrap(), in_home);
+        assert_eq!(find_in(None, &l.places(Some(OsStr::new("rel")))).unwrap(), in_home);
+        put(&in_xdg);
+        assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_xdg);
+        // A directory named like the file is not a config file.
+        std::fs::create_dir(&in_cwd).unwrap();
+        assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_xdg);
+        std::fs::remove_dir(&in_cwd).unwrap();
+        put(&in_cwd);
+        assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_cwd);
+    }
+
+    #[test]
+    fn find_takes_an_explicit_path_that_must_exist() {
+        let l = Layout::new();
+        let places = l.places(None);
+        put(&l.cwd.join(DEFAULT_FILE_NAME));
+        let other = put(&l.cwd.join("sub/other.yaml"));
+        assert_eq!(find_in(Some(Path::new("sub/./other.yaml")), &places).unwrap(), other);
+        assert_eq!(find_in(Some(&other), &places).unwrap(), other);
+        match find_in(Some(Path::new("missing.yaml")), &places) {
+            Err(ConfigError::NotFound { tried }) => assert_eq!(tried, [l.cwd.join("missing.yaml")]),
+            other => panic!("{other:?}"),
+        }
+        let err = find_in(Some(Path::new("sub")), &places).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn no_panic_on_hostile_input() {
+        let deep_flow = "[".repeat(100_000);
+        let deep_block: String = (0..200).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, prev) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")] {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let inputs = [
+            deep_flow.as_str(),
+            &deep_block,
+            &bomb,
+            "\u{feff}programs: {}\n",
+            "programs:\n\tweb: x\n",
+            "\0",
+            "*unknown\n",
+            "&a [*a]\n",
+            "programs: !!map []\n",
+            "programs: {? {a: b}: c}\n",
+            "%YAML 1.2\n---\nprograms: {}\n...\n",
+            "programs: {web: {cmd: x, numprocs: 99999999999999999999999999}}\n",
+            "programs: {web: {cmd: x, umask: 077777777777777777777777}}\n",
+            "programs: {web: {cmd: x, starttime: 1e400}}\n",
+            "programs: {web: {cmd: x, stoptime: 9999999999999999999999 days}}\n",
+            "programs: {web: {cmd: \"a\\0b\", env: {\"A\\0\": \"\\0\"}, stdout: \"\\0\"}}\n",
+            "programs: {web: {cmd: x, stopsignal: \"\u{0130}\"}}\n",
+        ];
+        for text in inputs {
+            let _ = parse(text, Path::new(PATH));
+        }
+        // saphyr-parser stops at its own limit first here.
+        assert!(issues(&deep_flow)[0].message.contains("recursion limit"));
+        let deep: String = (0..100).map(|i| format!("{}- ", " ".repeat(2 * i))).collect();
+        let found = issues(&(deep + "x\n"));
+        assert!(found[0].message.contains("nest deeper than 64 levels"), "{found:?}");
+        assert!(issues(&bomb).iter().any(|i| i.message.contains("once aliases are expanded")));
+        // Every one-character deletion or replacement of a valid file.
+        let chars: Vec<char> = FIXTURE_TEXT.chars().collect();
+        for i in 0..chars.len() {
+            for replacement in [None, Some('"'), Some(':'), Some('['), Some(' '), Some('-')] {
+                let mut mutated = chars.clone();
+                match replacement {
+                    None => {
+                        mutated.remove(i);
+                    }
+                    Some(c) => mutated[i] = c,
+                }
+                let text: String = mutated.into_iter().collect();
+                if let Err(ConfigError::Invalid { issues, .. }) = parse(&text, Path::new(PATH)) {
+                    assert!(issues.iter().all(|i| i.line >= 1 && i.column >= 1));
+                }
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod scratch {
+    #[test]
+    fn show() {
+        let text = "daemon:\n  listen: nowhere\n  sockt: x\nprograms:\n  web:\n    cmdd: /bin/web\n    numprocs: 0\n    autostart: yes\n    env: {A: [1]}\n    umask: 0999\n  worker:\n    cmd: \"python 'x\"\n    exitcodes: [0, 300]\n    stopsignal: TREM\n  db:\n    cmd: x\n    stoptime: -3\n  db:\n    cmd: y\n";
+        match super::parse(text, std::path::Path::new("/etc/taskmaster/taskmaster.yaml")) { Err(e) => println!("{e}"), Ok(c) => println!("{c:?}") }
+        for t in ["programs:\n  web:\n    cmd: x\n   bad: 1\n", "programs: {web: {cmd: x}\n", "a:\t1\n", "programs:\n\tweb: x\n"] {
+            match super::parse(t, std::path::Path::new("/etc/t.yaml")) { Err(e) => println!("{e}"), Ok(c) => println!("{c:?}") }
+        }
     }
 }

@@ -36,6 +36,9 @@ use tonic::{service::Routes, transport::Server};
 
 use proto::taskmaster_server::TaskmasterServer;
 
+/// How long connections may stay open once the daemon has stopped every program.
+const CLIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where the daemon serves its API.
 pub struct Listeners {
     pub unix: UnixListener,
@@ -95,11 +98,19 @@ pub async fn run(
     }
     supervisor.shutdown().await;
     closing.cancel();
+    // Graceful shutdown waits for clients to hang up; one that does not may not keep the
+    // daemon alive.
     let mut outcome = Ok(());
-    for server in servers {
-        if let Ok(Err(error)) = server.await {
-            outcome = Err(RunError::Serve(error));
+    let drained = tokio::time::timeout(CLIENT_GRACE, async {
+        for server in &mut servers {
+            if let Ok(Err(error)) = server.await {
+                outcome = Err(RunError::Serve(error));
+            }
         }
+    })
+    .await;
+    if drained.is_err() {
+        servers.iter().for_each(|server| server.abort());
     }
     let _ = supervisor_task.await;
     outcome

@@ -661,7 +661,6 @@ impl Supervisor {
         }
         instance.token = token;
         instance.ever_started = true;
-        instance.last_exit = None;
         match process::spawn(&instance.config, id, token, &self.notices) {
             Ok(spawned) => {
                 self.alive += 1;
