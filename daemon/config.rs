@@ -260,32 +260,35 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &path)
 }
 
-/// Validates config text; `path` is used for messages and to resolve relative paths.
+/// Validates config text; `path` is used for messages and to resolve relative paths. A relative
+/// `path` is taken from the current directory (`Read` error when there is none).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let tree = match build_tree(text) {
         Ok(tree) => tree,
-        Err(issues) => return Err(ConfigError::Invalid { path, issues }),
+        Err(issues) => return Err(invalid(path, issues)),
     };
     let mut checker = Checker {
         dir: &dir,
         issues: tree.issues,
     };
     let settings = checker.root(tree.root.as_deref());
-    let mut issues = checker.issues;
     match settings {
-        Some((daemon, programs)) if issues.is_empty() => Ok(Config {
+        Some((daemon, programs)) if checker.issues.is_empty() => Ok(Config {
             path,
             daemon,
             programs,
         }),
-        _ => {
-            // Stable: problems at the same place keep the order they were found in.
-            issues.sort_by_key(|issue| (issue.line, issue.column));
-            Err(ConfigError::Invalid { path, issues })
-        }
+        _ => Err(invalid(path, checker.issues)),
     }
+}
+
+/// [`ConfigError::Invalid`] with the issues in file order.
+fn invalid(path: PathBuf, mut issues: Vec<ConfigIssue>) -> ConfigError {
+    // Stable: problems at the same place keep the order they were found in.
+    issues.sort_by_key(|issue| (issue.line, issue.column));
+    ConfigError::Invalid { path, issues }
 }
 
 /// The config file to use: `explicit` if given (it must exist), else ./taskmaster.yaml, else
@@ -444,7 +447,10 @@ struct Node {
 #[derive(Debug)]
 enum Kind {
     /// `text` is the scalar as written (unquoted and unescaped), `value` what it means.
-    Scalar { text: String, value: Scalar },
+    Scalar {
+        text: String,
+        value: Scalar,
+    },
     Seq(Vec<Rc<Node>>),
     /// Keys are unique; merge keys (`<<`) are already applied.
     Map(Vec<Entry>),
@@ -608,7 +614,9 @@ fn build_tree(text: &str) -> Result<Tree, Vec<ConfigIssue>> {
                     return Err(issues);
                 }
                 if node.size > MAX_NODES {
-                    let message = format!("the document has more than {MAX_NODES} values once aliases are expanded");
+                    let message = format!(
+                        "the document has more than {MAX_NODES} values once aliases are expanded"
+                    );
                     issues.push(issue(pos, key, message));
                     return Err(issues);
                 }
@@ -689,7 +697,8 @@ fn attach(
                         merge: merge_key,
                     },
                     _ => {
-                        let message = format!("a key must be a plain value, not {}", describe(&node));
+                        let message =
+                            format!("a key must be a plain value, not {}", describe(&node));
                         issues.push(issue(node.pos, parent_key, message));
                         Pending::Skip
                     }
@@ -778,9 +787,9 @@ fn collection_node(pos: Pos, kind: Kind) -> Node {
         Kind::Map(entries) => entries.len(),
         _ => 0,
     };
-    let size = children
-        .iter()
-        .fold(1usize.saturating_add(keys), |sum, c| sum.saturating_add(c.size));
+    let size = children.iter().fold(1usize.saturating_add(keys), |sum, c| {
+        sum.saturating_add(c.size)
+    });
     Node {
         pos,
         height,
@@ -831,7 +840,11 @@ fn scalar_node(
             _ => {
                 let message = format!("unsupported tag `{}`", show_tag(tag));
                 issues.push(issue(pos, key, message));
-                if plain { resolve_plain(&text) } else { Scalar::Str }
+                if plain {
+                    resolve_plain(&text)
+                } else {
+                    Scalar::Str
+                }
             }
         },
     };
@@ -1146,7 +1159,10 @@ impl Checker<'_> {
                 "exitcodes" => set(&mut p.exitcodes, self.exitcodes(entry, key)),
                 "starttime" => set(&mut p.starttime, self.duration(entry, key)),
                 "startretries" => {
-                    set(&mut p.startretries, self.count(entry, key, 0, MAX_STARTRETRIES));
+                    set(
+                        &mut p.startretries,
+                        self.count(entry, key, 0, MAX_STARTRETRIES),
+                    );
                 }
                 "stopsignal" => set(&mut p.stopsignal, self.signal(entry, key)),
                 "stoptime" => set(&mut p.stoptime, self.duration(entry, key)),
@@ -1177,7 +1193,11 @@ impl Checker<'_> {
             return None;
         };
         if text.contains('\0') {
-            self.report(value_pos(entry), key, "the command contains a NUL character");
+            self.report(
+                value_pos(entry),
+                key,
+                "the command contains a NUL character",
+            );
             return None;
         }
         match shell_words::split(text) {
@@ -1218,7 +1238,9 @@ impl Checker<'_> {
                     .iter()
                     .any(|word| text.eq_ignore_ascii_case(word)) =>
             {
-                let message = format!("expected true or false, found string {text:?} (YAML 1.2 reads `{text}` as a string)");
+                let message = format!(
+                    "expected true or false, found string {text:?} (YAML 1.2 reads `{text}` as a string)"
+                );
                 self.report(value_pos(entry), key, message);
                 None
             }
@@ -1385,7 +1407,10 @@ impl Checker<'_> {
                 None
             }
             Err(()) => {
-                let message = format!("expected {what} (1 to 65535), found {}", describe(&entry.value));
+                let message = format!(
+                    "expected {what} (1 to 65535), found {}",
+                    describe(&entry.value)
+                );
                 self.report(value_pos(entry), key, message);
                 None
             }
@@ -1408,19 +1433,25 @@ impl Checker<'_> {
             let name = var.key.as_str();
             if name.is_empty() || name.contains(['=', '\0']) {
                 ok = false;
-                let message =
-                    format!("invalid variable name {name:?}: it must be non-empty, without `=` or NUL");
+                let message = format!(
+                    "invalid variable name {name:?}: it must be non-empty, without `=` or NUL"
+                );
                 self.report(var.key_pos, &var_key, message);
             }
             match scalar(&var.value) {
                 Some((_, Scalar::Null)) => {
                     ok = false;
-                    let message = "an environment value cannot be null; write \"\" for an empty one";
+                    let message =
+                        "an environment value cannot be null; write \"\" for an empty one";
                     self.report(value_pos(var), &var_key, message);
                 }
                 Some((text, _)) if text.contains('\0') => {
                     ok = false;
-                    self.report(value_pos(var), &var_key, "the value contains a NUL character");
+                    self.report(
+                        value_pos(var),
+                        &var_key,
+                        "the value contains a NUL character",
+                    );
                 }
                 Some((text, _)) => {
                     env.insert(name.to_string(), text.to_string());
@@ -1527,7 +1558,13 @@ mod tests {
         ];
         let worker = ProgramConfig {
             cmd: "/usr/bin/env python3 worker.py --queue 'jobs high'".to_string(),
-            argv: strings(&["/usr/bin/env", "python3", "worker.py", "--queue", "jobs high"]),
+            argv: strings(&[
+                "/usr/bin/env",
+                "python3",
+                "worker.py",
+                "--queue",
+                "jobs high",
+            ]),
             numprocs: 2,
             autostart: false,
             autorestart: AutoRestart::Always,
@@ -1582,12 +1619,22 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/taskmaster.yaml");
+        let config = load(&path).unwrap_or_else(|err| panic!("{err}"));
+        assert!(!config.programs.is_empty());
+    }
+
+    #[test]
     fn load_reports_unreadable_files() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.yaml");
         let err = load(&missing).unwrap_err();
         assert!(matches!(&err, ConfigError::Read { path, .. } if *path == missing));
-        assert!(err.to_string().starts_with(&format!("cannot read config {}: ", missing.display())));
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read config {}: ", missing.display()))
+        );
         let binary = dir.path().join("binary.yaml");
         std::fs::write(&binary, b"programs: {}\n\xff\xfe").unwrap();
         assert!(matches!(load(&binary), Err(ConfigError::Read { .. })));
@@ -1595,7 +1642,11 @@ mod tests {
 
     #[test]
     fn empty_programs_and_absent_or_null_daemon_are_fine() {
-        for text in ["programs: {}\n", "daemon:\nprograms: {}\n", "daemon: {}\nprograms: {}\n"] {
+        for text in [
+            "programs: {}\n",
+            "daemon:\nprograms: {}\n",
+            "daemon: {}\nprograms: {}\n",
+        ] {
             let config = ok(text);
             assert_eq!(config.daemon, DaemonSettings::default(), "{text:?}");
             assert!(config.programs.is_empty());
@@ -1603,96 +1654,575 @@ mod tests {
     }
 
     #[test]
+    fn crlf_line_ends_and_byte_order_mark() {
+        let config = ok("\u{feff}programs:\r\n  web:\r\n    cmd: sleep 1\r\n");
+        assert_eq!(config.programs["web"].argv, ["sleep", "1"]);
+        let found = issues("programs:\r\n  web:\r\n    cmd: x\r\n    numprocs: 0\r\n");
+        assert_eq!((found[0].line, found[0].column), (4, 15));
+    }
+
+    #[test]
     fn bad_values_are_reported_at_their_place() {
         // (text, line, column, key, part of the message)
         let w = |line: &str| format!("{WEB}    {line}\n");
         let cases: Vec<(String, usize, usize, &str, &str)> = vec![
-            (w("numprocs: 0"), 4, 15, "programs.web.numprocs", "must be from 1 to 100000, found 0"),
-            (w("numprocs: 100001"), 4, 15, "programs.web.numprocs", "must be from 1 to 100000"),
-            (w("numprocs: many"), 4, 15, "programs.web.numprocs", "expected an integer from 1 to 100000, found string \"many\""),
-            (w("numprocs: 1.5"), 4, 15, "programs.web.numprocs", "found number `1.5`"),
-            (w("numprocs: \"2\""), 4, 15, "programs.web.numprocs", "found string \"2\""),
-            (w("numprocs:"), 4, 5, "programs.web.numprocs", "found nothing (null)"),
-            (w("startretries: -1"), 4, 19, "programs.web.startretries", "must be from 0 to 1000"),
-            (w("autostart: yes"), 4, 16, "programs.web.autostart", "YAML 1.2 reads `yes` as a string"),
-            (w("autostart: 1"), 4, 16, "programs.web.autostart", "expected true or false, found integer `1`"),
-            (w("autorestart: sometimes"), 4, 18, "programs.web.autorestart", "expected always, never or unexpected"),
-            (w("exitcodes: 256"), 4, 16, "programs.web.exitcodes", "exit codes are from 0 to 255, found 256"),
-            (w("exitcodes: [0, 256]"), 4, 20, "programs.web.exitcodes", "found 256"),
-            (w("exitcodes: [0, x]"), 4, 20, "programs.web.exitcodes", "expected an exit code from 0 to 255, found string \"x\""),
-            (w("exitcodes: {a: 1}"), 4, 16, "programs.web.exitcodes", "or a list of them, found a mapping"),
-            (w("starttime: -1"), 4, 16, "programs.web.starttime", "must not be negative"),
-            (w("starttime: -0.5"), 4, 16, "programs.web.starttime", "must not be negative"),
-            (w("starttime: .inf"), 4, 16, "programs.web.starttime", "at most 86400 seconds"),
+            (
+                w("numprocs: 0"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "must be from 1 to 100000, found 0",
+            ),
+            (
+                w("numprocs: 100001"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "must be from 1 to 100000",
+            ),
+            (
+                w("numprocs: many"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "expected an integer from 1 to 100000, found string \"many\"",
+            ),
+            (
+                w("numprocs: 1.5"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "found number `1.5`",
+            ),
+            (
+                w("numprocs: \"2\""),
+                4,
+                15,
+                "programs.web.numprocs",
+                "found string \"2\"",
+            ),
+            (
+                w("numprocs:"),
+                4,
+                5,
+                "programs.web.numprocs",
+                "found nothing (null)",
+            ),
+            (
+                w("startretries: -1"),
+                4,
+                19,
+                "programs.web.startretries",
+                "must be from 0 to 1000",
+            ),
+            (
+                w("autostart: yes"),
+                4,
+                16,
+                "programs.web.autostart",
+                "YAML 1.2 reads `yes` as a string",
+            ),
+            (
+                w("autostart: 1"),
+                4,
+                16,
+                "programs.web.autostart",
+                "expected true or false, found integer `1`",
+            ),
+            (
+                w("autorestart: sometimes"),
+                4,
+                18,
+                "programs.web.autorestart",
+                "expected always, never or unexpected",
+            ),
+            (
+                w("exitcodes: 256"),
+                4,
+                16,
+                "programs.web.exitcodes",
+                "exit codes are from 0 to 255, found 256",
+            ),
+            (
+                w("exitcodes: [0, 256]"),
+                4,
+                20,
+                "programs.web.exitcodes",
+                "found 256",
+            ),
+            (
+                w("exitcodes: [0, x]"),
+                4,
+                20,
+                "programs.web.exitcodes",
+                "expected an exit code from 0 to 255, found string \"x\"",
+            ),
+            (
+                w("exitcodes: {a: 1}"),
+                4,
+                16,
+                "programs.web.exitcodes",
+                "or a list of them, found a mapping",
+            ),
+            (
+                w("starttime: -1"),
+                4,
+                16,
+                "programs.web.starttime",
+                "must not be negative",
+            ),
+            (
+                w("starttime: -0.5"),
+                4,
+                16,
+                "programs.web.starttime",
+                "must not be negative",
+            ),
+            (
+                w("starttime: .inf"),
+                4,
+                16,
+                "programs.web.starttime",
+                "at most 86400 seconds",
+            ),
             (w("starttime: .nan"), 4, 16, "programs.web.starttime", "NaN"),
-            (w("stoptime: 86401"), 4, 15, "programs.web.stoptime", "at most 86400 seconds"),
-            (w("stoptime: 2 days"), 4, 15, "programs.web.stoptime", "at most 86400 seconds"),
-            (w("stoptime: soon"), 4, 15, "programs.web.stoptime", "expected seconds"),
-            (w("stoptime: true"), 4, 15, "programs.web.stoptime", "expected seconds (a number >= 0), found boolean `true`"),
-            (w("stopsignal: FOO"), 4, 17, "programs.web.stopsignal", "unknown signal `FOO`"),
-            (w("stopsignal: 99"), 4, 17, "programs.web.stopsignal", "unknown signal number 99"),
-            (w("stopsignal: [TERM]"), 4, 17, "programs.web.stopsignal", "found a list"),
-            (w("umask: 0999"), 4, 12, "programs.web.umask", "expected octal digits 0-7 like 022, found \"0999\""),
-            (w("umask: \"8\""), 4, 12, "programs.web.umask", "octal digits"),
-            (w("umask: 1000"), 4, 12, "programs.web.umask", "at most 0777"),
-            (w("umask: 0x12"), 4, 12, "programs.web.umask", "octal digits"),
-            (w("umask: 2.2"), 4, 12, "programs.web.umask", "expected an octal umask"),
-            (w("env: [A=1]"), 4, 10, "programs.web.env", "expected a mapping of environment variables, found a list"),
-            (w("env:\n      A:\n        B: 1"), 6, 9, "programs.web.env.A", "expected a string, number or boolean, found a mapping"),
-            (w("env: {A: [1]}"), 4, 14, "programs.web.env.A", "found a list"),
-            (w("env: {A: ~}"), 4, 14, "programs.web.env.A", "cannot be null"),
-            (w("env: {É: x, B: ~}"), 4, 20, "programs.web.env.B", "cannot be null"),
-            (w("env: {\"A=B\": x}"), 4, 11, "programs.web.env.A=B", "invalid variable name"),
-            (w("env: {\"\": x}"), 4, 11, "programs.web.env.", "invalid variable name"),
-            (w("stdout: \"\""), 4, 13, "programs.web.stdout", "the path is empty"),
-            (w("stdout: false"), 4, 13, "programs.web.stdout", "expected a path"),
-            (w("workingdir: {}"), 4, 17, "programs.web.workingdir", "expected a path"),
-            (w("cmdd: x"), 4, 5, "programs.web.cmdd", "unknown key `cmdd` (did you mean `cmd`?); expected one of cmd, numprocs,"),
-            (w("frobnicate: x"), 4, 5, "programs.web.frobnicate", "unknown key `frobnicate`; expected one of"),
-            (w("cmd: y"), 4, 5, "programs.web.cmd", "duplicate key `cmd` (first set at line 3, column 5)"),
-            (w("numprocs: !!int abc"), 4, 15, "programs.web.numprocs", "`abc` is not a valid !!int"),
-            (w("numprocs: !custom 3"), 4, 15, "programs.web.numprocs", "unsupported tag `!custom`"),
-            ("programs:\n  web:\n    cmd: \"\"\n".into(), 3, 10, "programs.web.cmd", "the command is empty"),
-            ("programs:\n  web:\n    cmd: '   '\n".into(), 3, 10, "programs.web.cmd", "the command is empty"),
-            ("programs:\n  web:\n    cmd: \"echo 'oops\"\n".into(), 3, 10, "programs.web.cmd", "cannot split the command into words: missing closing quote"),
-            ("programs:\n  web:\n    cmd: 42\n".into(), 3, 10, "programs.web.cmd", "expected a command line (a string), found integer `42`"),
-            ("programs:\n  web:\n    cmd: [ls, -l]\n".into(), 3, 10, "programs.web.cmd", "found a list"),
-            ("programs:\n  web:\n    numprocs: 2\n".into(), 2, 3, "programs.web", "missing required key `cmd`"),
-            ("programs:\n  web:\n".into(), 2, 3, "programs.web", "expected a mapping of program settings, found nothing (null)"),
-            ("programs:\n  web: /bin/true\n".into(), 2, 8, "programs.web", "found string \"/bin/true\""),
-            ("programs:\n  my prog:\n    cmd: x\n".into(), 2, 3, "programs.my prog", "invalid program name \"my prog\""),
-            ("programs:\n  \"w/b\":\n    cmd: x\n".into(), 2, 3, "programs.w/b", "invalid program name"),
-            ("programs:\n  all:\n    cmd: x\n".into(), 2, 3, "programs.all", "`all` cannot name a program"),
-            ("programs: []\n".into(), 1, 11, "programs", "expected a mapping of programs by name (`{}` for none), found a list"),
-            ("programs:\n".into(), 1, 1, "programs", "found nothing (null)"),
-            ("programs: {}\ndeamon: {}\n".into(), 2, 1, "deamon", "unknown key `deamon` (did you mean `daemon`?); expected one of daemon, programs"),
-            ("daemon: 5\nprograms: {}\n".into(), 1, 9, "daemon", "expected a mapping of daemon settings, found integer `5`"),
-            ("daemon:\n  listen: nowhere\nprograms: {}\n".into(), 2, 11, "daemon.listen", "expected an address like 127.0.0.1:7300"),
-            ("daemon:\n  listen: 70000\nprograms: {}\n".into(), 2, 11, "daemon.listen", "found integer `70000`"),
-            ("daemon:\n  listen: localhost:7300\nprograms: {}\n".into(), 2, 11, "daemon.listen", "expected an address"),
-            ("daemon:\n  listen: 127.0.0.1:0\nprograms: {}\n".into(), 2, 11, "daemon.listen", "port 0"),
-            ("daemon:\n  socket: [a]\nprograms: {}\n".into(), 2, 11, "daemon.socket", "expected a path"),
-            (format!("daemon:\n  socket: /{}\nprograms: {{}}\n", "s".repeat(200)), 2, 11, "daemon.socket", "a Unix socket path takes at most"),
-            ("daemon:\n  sock: /x\nprograms: {}\n".into(), 2, 3, "daemon.sock", "(did you mean `socket`?)"),
-            ("{}\n".into(), 1, 1, "programs", "missing required key `programs`"),
-            ("daemon: {}\n".into(), 1, 1, "programs", "missing required key `programs`"),
-            ("".into(), 1, 1, "programs", "missing required key `programs` (the file has no content)"),
-            ("# nothing\n".into(), 1, 1, "programs", "the file has no content"),
-            ("- a\n".into(), 1, 1, "", "expected a mapping with keys `programs` and `daemon`, found a list"),
+            (
+                w("stoptime: 86401"),
+                4,
+                15,
+                "programs.web.stoptime",
+                "at most 86400 seconds",
+            ),
+            (
+                w("stoptime: 2 days"),
+                4,
+                15,
+                "programs.web.stoptime",
+                "at most 86400 seconds",
+            ),
+            (
+                w("stoptime: soon"),
+                4,
+                15,
+                "programs.web.stoptime",
+                "expected seconds",
+            ),
+            (
+                w("stoptime: true"),
+                4,
+                15,
+                "programs.web.stoptime",
+                "expected seconds (a number >= 0), found boolean `true`",
+            ),
+            (
+                w("stopsignal: FOO"),
+                4,
+                17,
+                "programs.web.stopsignal",
+                "unknown signal `FOO`",
+            ),
+            (
+                w("stopsignal: 99"),
+                4,
+                17,
+                "programs.web.stopsignal",
+                "unknown signal number 99",
+            ),
+            (
+                w("stopsignal: [TERM]"),
+                4,
+                17,
+                "programs.web.stopsignal",
+                "found a list",
+            ),
+            (
+                w("umask: 0999"),
+                4,
+                12,
+                "programs.web.umask",
+                "expected octal digits 0-7 like 022, found \"0999\"",
+            ),
+            (
+                w("umask: \"8\""),
+                4,
+                12,
+                "programs.web.umask",
+                "octal digits",
+            ),
+            (
+                w("umask: 1000"),
+                4,
+                12,
+                "programs.web.umask",
+                "at most 0777",
+            ),
+            (
+                w("umask: 0x12"),
+                4,
+                12,
+                "programs.web.umask",
+                "octal digits",
+            ),
+            (
+                w("umask: 2.2"),
+                4,
+                12,
+                "programs.web.umask",
+                "expected an octal umask",
+            ),
+            (
+                w("env: [A=1]"),
+                4,
+                10,
+                "programs.web.env",
+                "expected a mapping of environment variables, found a list",
+            ),
+            (
+                w("env:\n      A:\n        B: 1"),
+                6,
+                9,
+                "programs.web.env.A",
+                "expected a string, number or boolean, found a mapping",
+            ),
+            (
+                w("env: {A: [1]}"),
+                4,
+                14,
+                "programs.web.env.A",
+                "found a list",
+            ),
+            (
+                w("env: {A: ~}"),
+                4,
+                14,
+                "programs.web.env.A",
+                "cannot be null",
+            ),
+            (
+                w("env: {É: x, B: ~}"),
+                4,
+                20,
+                "programs.web.env.B",
+                "cannot be null",
+            ),
+            (
+                w("env: {\"A=B\": x}"),
+                4,
+                11,
+                "programs.web.env.A=B",
+                "invalid variable name",
+            ),
+            (
+                w("env: {\"\": x}"),
+                4,
+                11,
+                "programs.web.env.",
+                "invalid variable name",
+            ),
+            (
+                w("stdout: \"\""),
+                4,
+                13,
+                "programs.web.stdout",
+                "the path is empty",
+            ),
+            (
+                w("stdout: false"),
+                4,
+                13,
+                "programs.web.stdout",
+                "expected a path",
+            ),
+            (
+                w("workingdir: {}"),
+                4,
+                17,
+                "programs.web.workingdir",
+                "expected a path",
+            ),
+            (
+                w("cmdd: x"),
+                4,
+                5,
+                "programs.web.cmdd",
+                "unknown key `cmdd` (did you mean `cmd`?); expected one of cmd, numprocs,",
+            ),
+            (
+                w("frobnicate: x"),
+                4,
+                5,
+                "programs.web.frobnicate",
+                "unknown key `frobnicate`; expected one of",
+            ),
+            (
+                w("cmd: y"),
+                4,
+                5,
+                "programs.web.cmd",
+                "duplicate key `cmd` (first set at line 3, column 5)",
+            ),
+            (
+                w("numprocs: !!int abc"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "`abc` is not a valid !!int",
+            ),
+            (
+                w("numprocs: !custom 3"),
+                4,
+                15,
+                "programs.web.numprocs",
+                "unsupported tag `!custom`",
+            ),
+            (
+                "programs:\n  web:\n    cmd: \"\"\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "the command is empty",
+            ),
+            (
+                "programs:\n  web:\n    cmd: '   '\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "the command is empty",
+            ),
+            (
+                "programs:\n  web:\n    cmd: \"echo 'oops\"\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "cannot split the command into words: missing closing quote",
+            ),
+            (
+                "programs:\n  web:\n    cmd: 42\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "expected a command line (a string), found integer `42`",
+            ),
+            (
+                "programs:\n  web:\n    cmd: [ls, -l]\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "found a list",
+            ),
+            (
+                "programs:\n  web:\n    numprocs: 2\n".into(),
+                2,
+                3,
+                "programs.web",
+                "missing required key `cmd`",
+            ),
+            (
+                "programs:\n  web:\n".into(),
+                2,
+                3,
+                "programs.web",
+                "expected a mapping of program settings, found nothing (null)",
+            ),
+            (
+                "programs:\n  web: /bin/true\n".into(),
+                2,
+                8,
+                "programs.web",
+                "found string \"/bin/true\"",
+            ),
+            (
+                "programs:\n  my prog:\n    cmd: x\n".into(),
+                2,
+                3,
+                "programs.my prog",
+                "invalid program name \"my prog\"",
+            ),
+            (
+                "programs:\n  \"w/b\":\n    cmd: x\n".into(),
+                2,
+                3,
+                "programs.w/b",
+                "invalid program name",
+            ),
+            (
+                "programs:\n  all:\n    cmd: x\n".into(),
+                2,
+                3,
+                "programs.all",
+                "`all` cannot name a program",
+            ),
+            (
+                "programs: []\n".into(),
+                1,
+                11,
+                "programs",
+                "expected a mapping of programs by name (`{}` for none), found a list",
+            ),
+            (
+                "programs:\n".into(),
+                1,
+                1,
+                "programs",
+                "found nothing (null)",
+            ),
+            (
+                "programs: {}\ndeamon: {}\n".into(),
+                2,
+                1,
+                "deamon",
+                "unknown key `deamon` (did you mean `daemon`?); expected one of daemon, programs",
+            ),
+            (
+                "daemon: 5\nprograms: {}\n".into(),
+                1,
+                9,
+                "daemon",
+                "expected a mapping of daemon settings, found integer `5`",
+            ),
+            (
+                "daemon:\n  listen: nowhere\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.listen",
+                "expected an address like 127.0.0.1:7300",
+            ),
+            (
+                "daemon:\n  listen: 70000\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.listen",
+                "found integer `70000`",
+            ),
+            (
+                "daemon:\n  listen: localhost:7300\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.listen",
+                "expected an address",
+            ),
+            (
+                "daemon:\n  listen: 127.0.0.1:0\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.listen",
+                "port 0",
+            ),
+            (
+                "daemon:\n  socket: [a]\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.socket",
+                "expected a path",
+            ),
+            (
+                format!("daemon:\n  socket: /{}\nprograms: {{}}\n", "s".repeat(200)),
+                2,
+                11,
+                "daemon.socket",
+                "a Unix socket path takes at most",
+            ),
+            (
+                "daemon:\n  sock: /x\nprograms: {}\n".into(),
+                2,
+                3,
+                "daemon.sock",
+                "(did you mean `socket`?)",
+            ),
+            (
+                "{}\n".into(),
+                1,
+                1,
+                "programs",
+                "missing required key `programs`",
+            ),
+            (
+                "daemon: {}\n".into(),
+                1,
+                1,
+                "programs",
+                "missing required key `programs`",
+            ),
+            (
+                "".into(),
+                1,
+                1,
+                "programs",
+                "missing required key `programs` (the file has no content)",
+            ),
+            (
+                "# nothing\n".into(),
+                1,
+                1,
+                "programs",
+                "the file has no content",
+            ),
+            (
+                "- a\n".into(),
+                1,
+                1,
+                "",
+                "expected a mapping with keys `programs` and `daemon`, found a list",
+            ),
             ("just text\n".into(), 1, 1, "", "found string \"just text\""),
-            ("programs: {}\n---\nprograms: {}\n".into(), 2, 1, "", "one YAML document"),
-            ("programs: {}\n? [a]\n: b\n".into(), 2, 3, "", "a key must be a plain value, not a list"),
-            ("programs:\n  web:\n    cmd: \"abc\n    x: 1\n".into(), 3, 10, "programs.web.cmd", "invalid YAML"),
-            ("programs:\n  web:\n    cmd: x\n   bad: 1\n".into(), 4, 4, "programs", "invalid YAML"),
-            ("programs: {web: {cmd: x}\n".into(), 2, 1, "programs", "invalid YAML"),
-            ("programs:\n  web:\n    cmd: x\n  web:\n    cmd: y\n".into(), 4, 3, "programs.web", "duplicate key `web` (first set at line 2, column 3)"),
-            ("programs:\n  <<: 5\n".into(), 2, 7, "programs.<<", "a merge key `<<` takes a mapping or a list of mappings, not integer `5`"),
+            (
+                "programs: {}\n---\nprograms: {}\n".into(),
+                2,
+                1,
+                "",
+                "one YAML document",
+            ),
+            (
+                "programs: {}\n? [a]\n: b\n".into(),
+                2,
+                3,
+                "",
+                "a key must be a plain value, not a list",
+            ),
+            (
+                "programs:\n  web:\n    cmd: \"abc\n    x: 1\n".into(),
+                3,
+                10,
+                "programs.web.cmd",
+                "invalid YAML",
+            ),
+            (
+                "programs:\n  web:\n    cmd: x\n   bad: 1\n".into(),
+                4,
+                4,
+                "programs",
+                "invalid YAML",
+            ),
+            (
+                "programs: {web: {cmd: x}\n".into(),
+                2,
+                1,
+                "programs",
+                "invalid YAML",
+            ),
+            (
+                "programs:\n  web:\n    cmd: x\n  web:\n    cmd: y\n".into(),
+                4,
+                3,
+                "programs.web",
+                "duplicate key `web` (first set at line 2, column 3)",
+            ),
+            (
+                "programs:\n  <<: 5\n".into(),
+                2,
+                7,
+                "programs.<<",
+                "a merge key `<<` takes a mapping or a list of mappings, not integer `5`",
+            ),
         ];
         let mut failures = Vec::new();
         for (text, line, column, key, message) in &cases {
             let found = issues(text);
             let hit = found.iter().any(|i| {
-                i.line == *line && i.column == *column && i.key == *key && i.message.contains(message)
+                i.line == *line
+                    && i.column == *column
+                    && i.key == *key
+                    && i.message.contains(message)
             });
             if !hit {
                 failures.push(format!(
@@ -1745,7 +2275,14 @@ programs:
         let found = issues("programs:\n  bad name:\n    numprocs: 0\n");
         let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
         // Both at 2:3, in the order they were found.
-        assert_eq!(keys, ["programs.bad name", "programs.bad name", "programs.bad name.numprocs"]);
+        assert_eq!(
+            keys,
+            [
+                "programs.bad name",
+                "programs.bad name",
+                "programs.bad name.numprocs"
+            ]
+        );
     }
 
     #[test]
@@ -1757,7 +2294,10 @@ programs:
         let err = ConfigError::NotFound {
             tried: vec![PathBuf::from("/a/x.yaml"), PathBuf::from("/b/x.yaml")],
         };
-        assert_eq!(err.to_string(), "no config file found; tried /a/x.yaml, /b/x.yaml");
+        assert_eq!(
+            err.to_string(),
+            "no config file found; tried /a/x.yaml, /b/x.yaml"
+        );
     }
 
     #[test]
@@ -1777,7 +2317,11 @@ programs:
             ("", None),
         ];
         for (text, expected) in cases {
-            assert_eq!(web(&format!("umask: {text}")).umask, expected, "umask: {text}");
+            assert_eq!(
+                web(&format!("umask: {text}")).umask,
+                expected,
+                "umask: {text}"
+            );
         }
     }
 
@@ -1791,13 +2335,18 @@ programs:
             ("\n      - 2\n      - 1", &[1, 2]),
         ];
         for (text, expected) in cases {
-            assert_eq!(web(&format!("exitcodes: {text}")).exitcodes, expected, "{text}");
+            assert_eq!(
+                web(&format!("exitcodes: {text}")).exitcodes,
+                expected,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn env_scalars_become_their_text() {
-        let program = web("env: {S: str, I: 42, B: true, F: 1.5, V: 1.10, H: 0x1F, E: '', Q: \"a b\"}");
+        let program =
+            web("env: {S: str, I: 42, B: true, F: 1.5, V: 1.10, H: 0x1F, E: '', Q: \"a b\"}");
         let expected = [
             ("S", "str"),
             ("I", "42"),
@@ -1826,8 +2375,16 @@ programs:
             ("\"1m 30s\"", Duration::from_secs(90)),
         ];
         for (text, expected) in cases {
-            assert_eq!(web(&format!("starttime: {text}")).starttime, expected, "{text}");
-            assert_eq!(web(&format!("stoptime: {text}")).stoptime, expected, "{text}");
+            assert_eq!(
+                web(&format!("starttime: {text}")).starttime,
+                expected,
+                "{text}"
+            );
+            assert_eq!(
+                web(&format!("stoptime: {text}")).stoptime,
+                expected,
+                "{text}"
+            );
         }
         let cases = [
             ("true", AutoRestart::Always),
@@ -1858,7 +2415,17 @@ programs:
         ] {
             assert_eq!(parse_signal(text), Ok(expected), "{text:?}");
         }
-        for text in ["", "SIG", "FOO", "0", "999", "-1", "SIGSIGTERM", "1.5", "99999999999"] {
+        for text in [
+            "",
+            "SIG",
+            "FOO",
+            "0",
+            "999",
+            "-1",
+            "SIGSIGTERM",
+            "1.5",
+            "99999999999",
+        ] {
             assert!(parse_signal(text).is_err(), "{text:?}");
         }
     }
@@ -1880,15 +2447,24 @@ programs:
     #[test]
     fn relative_paths_resolve_against_the_config_directory() {
         let program = web("stdout: out/web.log");
-        assert_eq!(program.stdout, Some(PathBuf::from("/srv/taskmaster/out/web.log")));
+        assert_eq!(
+            program.stdout,
+            Some(PathBuf::from("/srv/taskmaster/out/web.log"))
+        );
         let program = web("workingdir: ../shared");
-        assert_eq!(program.workingdir, Some(PathBuf::from("/srv/taskmaster/../shared")));
+        assert_eq!(
+            program.workingdir,
+            Some(PathBuf::from("/srv/taskmaster/../shared"))
+        );
         // A relative config path is taken from the current directory first.
         let text = format!("{WEB}    stderr: ./err.log\n");
         let config = parse(&text, Path::new("conf/./tm.yaml")).unwrap();
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(config.path, cwd.join("conf/tm.yaml"));
-        assert_eq!(config.programs["web"].stderr, Some(cwd.join("conf/err.log")));
+        assert_eq!(
+            config.programs["web"].stderr,
+            Some(cwd.join("conf/err.log"))
+        );
     }
 
     #[test]
@@ -1921,10 +2497,17 @@ programs:
         assert_eq!(found[0].key, "programs.web.<<");
         assert!(found[0].message.starts_with("unknown key `<<`"));
         // A problem in an aliased value is reported where it is written, under each user's key.
-        let found = issues("programs:\n  a:\n    cmd: x\n    env: &e {A: [1]}\n  b:\n    cmd: y\n    env: *e\n");
-        let at: Vec<(usize, usize, &str)> =
-            found.iter().map(|i| (i.line, i.column, i.key.as_str())).collect();
-        assert_eq!(at, [(4, 17, "programs.a.env.A"), (4, 17, "programs.b.env.A")]);
+        let found = issues(
+            "programs:\n  a:\n    cmd: x\n    env: &e {A: [1]}\n  b:\n    cmd: y\n    env: *e\n",
+        );
+        let at: Vec<(usize, usize, &str)> = found
+            .iter()
+            .map(|i| (i.line, i.column, i.key.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [(4, 17, "programs.a.env.A"), (4, 17, "programs.b.env.A")]
+        );
     }
 
     #[test]
@@ -2009,8 +2592,14 @@ programs:
         assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_system);
         assert_eq!(find_in(None, &l.places(None)).unwrap(), in_home);
         // An empty or relative XDG_CONFIG_HOME is ignored.
-        assert_eq!(find_in(None, &l.places(Some(OsStr::new("")))).unwrap(), in_home);
-        assert_eq!(find_in(None, &l.places(Some(OsStr::new("rel")))).unwrap(), in_home);
+        assert_eq!(
+            find_in(None, &l.places(Some(OsStr::new("")))).unwrap(),
+            in_home
+        );
+        assert_eq!(
+            find_in(None, &l.places(Some(OsStr::new("rel")))).unwrap(),
+            in_home
+        );
         put(&in_xdg);
         assert_eq!(find_in(None, &l.places(xdg)).unwrap(), in_xdg);
         // A directory named like the file is not a config file.
@@ -2027,7 +2616,10 @@ programs:
         let places = l.places(None);
         put(&l.cwd.join(DEFAULT_FILE_NAME));
         let other = put(&l.cwd.join("sub/other.yaml"));
-        assert_eq!(find_in(Some(Path::new("sub/./other.yaml")), &places).unwrap(), other);
+        assert_eq!(
+            find_in(Some(Path::new("sub/./other.yaml")), &places).unwrap(),
+            other
+        );
         assert_eq!(find_in(Some(&other), &places).unwrap(), other);
         match find_in(Some(Path::new("missing.yaml")), &places) {
             Err(ConfigError::NotFound { tried }) => assert_eq!(tried, [l.cwd.join("missing.yaml")]),
@@ -2040,9 +2632,18 @@ programs:
     #[test]
     fn no_panic_on_hostile_input() {
         let deep_flow = "[".repeat(100_000);
-        let deep_block: String = (0..200).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let deep_block: String = (0..200)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-        for (name, prev) in [("b", "a"), ("c", "b"), ("d", "c"), ("e", "d"), ("f", "e"), ("g", "f")] {
+        for (name, prev) in [
+            ("b", "a"),
+            ("c", "b"),
+            ("d", "c"),
+            ("e", "d"),
+            ("f", "e"),
+            ("g", "f"),
+        ] {
             let refs = vec![format!("*{prev}"); 10].join(", ");
             bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
         }
@@ -2070,10 +2671,19 @@ programs:
         }
         // saphyr-parser stops at its own limit first here.
         assert!(issues(&deep_flow)[0].message.contains("recursion limit"));
-        let deep: String = (0..100).map(|i| format!("{}- ", " ".repeat(2 * i))).collect();
+        let deep: String = (0..100)
+            .map(|i| format!("{}- ", " ".repeat(2 * i)))
+            .collect();
         let found = issues(&(deep + "x\n"));
-        assert!(found[0].message.contains("nest deeper than 64 levels"), "{found:?}");
-        assert!(issues(&bomb).iter().any(|i| i.message.contains("once aliases are expanded")));
+        assert!(
+            found[0].message.contains("nest deeper than 64 levels"),
+            "{found:?}"
+        );
+        assert!(
+            issues(&bomb)
+                .iter()
+                .any(|i| i.message.contains("once aliases are expanded"))
+        );
         // Every one-character deletion or replacement of a valid file.
         let chars: Vec<char> = FIXTURE_TEXT.chars().collect();
         for i in 0..chars.len() {
@@ -2090,17 +2700,6 @@ programs:
                     assert!(issues.iter().all(|i| i.line >= 1 && i.column >= 1));
                 }
             }
-        }
-    }
-}
-#[cfg(test)]
-mod scratch {
-    #[test]
-    fn show() {
-        let text = "daemon:\n  listen: nowhere\n  sockt: x\nprograms:\n  web:\n    cmdd: /bin/web\n    numprocs: 0\n    autostart: yes\n    env: {A: [1]}\n    umask: 0999\n  worker:\n    cmd: \"python 'x\"\n    exitcodes: [0, 300]\n    stopsignal: TREM\n  db:\n    cmd: x\n    stoptime: -3\n  db:\n    cmd: y\n";
-        match super::parse(text, std::path::Path::new("/etc/taskmaster/taskmaster.yaml")) { Err(e) => println!("{e}"), Ok(c) => println!("{c:?}") }
-        for t in ["programs:\n  web:\n    cmd: x\n   bad: 1\n", "programs: {web: {cmd: x}\n", "a:\t1\n", "programs:\n\tweb: x\n"] {
-            match super::parse(t, std::path::Path::new("/etc/t.yaml")) { Err(e) => println!("{e}"), Ok(c) => println!("{c:?}") }
         }
     }
 }
