@@ -98,6 +98,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         return launch_in_background(&args, &config.path, &settings);
     }
     raise_open_files_limit();
+    close_inherited_fds_on_exec();
+    restore_default_signal_dispositions();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -228,6 +230,55 @@ fn detach_stdio() -> anyhow::Result<()> {
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
+}
+
+/// Whatever descriptors we inherited beyond 0-2 (a shell's, a test runner's jobserver) must
+/// not reach the children: mark them close-on-exec, once, before any thread exists.
+fn close_inherited_fds_on_exec() {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags; no memory is touched.
+    let done = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if done != 0 {
+        // Kernels before 5.11: walk our descriptors instead.
+        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = entries
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                // SAFETY: setting FD_CLOEXEC on a descriptor number has no memory effects;
+                // one that closed meanwhile just fails with EBADF.
+                unsafe {
+                    nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+                }
+            }
+        }
+    }
+}
+
+/// Ignored signals survive exec: a daemon started from `nohup` or a shell's background job
+/// would hand SIGHUP, SIGINT or SIGQUIT to its children ignored. Reset every ignored signal
+/// but SIGPIPE (which std resets in each child) to its default, once, before any thread exists.
+fn restore_default_signal_dispositions() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator().filter(|signal| *signal != Signal::SIGPIPE) {
+        // SAFETY: installing SIG_DFL cannot break memory safety; we only replace SIG_IGN, so
+        // no handler of ours or of a library is removed.
+        unsafe {
+            if let Ok(old) = sigaction(signal, &default)
+                && !matches!(old.handler(), SigHandler::SigIgn)
+            {
+                let _ = sigaction(signal, &old);
+            }
+        }
+    }
 }
 
 /// Each child holds a pidfd, so thousands of programs need more than the usual 1024 files.

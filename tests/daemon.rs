@@ -6,3 +6,15 @@ mod support;
 /// Process lifecycle: restarts, retries, starttime, stop signals, SIGKILL after stoptime.
 #[path = "daemon/lifecycle.rs"]
 mod lifecycle;
+
+/// Every config option has its effect on the real process.
+#[path = "daemon/options.rs"]
+mod options;
+
+/// Reload by SIGHUP and RPC: only the difference is applied; bad configs change nothing.
+#[path = "daemon/reload.rs"]
+mod reload;
+
+/// WatchEvents, Shutdown, the socket, TCP, reflection, health and start-up modes.
+#[path = "daemon/api.rs"]
+mod api;

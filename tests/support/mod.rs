@@ -34,15 +34,16 @@ impl Daemon {
     /// Starts a daemon whose config has `programs` (YAML, indented as the body of a
     /// `programs:` key; `{dir}` stands for the temporary directory).
     pub async fn start(programs: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let daemon = Daemon::spawn(dir, programs, &[]);
-        daemon.wait_ready().await;
-        daemon
+        Daemon::start_with_flags(programs, &[]).await
     }
 
     /// Like [`Daemon::start`] with extra command-line flags.
     pub async fn start_with_flags(programs: &str, flags: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Daemon::start_in(tempfile::tempdir().expect("temp dir"), programs, flags).await
+    }
+
+    /// Like [`Daemon::start_with_flags`] in a directory the test prepared.
+    pub async fn start_in(dir: tempfile::TempDir, programs: &str, flags: &[&str]) -> Daemon {
         let daemon = Daemon::spawn(dir, programs, flags);
         daemon.wait_ready().await;
         daemon

@@ -1,0 +1,311 @@
+//! The API surface: WatchEvents, Shutdown, the socket rules, TCP, reflection and health, and
+//! the daemon's start-up modes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use taskmaster::{
+    endpoint::{self, Target},
+    proto::{self, EventKind, State},
+};
+
+use crate::support::*;
+
+const ONE_SLEEPER: &str = "
+    sleeper:
+      cmd: sleep 1000
+      starttime: 0.2
+      stoptime: 1
+    ";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
+    let daemon = Daemon::start(ONE_SLEEPER).await;
+    let mut client = daemon.client().await;
+    let first = wait_state(&mut client, "sleeper", State::Running).await;
+    let mut watch = client
+        .watch_events(proto::WatchEventsRequest {
+            names: vec!["sleeper".into()],
+            since: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.last().map(|e: &proto::Event| e.kind()) != Some(EventKind::Started) {
+        seen.push(watch.message().await.unwrap().expect("an event"));
+    }
+    let kinds: Vec<EventKind> = seen.iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::Exited, EventKind::Spawned, EventKind::Started]
+    );
+    let exited = &seen[0];
+    assert_eq!(
+        (exited.instance.as_str(), exited.program.as_str()),
+        ("sleeper", "sleeper")
+    );
+    assert_eq!(exited.pid, first.pid);
+    assert_eq!(exited.signal, Some(9));
+    assert!(!exited.expected);
+    assert_eq!(
+        (exited.old_state(), exited.new_state()),
+        (State::Running, State::Exited)
+    );
+    assert_ne!(seen[1].pid, first.pid);
+    // Sequence numbers are consecutive.
+    assert_eq!(seen[1].seq, exited.seq + 1);
+    assert_eq!(seen[2].seq, exited.seq + 2);
+
+    // A second watcher resumes right after the exit: it gets the rest again, same numbers.
+    let mut resumed = client
+        .watch_events(proto::WatchEventsRequest {
+            names: vec![],
+            since: Some(exited.seq),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for expected in &seen[1..] {
+        let event = resumed.message().await.unwrap().expect("a replayed event");
+        assert_eq!(&event, expected);
+    }
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "sleeper: exited pid={} signal=9 expected=false",
+            first.pid
+        )),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_everything_and_exits_0() {
+    let mut daemon = Daemon::start(
+        "
+        pool:
+          cmd: sleep 1000
+          numprocs: 3
+          starttime: 0.2
+          stoptime: 1
+        stubborn:
+          cmd: /bin/sh -c 'trap \"\" TERM; sleep 1000 & wait'
+          starttime: 0.2
+          stoptime: 1
+        ",
+    )
+    .await;
+    let mut client = daemon.client().await;
+    for name in ["pool:0", "pool:1", "pool:2", "stubborn"] {
+        wait_state(&mut client, name, State::Running).await;
+    }
+    let mut pids: Vec<u32> = daemon.children();
+    for child in pids.clone() {
+        pids.extend(children_of(child));
+    }
+    assert_eq!(pids.len(), 5, "{pids:?}");
+    let mut watch = client
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    // The stream carries the daemon's stopping event, then ends.
+    let mut kinds = Vec::new();
+    while let Ok(Some(event)) = watch.message().await {
+        kinds.push(event.kind());
+    }
+    assert!(kinds.contains(&EventKind::DaemonStopping), "{kinds:?}");
+    drop(client);
+    let status = expect("the daemon to exit", || {
+        let exited = daemon.try_exit();
+        async move { exited }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
+    for pid in pids {
+        assert!(!alive(pid), "{pid} survived the shutdown");
+    }
+    assert!(!daemon.socket.exists());
+    assert!(!daemon.path("taskmaster.pid").exists());
+    let log = daemon.log();
+    assert!(log.contains("taskmasterd: daemon stopping"), "{log}");
+    assert!(log.contains("stubborn: killed"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_is_private_and_one_daemon_owns_it() {
+    let daemon = Daemon::start(ONE_SLEEPER).await;
+    let mode = std::fs::metadata(&daemon.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pidfile = daemon.path("taskmaster.pid");
+    let pid: u32 = expect("the pidfile", || async { read(&pidfile).trim().parse().ok() }).await;
+    assert_eq!(pid, daemon.pid());
+    // A second daemon on the same socket refuses to start.
+    let second = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        .args(["--foreground", "--config"])
+        .arg(&daemon.config_path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("already running"), "{stderr}");
+    // The first one is unharmed.
+    let mut client = daemon.client().await;
+    assert_eq!(status(&mut client).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_socket_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    // A socket file nobody listens on any more, where the daemon's socket goes.
+    let stale = dir.path().join("taskmaster.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let daemon = Daemon::start_in(dir, ONE_SLEEPER, &[]).await;
+    assert_eq!(daemon.socket, stale);
+    let mut client = daemon.client().await;
+    assert_eq!(status(&mut client).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_reflection_and_health() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let daemon = Daemon::start_with_flags(ONE_SLEEPER, &["--listen", &port.to_string()]).await;
+    let channel = endpoint::connect(&Target::Tcp(format!("http://127.0.0.1:{port}")))
+        .await
+        .unwrap();
+    let mut client = proto::taskmaster_client::TaskmasterClient::new(channel.clone());
+    assert_eq!(status(&mut client).await[0].name, "sleeper");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "taskmaster.v1.Taskmaster".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected reflection answer {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"taskmaster.v1.Taskmaster".to_string()), "{names:?}");
+    drop(daemon);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_at_start_names_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(
+        &config,
+        "programs:\n  web:\n    cmd: sleep 1\n    autorestart: sometimes\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        .args(["--foreground", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:4:18: programs.web.autorestart",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// Stops a daemon that is not our child (it detached) when dropped.
+struct Detached(u32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while alive(self.0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if alive(self.0) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_foreground_it_detaches_once_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bg.sock");
+    let config = dir.path().join("taskmaster.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "daemon:\n  socket: {}\n  pidfile: bg.pid\n  logfile: bg.log\nprograms:\n  sleeper:\n    cmd: sleep 1000\n    stoptime: 1\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {output:?}");
+    let pid: u32 = stdout
+        .strip_prefix("taskmasterd started: pid ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {stdout:?}"));
+    let guard = Detached(pid);
+    assert!(stdout.contains(&format!("socket {}", socket.display())), "{stdout}");
+    assert!(alive(pid));
+    // Relative paths are relative to the config file.
+    assert_eq!(read(&dir.path().join("bg.pid")).trim(), pid.to_string());
+    // It answers at once.
+    let channel = endpoint::connect(&Target::Unix(socket)).await.unwrap();
+    let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
+    assert_eq!(status(&mut client).await.len(), 1);
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    expect("the daemon to exit", || async { (!alive(pid)).then_some(()) }).await;
+    assert!(!dir.path().join("bg.pid").exists());
+    assert!(read(&dir.path().join("bg.log")).contains("daemon stopping"));
+    drop(guard);
+}
