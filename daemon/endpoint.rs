@@ -123,12 +123,13 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
                 .map_err(|error| unreachable(describe_transport_error(&error)))
         }
         Target::Tcp(url) => {
-            let endpoint = tonic::transport::Endpoint::from_shared(url.clone()).map_err(|error| {
-                EndpointError::Address {
-                    address: url.clone(),
-                    reason: error.to_string(),
-                }
-            })?;
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(url.clone()).map_err(|error| {
+                    EndpointError::Address {
+                        address: url.clone(),
+                        reason: error.to_string(),
+                    }
+                })?;
             endpoint
                 .connect()
                 .await

@@ -143,7 +143,10 @@ fn launch_in_background(
         });
     }
     let mut child = command.spawn().context("starting taskmasterd")?;
-    let stdout = child.stdout.take().context("reading taskmasterd's readiness")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("reading taskmasterd's readiness")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     if line.trim() == "ready" {

@@ -94,7 +94,10 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::RestartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
-        let answer = self.supervisor.restart(request.names, !request.no_wait).await;
+        let answer = self
+            .supervisor
+            .restart(request.names, !request.no_wait)
+            .await;
         answer.map(Response::new).map_err(to_status)
     }
 

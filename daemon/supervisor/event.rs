@@ -152,7 +152,10 @@ mod tests {
         assert_eq!(subscription.missed, 0);
         assert!(journal.subscribe(None).replay.is_empty());
         assert!(journal.subscribe(Some(5)).replay.is_empty());
-        assert_eq!(seqs(&journal.subscribe(Some(0)).replay), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            seqs(&journal.subscribe(Some(0)).replay),
+            vec![1, 2, 3, 4, 5]
+        );
     }
 
     #[test]

@@ -83,10 +83,23 @@ enum Request {
 /// the retry timer) the notice is about; a notice whose token is no longer current is stale.
 #[derive(Debug)]
 pub enum Notice {
-    StartTimeElapsed { id: InstanceId, token: u64 },
-    Killed { id: InstanceId, token: u64 },
-    Exited { id: InstanceId, token: u64, exit: ExitInfo },
-    RetryDue { id: InstanceId, token: u64 },
+    StartTimeElapsed {
+        id: InstanceId,
+        token: u64,
+    },
+    Killed {
+        id: InstanceId,
+        token: u64,
+    },
+    Exited {
+        id: InstanceId,
+        token: u64,
+        exit: ExitInfo,
+    },
+    RetryDue {
+        id: InstanceId,
+        token: u64,
+    },
 }
 
 /// A watcher's start: the replay and live feed, and which events it asked for.
@@ -133,7 +146,8 @@ impl Handle {
         names: Vec<String>,
         wait: bool,
     ) -> Result<proto::ActionResponse, SupervisorError> {
-        self.ask(|reply| Request::Start { names, wait, reply }).await
+        self.ask(|reply| Request::Start { names, wait, reply })
+            .await
     }
 
     pub async fn stop(
@@ -165,7 +179,12 @@ impl Handle {
     /// Stops every program; returns once all processes are reaped.
     pub async fn shutdown(&self) {
         let (reply, done) = oneshot::channel();
-        if self.requests.send(Request::Shutdown { reply }).await.is_ok() {
+        if self
+            .requests
+            .send(Request::Shutdown { reply })
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
     }
@@ -224,7 +243,11 @@ pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
     let task = tokio::spawn(async move {
         supervisor.journal.publish(daemon_event(
             EventKind::DaemonStarted,
-            format!("pid {}, config {}", std::process::id(), config.path.display()),
+            format!(
+                "pid {}, config {}",
+                std::process::id(),
+                config.path.display()
+            ),
         ));
         supervisor.apply_config(config);
         supervisor.run(requests_rx, notices_rx).await;
@@ -341,7 +364,9 @@ impl Instance {
                 .clone()
                 .unwrap_or_else(|| "Exited too quickly".to_string()),
             State::Exited => {
-                let exit = self.last_exit.map_or("exited".to_string(), ExitInfo::describe);
+                let exit = self
+                    .last_exit
+                    .map_or("exited".to_string(), ExitInfo::describe);
                 let expected = if self.expected() {
                     "expected"
                 } else {
@@ -464,9 +489,7 @@ impl Supervisor {
             }
             Request::Start { names, wait, reply } => self.act(Verb::Start, &names, wait, reply),
             Request::Stop { names, wait, reply } => self.act(Verb::Stop, &names, wait, reply),
-            Request::Restart { names, wait, reply } => {
-                self.act(Verb::Restart, &names, wait, reply)
-            }
+            Request::Restart { names, wait, reply } => self.act(Verb::Restart, &names, wait, reply),
             Request::Reload { config, reply } => {
                 let _ = reply.send(self.reload(config));
             }
@@ -583,7 +606,10 @@ impl Supervisor {
                 });
             }
             Effect::Restart => {
-                self.instances.get_mut(&id).expect("instance exists").restarts += 1;
+                self.instances
+                    .get_mut(&id)
+                    .expect("instance exists")
+                    .restarts += 1;
                 self.apply(id, Input::Start);
                 return;
             }
@@ -788,7 +814,11 @@ impl Supervisor {
     /// The instances `names` designate, in order, without repeats: program names, instance
     /// names or "all"; none means all. Any unknown name fails the whole request.
     fn resolve(&self, names: &[String]) -> Result<Vec<InstanceId>, SupervisorError> {
-        let all = || self.programs.values().flat_map(|p| p.instances.iter().copied());
+        let all = || {
+            self.programs
+                .values()
+                .flat_map(|p| p.instances.iter().copied())
+        };
         if names.is_empty() {
             return Ok(all().collect());
         }
@@ -823,7 +853,13 @@ impl Supervisor {
             .find(|id| self.instances[id].name == name)
     }
 
-    fn act(&mut self, verb: Verb, names: &[String], wait: bool, reply: Reply<proto::ActionResponse>) {
+    fn act(
+        &mut self,
+        verb: Verb,
+        names: &[String],
+        wait: bool,
+        reply: Reply<proto::ActionResponse>,
+    ) {
         if self.shutdown.is_some() {
             let _ = reply.send(Err(SupervisorError::ShuttingDown));
             return;
@@ -851,10 +887,18 @@ impl Supervisor {
             },
         );
         for (slot, id) in ids.iter().copied().enumerate() {
-            let instance = self.instances.get_mut(&id).expect("resolved instance exists");
+            let instance = self
+                .instances
+                .get_mut(&id)
+                .expect("resolved instance exists");
             let before = instance.life.state;
             if instance.then == After::Remove {
-                let outcome = result(&instance.name, false, "being removed by a config reload", before);
+                let outcome = result(
+                    &instance.name,
+                    false,
+                    "being removed by a config reload",
+                    before,
+                );
                 self.answer(waiter, slot, outcome);
                 continue;
             }
@@ -867,7 +911,8 @@ impl Supervisor {
                 }
                 Verb::Restart => {
                     instance.restarts += 1;
-                    let event = instance.event(EventKind::Restarting, before, "restart requested".into());
+                    let event =
+                        instance.event(EventKind::Restarting, before, "restart requested".into());
                     self.journal.publish(event);
                     let instance = self.instances.get_mut(&id).expect("instance exists");
                     if before.has_process() || before == State::Backoff {
@@ -1123,9 +1168,7 @@ impl Supervisor {
             }
         }
         let instances = &self.instances;
-        program
-            .instances
-            .sort_by_key(|id| instances[id].index);
+        program.instances.sort_by_key(|id| instances[id].index);
         let extra: Vec<InstanceId> = program
             .instances
             .iter()

@@ -163,7 +163,10 @@ pub fn transition(
         (Starting, Input::SpawnFailed | Input::Exited { .. }) => {
             let failed = failed + 1;
             if failed <= policy.startretries {
-                (to(Backoff, failed), Effect::ScheduleRetry(backoff_delay(failed)))
+                (
+                    to(Backoff, failed),
+                    Effect::ScheduleRetry(backoff_delay(failed)),
+                )
             } else {
                 (to(Fatal, failed), Effect::None)
             }
@@ -174,7 +177,11 @@ pub fn transition(
                 AutoRestart::Never => false,
                 AutoRestart::Unexpected => !expected,
             };
-            let effect = if restart { Effect::Restart } else { Effect::None };
+            let effect = if restart {
+                Effect::Restart
+            } else {
+                Effect::None
+            };
             (to(Exited, 0), effect)
         }
         (Starting | Running, Input::Stop) => (to(Stopping, failed), Effect::SignalStop),
@@ -214,8 +221,18 @@ mod tests {
             (at(Backoff, 1), Input::Start, at(Starting, 0), Effect::Spawn),
             (at(Starting, 1), Input::Start, at(Starting, 1), Effect::None),
             (at(Running, 0), Input::Start, at(Running, 0), Effect::None),
-            (at(Backoff, 1), Input::RetryDue, at(Starting, 1), Effect::Spawn),
-            (at(Starting, 2), Input::StartTimeElapsed, at(Running, 0), Effect::None),
+            (
+                at(Backoff, 1),
+                Input::RetryDue,
+                at(Starting, 1),
+                Effect::Spawn,
+            ),
+            (
+                at(Starting, 2),
+                Input::StartTimeElapsed,
+                at(Running, 0),
+                Effect::None,
+            ),
             (
                 at(Starting, 0),
                 exited_yes,
@@ -229,11 +246,26 @@ mod tests {
                 Effect::ScheduleRetry(Duration::from_secs(2)),
             ),
             (at(Starting, 2), exited_no, at(Fatal, 3), Effect::None),
-            (at(Starting, 2), Input::SpawnFailed, at(Fatal, 3), Effect::None),
+            (
+                at(Starting, 2),
+                Input::SpawnFailed,
+                at(Fatal, 3),
+                Effect::None,
+            ),
             (at(Running, 0), exited_no, at(Exited, 0), Effect::Restart),
             (at(Running, 0), exited_yes, at(Exited, 0), Effect::None),
-            (at(Starting, 1), Input::Stop, at(Stopping, 1), Effect::SignalStop),
-            (at(Running, 0), Input::Stop, at(Stopping, 0), Effect::SignalStop),
+            (
+                at(Starting, 1),
+                Input::Stop,
+                at(Stopping, 1),
+                Effect::SignalStop,
+            ),
+            (
+                at(Running, 0),
+                Input::Stop,
+                at(Stopping, 0),
+                Effect::SignalStop,
+            ),
             (at(Backoff, 1), Input::Stop, at(Stopped, 1), Effect::None),
             (at(Stopping, 0), Input::Stop, at(Stopping, 0), Effect::None),
             (at(Stopped, 0), Input::Stop, at(Stopped, 0), Effect::None),
@@ -321,7 +353,11 @@ mod tests {
             };
             let (next, got) =
                 transition(at(Running, 0), Input::Exited { expected }, policy).unwrap();
-            assert_eq!((next.state, got), (Exited, effect), "{autorestart:?} {expected}");
+            assert_eq!(
+                (next.state, got),
+                (Exited, effect),
+                "{autorestart:?} {expected}"
+            );
         }
     }
 

@@ -142,10 +142,16 @@ async fn shutdown_stops_everything_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_is_private_and_one_daemon_owns_it() {
     let daemon = Daemon::start(ONE_SLEEPER).await;
-    let mode = std::fs::metadata(&daemon.socket).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let pidfile = daemon.path("taskmaster.pid");
-    let pid: u32 = expect("the pidfile", || async { read(&pidfile).trim().parse().ok() }).await;
+    let pid: u32 = expect("the pidfile", || async {
+        read(&pidfile).trim().parse().ok()
+    })
+    .await;
     assert_eq!(pid, daemon.pid());
     // A second daemon on the same socket refuses to start.
     let second = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
@@ -221,7 +227,10 @@ async fn tcp_reflection_and_health() {
         panic!("unexpected reflection answer {answer:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"taskmaster.v1.Taskmaster".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"taskmaster.v1.Taskmaster".to_string()),
+        "{names:?}"
+    );
     drop(daemon);
 }
 
@@ -295,7 +304,10 @@ async fn without_foreground_it_detaches_once_listening() {
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output {stdout:?}"));
     let guard = Detached(pid);
-    assert!(stdout.contains(&format!("socket {}", socket.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("socket {}", socket.display())),
+        "{stdout}"
+    );
     assert!(alive(pid));
     // Relative paths are relative to the config file.
     assert_eq!(read(&dir.path().join("bg.pid")).trim(), pid.to_string());
@@ -304,7 +316,10 @@ async fn without_foreground_it_detaches_once_listening() {
     let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
     assert_eq!(status(&mut client).await.len(), 1);
     client.shutdown(proto::ShutdownRequest {}).await.unwrap();
-    expect("the daemon to exit", || async { (!alive(pid)).then_some(()) }).await;
+    expect("the daemon to exit", || async {
+        (!alive(pid)).then_some(())
+    })
+    .await;
     assert!(!dir.path().join("bg.pid").exists());
     assert!(read(&dir.path().join("bg.log")).contains("daemon stopping"));
     drop(guard);

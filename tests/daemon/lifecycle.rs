@@ -85,7 +85,11 @@ async fn a_spawn_error_is_a_failed_start_with_its_reason() {
         "spawn error: No such file or directory"
     );
     let baddir = wait_state(&mut client, "baddir", State::Fatal).await;
-    assert!(baddir.description.starts_with("spawn error: "), "{}", baddir.description);
+    assert!(
+        baddir.description.starts_with("spawn error: "),
+        "{}",
+        baddir.description
+    );
     let answer = client
         .start(proto::StartRequest {
             names: vec!["missing".into()],
@@ -139,14 +143,28 @@ async fn autorestart_follows_policy_and_exitcodes() {
     .await;
     let never_bad = wait_state(&mut client, "never_bad", State::Exited).await;
     assert_eq!(never_bad.exit_code, Some(1));
-    assert!(never_bad.description.contains("(unexpected)"), "{}", never_bad.description);
+    assert!(
+        never_bad.description.contains("(unexpected)"),
+        "{}",
+        never_bad.description
+    );
     let unexpected_ok = wait_state(&mut client, "unexpected_ok", State::Exited).await;
-    assert!(unexpected_ok.description.contains("(expected)"), "{}", unexpected_ok.description);
+    assert!(
+        unexpected_ok.description.contains("(expected)"),
+        "{}",
+        unexpected_ok.description
+    );
     assert_eq!(runs("never_bad"), 1);
     assert_eq!(runs("unexpected_ok"), 1);
     let log = daemon.log();
-    assert!(log.contains("never_bad: exited") && log.contains("expected=false"), "{log}");
-    assert!(log.contains("unexpected_ok: exited") && log.contains("expected=true"), "{log}");
+    assert!(
+        log.contains("never_bad: exited") && log.contains("expected=false"),
+        "{log}"
+    );
+    assert!(
+        log.contains("unexpected_ok: exited") && log.contains("expected=true"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +275,10 @@ async fn a_process_that_ignores_its_stop_signal_is_killed_after_stoptime() {
     assert_eq!(stopped.signal, Some(9));
     assert!(!alive(running.pid));
     for pid in grandchildren {
-        expect("the grandchild to be gone", || async { (!alive(pid)).then_some(()) }).await;
+        expect("the grandchild to be gone", || async {
+            (!alive(pid)).then_some(())
+        })
+        .await;
     }
     let log = daemon.log();
     assert!(log.contains("stubborn: killed"), "{log}");
@@ -308,7 +329,12 @@ async fn start_stop_restart_wait_for_their_target_state() {
     )
     .await;
     let mut client = daemon.client().await;
-    assert!(status(&mut client).await.iter().all(|i| i.state() == State::Stopped));
+    assert!(
+        status(&mut client)
+            .await
+            .iter()
+            .all(|i| i.state() == State::Stopped)
+    );
     let started = client
         .start(proto::StartRequest {
             names: vec!["web".into()],
@@ -317,10 +343,17 @@ async fn start_stop_restart_wait_for_their_target_state() {
         .await
         .unwrap()
         .into_inner();
-    let names: Vec<_> = started.results.iter().map(|r| (r.name.as_str(), r.message.as_str(), r.state())).collect();
+    let names: Vec<_> = started
+        .results
+        .iter()
+        .map(|r| (r.name.as_str(), r.message.as_str(), r.state()))
+        .collect();
     assert_eq!(
         names,
-        vec![("web:0", "started", State::Running), ("web:1", "started", State::Running)]
+        vec![
+            ("web:0", "started", State::Running),
+            ("web:1", "started", State::Running)
+        ]
     );
     let before = instance(&mut client, "web:1").await;
     let restarted = client

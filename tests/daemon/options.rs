@@ -36,7 +36,12 @@ async fn env_workingdir_and_umask_reach_the_process() {
     let configured = wait_state(&mut client, "configured", State::Running).await;
     let environ = proc_file(configured.pid, "environ");
     let vars: Vec<&str> = environ.split('\0').collect();
-    for expected in ["STARTED_BY=taskmaster", "ANSWER=42", "VERBOSE=true", "RATIO=1.5"] {
+    for expected in [
+        "STARTED_BY=taskmaster",
+        "ANSWER=42",
+        "VERBOSE=true",
+        "RATIO=1.5",
+    ] {
         assert!(vars.contains(&expected), "{expected} missing from {vars:?}");
     }
     // The daemon's own environment is kept.
@@ -80,7 +85,12 @@ async fn the_child_gets_its_own_group_only_fds_0_to_2_and_clean_signals() {
     let ignored = u64::from_str_radix(&status_field(clean.pid, "SigIgn"), 16).unwrap();
     assert_eq!(ignored & !0x1_8000_0000, 0, "ignored signals: {ignored:#x}");
     let stat = proc_file(clean.pid, "stat");
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     // Fields after the command: state, ppid, pgrp, session.
     assert_eq!(fields[2], clean.pid.to_string(), "own process group");
     assert_eq!(fields[1], daemon.pid().to_string(), "child of the daemon");

@@ -94,8 +94,7 @@ async fn check_applied(daemon: &Daemon, client: &mut Client, before: &HashMap<St
         async move {
             let now = status(&mut client).await;
             let names: Vec<&str> = now.iter().map(|i| i.name.as_str()).collect();
-            let settled = names == AFTER_NAMES
-                && now.iter().all(|i| i.state() == State::Running);
+            let settled = names == AFTER_NAMES && now.iter().all(|i| i.state() == State::Running);
             settled.then(|| {
                 now.into_iter()
                     .map(|i| (i.name, i.pid))
