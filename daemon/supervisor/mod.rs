@@ -605,7 +605,8 @@ impl Supervisor {
                     let _ = notices.send(Notice::RetryDue { id, token });
                 });
             }
-            Effect::Restart => {
+            // Nothing starts once a shutdown began.
+            Effect::Restart if self.shutdown.is_none() => {
                 self.instances
                     .get_mut(&id)
                     .expect("instance exists")
@@ -613,6 +614,7 @@ impl Supervisor {
                 self.apply(id, Input::Start);
                 return;
             }
+            Effect::Restart => {}
             Effect::None | Effect::Spawn => {}
         }
         self.settle(id);
