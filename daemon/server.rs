@@ -3,13 +3,16 @@
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
-use tokio_stream::{Stream, StreamExt, wrappers::BroadcastStream};
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
     proto::{self, EventKind, taskmaster_server::Taskmaster},
-    supervisor::{Handle, SupervisorError},
+    supervisor::{Handle, SupervisorError, Watch},
 };
 
 /// Serves the Taskmaster API with a handle to the supervisor.
@@ -129,25 +132,34 @@ impl Taskmaster for TaskmasterService {
             .watch_events(request.names, request.since)
             .await
             .map_err(to_status)?;
-        let subscription = watch.subscription;
-        let filter = watch.filter;
-        let gap = (subscription.missed > 0).then(|| lagged(subscription.missed));
-        let replay = tokio_stream::iter(subscription.replay).map(|event| (*event).clone());
-        let live = BroadcastStream::new(subscription.live).map(|item| match item {
-            Ok(event) => (*event).clone(),
-            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(missed)) => {
-                lagged(missed)
-            }
-        });
-        let closing = self.closing.clone().cancelled_owned();
-        let stream = tokio_stream::iter(gap)
-            .chain(replay)
-            .chain(live)
-            .filter(move |event| event.kind() == EventKind::Lagged || filter.admits(event))
-            .map(Ok);
-        let stream = futures_util::StreamExt::take_until(stream, closing);
+        let stream = event_stream(watch, self.closing.clone());
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// A watcher's stream: the gap notice (if its resume point is forgotten), the replay, then the
+/// live feed, filtered, with a LAGGED event wherever it fell behind; it ends when `closing` is
+/// cancelled or the supervisor is gone.
+fn event_stream(watch: Watch, closing: CancellationToken) -> EventStream {
+    let Watch {
+        subscription,
+        filter,
+    } = watch;
+    let gap = (subscription.missed > 0).then(|| lagged(subscription.missed));
+    let replay = tokio_stream::iter(subscription.replay).map(|event| (*event).clone());
+    let live = BroadcastStream::new(subscription.live).map(|item| match item {
+        Ok(event) => (*event).clone(),
+        Err(BroadcastStreamRecvError::Lagged(missed)) => lagged(missed),
+    });
+    let stream = tokio_stream::iter(gap)
+        .chain(replay)
+        .chain(live)
+        .filter(move |event| event.kind() == EventKind::Lagged || filter.admits(event))
+        .map(Ok);
+    Box::pin(futures_util::StreamExt::take_until(
+        stream,
+        closing.cancelled_owned(),
+    ))
 }
 
 /// The notice a watcher gets in place of `missed` events it could not keep up with.
@@ -158,5 +170,82 @@ fn lagged(missed: u64) -> proto::Event {
         missed,
         message: format!("{missed} events were dropped because this watcher fell behind"),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::{EventFilter, event::Journal};
+
+    fn instance_event(instance: &str) -> proto::Event {
+        proto::Event {
+            kind: EventKind::Spawned.into(),
+            instance: instance.into(),
+            program: instance.into(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_told_how_many_events_it_missed() {
+        let mut journal = Journal::default();
+        let watch = Watch {
+            subscription: journal.subscribe(None),
+            filter: EventFilter::default(),
+        };
+        let mut stream = event_stream(watch, CancellationToken::new());
+        // Far more than a watcher may have pending; publishing never waits for it.
+        let published = 10_000u64;
+        for _ in 0..published {
+            journal.publish(instance_event("web"));
+        }
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first.kind(), EventKind::Lagged);
+        let next = stream.next().await.unwrap().unwrap();
+        // Nothing is lost silently: what was missed plus what follows is everything.
+        assert_eq!(next.seq, first.missed + 1);
+        let mut received = 1;
+        let mut last = next.seq;
+        while last < published {
+            let event = stream.next().await.unwrap().unwrap();
+            assert_eq!(event.seq, last + 1);
+            last = event.seq;
+            received += 1;
+        }
+        assert_eq!(first.missed + received, published);
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_what_its_filter_admits_and_daemon_events() {
+        let mut journal = Journal::default();
+        journal.publish(instance_event("web"));
+        journal.publish(instance_event("db"));
+        journal.publish(proto::Event {
+            kind: EventKind::ConfigReloaded.into(),
+            ..Default::default()
+        });
+        let watch = Watch {
+            subscription: journal.subscribe(Some(0)),
+            filter: EventFilter::for_names(["db".to_string()], []),
+        };
+        let closing = CancellationToken::new();
+        let mut stream = event_stream(watch, closing.clone());
+        let kinds: Vec<(String, EventKind)> = vec![
+            stream.next().await.unwrap().unwrap(),
+            stream.next().await.unwrap().unwrap(),
+        ]
+        .into_iter()
+        .map(|event| (event.instance.clone(), event.kind()))
+        .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("db".to_string(), EventKind::Spawned),
+                (String::new(), EventKind::ConfigReloaded)
+            ]
+        );
+        closing.cancel();
+        assert!(stream.next().await.is_none(), "the stream ends on closing");
     }
 }

@@ -116,6 +116,17 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// A filter for these program names and instance names.
+    pub fn for_names(
+        programs: impl IntoIterator<Item = String>,
+        instances: impl IntoIterator<Item = String>,
+    ) -> Self {
+        EventFilter {
+            programs: programs.into_iter().collect(),
+            instances: instances.into_iter().collect(),
+        }
+    }
+
     /// Daemon-level events always pass.
     pub fn admits(&self, event: &proto::Event) -> bool {
         (self.programs.is_empty() && self.instances.is_empty())
