@@ -44,6 +44,9 @@ struct Args {
     notify_ready: bool,
 }
 
+/// Event log lines that may wait for the disk.
+const EVENT_LOG_QUEUE: usize = 4096;
+
 /// The daemon settings after flags override the config's `daemon:` section.
 struct Settings {
     socket: PathBuf,
@@ -207,7 +210,14 @@ fn start_event_log(
         .append(true)
         .open(logfile)
         .with_context(|| format!("opening event log {}", logfile.display()))?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    // The writer thread keeps the daemon's own work off the disk. Its queue is allocated up
+    // front (the default of 128k lines costs 4 MB); when the disk falls this far behind, the
+    // daemon waits rather than lose an event line.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(EVENT_LOG_QUEUE)
+        .lossy(false)
+        .thread_name("event-log")
+        .finish(file);
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_target(false)

@@ -165,6 +165,10 @@ impl Watch {
 
 /// Owns `child` until it is reaped: reports when `starttime` has passed, carries out a stop
 /// order (signal to the group, SIGKILL after the timeout), and reports the exit.
+///
+/// One timer serves both deadlines: the start deadline until a stop order arrives, then the
+/// kill deadline (a stop makes the start deadline moot). This future lives as long as the
+/// process, once per child, so it is kept small.
 async fn own_child(
     mut child: Child,
     pid: u32,
@@ -172,16 +176,25 @@ async fn own_child(
     mut stop_orders: oneshot::Receiver<StopOrder>,
 ) {
     let group = Pid::from_raw(pid as i32);
-    let mut start_deadline = (!watch.starttime.is_zero()).then(|| Instant::now() + watch.starttime);
-    let mut kill_deadline: Option<Instant> = None;
+    let mut timer = Timer::Idle;
+    if !watch.starttime.is_zero() {
+        timer = Timer::Start;
+    }
+    let sleep = tokio::time::sleep(watch.starttime);
+    tokio::pin!(sleep);
     let mut stop_pending = true;
     let mut stop_ordered = false;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            _ = sleep_until(start_deadline), if start_deadline.is_some() => {
-                start_deadline = None;
-                watch.send(|id, token| Notice::StartTimeElapsed { id, token });
+            _ = &mut sleep, if timer != Timer::Idle => {
+                if timer == Timer::Start {
+                    watch.send(|id, token| Notice::StartTimeElapsed { id, token });
+                } else {
+                    signal_group(group, Signal::SIGKILL);
+                    watch.send(|id, token| Notice::Killed { id, token });
+                }
+                timer = Timer::Idle;
             }
             order = &mut stop_orders, if stop_pending => {
                 stop_pending = false;
@@ -189,13 +202,9 @@ async fn own_child(
                 if let Ok(order) = order {
                     stop_ordered = true;
                     signal_group(group, order.signal);
-                    kill_deadline = Some(Instant::now() + order.timeout);
+                    sleep.as_mut().reset(Instant::now() + order.timeout);
+                    timer = Timer::Kill;
                 }
-            }
-            _ = sleep_until(kill_deadline), if kill_deadline.is_some() => {
-                kill_deadline = None;
-                signal_group(group, Signal::SIGKILL);
-                watch.send(|id, token| Notice::Killed { id, token });
             }
         }
     };
@@ -214,11 +223,14 @@ async fn own_child(
     watch.send(|id, token| Notice::Exited { id, token, exit });
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
+/// What the one timer of [`own_child`] is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Idle,
+    /// Report [`Notice::StartTimeElapsed`].
+    Start,
+    /// SIGKILL the group: the stop timeout is over.
+    Kill,
 }
 
 /// Signals the whole process group led by `group`. Errors (the group is already gone) are
