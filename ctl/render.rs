@@ -1,0 +1,483 @@
+//! How taskctl shows things: the status table, JSON, action results, reload summaries and
+//! event lines. Pure functions from protobuf messages to text, so each is unit-tested.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, TimeZone};
+use nu_ansi_term::{Color, Style};
+use serde::Serialize;
+use taskmaster::proto::{self, ActionResponse, EventKind, InstanceStatus, ReloadResponse, State};
+
+/// Whether output is coloured: only on a terminal, and never when `NO_COLOR` is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Palette {
+    /// Whether to write ANSI colours.
+    pub color: bool,
+}
+
+impl Palette {
+    #[cfg(test)]
+    pub const PLAIN: Palette = Palette { color: false };
+
+    /// Colour when `stream_is_terminal` and `NO_COLOR` is unset or empty, as no-color.org asks.
+    pub fn detect(stream_is_terminal: bool) -> Palette {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Palette {
+            color: stream_is_terminal && !no_color,
+        }
+    }
+
+    /// `text` (a state name, maybe padded) in the colour of `state`.
+    fn state(self, state: State, text: &str) -> String {
+        let style = match state {
+            State::Running => Color::Green.normal(),
+            State::Starting | State::Stopping | State::Exited => Color::Yellow.normal(),
+            State::Backoff => Color::Red.normal(),
+            State::Fatal => Color::Red.bold(),
+            State::Stopped | State::Unspecified => Style::new(),
+        };
+        self.paint(style, text)
+    }
+
+    fn paint(self, style: Style, text: &str) -> String {
+        if self.color && style != Style::new() {
+            style.paint(text).to_string()
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// "RUNNING", "STOPPED", ... as supervisorctl writes them.
+pub fn state_name(state: State) -> &'static str {
+    let name = state.as_str_name();
+    name.strip_prefix("STATE_").unwrap_or(name)
+}
+
+/// "EXITED", "CONFIG_RELOADED", ...
+pub fn kind_name(kind: EventKind) -> &'static str {
+    let name = kind.as_str_name();
+    name.strip_prefix("EVENT_KIND_").unwrap_or(name)
+}
+
+/// The width of the widest state name, so descriptions line up.
+const STATE_WIDTH: usize = 8;
+
+/// One line per instance: `NAME  STATE  description`, names padded to the longest.
+pub fn status_table(instances: &[InstanceStatus], palette: Palette) -> String {
+    let width = instances
+        .iter()
+        .map(|instance| instance.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for instance in instances {
+        let state = instance.state();
+        let padded_state = format!("{:<STATE_WIDTH$}", state_name(state));
+        let line = format!(
+            "{:<width$}  {}  {}",
+            instance.name,
+            palette.state(state, &padded_state),
+            instance.description
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// The fields of one instance in `status --json`. The names are an interface: keep them.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    name: &'a str,
+    program: &'a str,
+    state: &'static str,
+    /// `null` when no process is alive.
+    pid: Option<u32>,
+    uptime_secs: Option<u64>,
+    /// When the instance entered its state, RFC 3339 in UTC.
+    since: Option<String>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    restarts: u32,
+    description: &'a str,
+    /// `null` unless the last spawn failed.
+    spawn_error: Option<&'a str>,
+}
+
+/// `status --json`: one JSON array, one object per instance.
+pub fn status_json(instances: &[InstanceStatus]) -> String {
+    let rows: Vec<StatusJson<'_>> = instances
+        .iter()
+        .map(|instance| StatusJson {
+            name: &instance.name,
+            program: &instance.program,
+            state: state_name(instance.state()),
+            pid: nonzero(instance.pid),
+            uptime_secs: instance.uptime_secs,
+            since: instance.since.as_ref().map(rfc3339),
+            exit_code: instance.exit_code,
+            signal: instance.signal,
+            restarts: instance.restarts,
+            description: &instance.description,
+            spawn_error: nonempty(&instance.spawn_error),
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows).expect("status rows serialize") + "\n"
+}
+
+/// `web:0: started`, or `web:1: ERROR (spawn error: ...)`, one line per instance.
+pub fn action_results(response: &ActionResponse) -> String {
+    let mut text = String::new();
+    for result in &response.results {
+        if result.ok {
+            let _ = writeln!(text, "{}: {}", result.name, result.message);
+        } else {
+            let _ = writeln!(text, "{}: ERROR ({})", result.name, result.message);
+        }
+    }
+    text
+}
+
+/// The four lists of a reload, one line each.
+pub fn reload_summary(response: &ReloadResponse) -> String {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    format!(
+        "added: {}\nchanged: {}\nremoved: {}\nunchanged: {}\n",
+        list(&response.added),
+        list(&response.changed),
+        list(&response.removed),
+        list(&response.unchanged),
+    )
+}
+
+/// One line for an event, without a newline:
+/// `2026-11-26 09:10:00.123  web:0  RUNNING -> EXITED  pid 123  exit status 1 (unexpected)`.
+/// The time is shown in `zone` (the local time zone outside tests).
+pub fn event_line<Tz>(event: &proto::Event, zone: &Tz, palette: Palette) -> String
+where
+    Tz: TimeZone,
+    Tz::Offset: std::fmt::Display,
+{
+    let time = event
+        .time
+        .as_ref()
+        .and_then(timestamp)
+        .map(|time| {
+            time.with_timezone(zone)
+                .format("%Y-%m-%d %H:%M:%S%.3f")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".repeat(23));
+    let kind = event.kind();
+    if kind == EventKind::Lagged {
+        return format!("{time}  taskmasterd  missed {} events", event.missed);
+    }
+    if event.instance.is_empty() {
+        let what = kind_name(kind).to_lowercase().replace('_', " ");
+        let mut line = format!("{time}  taskmasterd  {what}");
+        if !event.message.is_empty() {
+            // A rejected config lists one error per line; an event is one line.
+            let _ = write!(line, "  {}", event.message.replace('\n', "; "));
+        }
+        return line;
+    }
+    let (old, new) = (event.old_state(), event.new_state());
+    let change = if old != new && old != State::Unspecified {
+        format!(
+            "{} -> {}",
+            state_name(old),
+            palette.state(new, state_name(new))
+        )
+    } else {
+        kind_name(kind).to_lowercase().replace('_', " ")
+    };
+    let mut line = format!("{time}  {}  {change}", event.instance);
+    if event.pid != 0 {
+        let _ = write!(line, "  pid {}", event.pid);
+    }
+    if !event.message.is_empty() {
+        let _ = write!(line, "  {}", event.message.replace('\n', "; "));
+    }
+    line
+}
+
+/// The fields of one event in `watch --json`. The names are an interface: keep them.
+#[derive(Serialize)]
+struct EventJson<'a> {
+    seq: u64,
+    /// RFC 3339 in UTC, with milliseconds.
+    time: Option<String>,
+    kind: &'static str,
+    /// `null` for daemon-level events.
+    instance: Option<&'a str>,
+    program: Option<&'a str>,
+    old_state: Option<&'static str>,
+    new_state: Option<&'static str>,
+    pid: Option<u32>,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    expected: bool,
+    message: &'a str,
+    missed: u64,
+}
+
+/// `watch --json`: one JSON object, on one line.
+pub fn event_json(event: &proto::Event) -> String {
+    let state = |state: State| (state != State::Unspecified).then(|| state_name(state));
+    let row = EventJson {
+        seq: event.seq,
+        time: event.time.as_ref().map(rfc3339),
+        kind: kind_name(event.kind()),
+        instance: nonempty(&event.instance),
+        program: nonempty(&event.program),
+        old_state: state(event.old_state()),
+        new_state: state(event.new_state()),
+        pid: nonzero(event.pid),
+        exit_code: event.exit_code,
+        signal: event.signal,
+        expected: event.expected,
+        message: &event.message,
+        missed: event.missed,
+    };
+    serde_json::to_string(&row).expect("event serializes")
+}
+
+/// A protobuf timestamp as a UTC time; `None` when out of range.
+fn timestamp(time: &prost_types::Timestamp) -> Option<DateTime<chrono::Utc>> {
+    DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).ok()?)
+}
+
+/// `2026-11-26T09:10:00.123Z`
+fn rfc3339(time: &prost_types::Timestamp) -> String {
+    timestamp(time).map_or_else(String::new, |time| {
+        time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
+}
+
+fn nonzero(value: u32) -> Option<u32> {
+    (value != 0).then_some(value)
+}
+
+fn nonempty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::FixedOffset;
+    use taskmaster::proto::InstanceResult;
+
+    use super::*;
+
+    fn instance(name: &str, state: State, pid: u32, description: &str) -> InstanceStatus {
+        InstanceStatus {
+            name: name.into(),
+            program: name.split(':').next().unwrap().into(),
+            state: state.into(),
+            pid,
+            description: description.into(),
+            ..Default::default()
+        }
+    }
+
+    /// 2026-11-26 09:10:00.123 UTC
+    fn at() -> Option<prost_types::Timestamp> {
+        Some(prost_types::Timestamp {
+            seconds: 1_795_684_200,
+            nanos: 123_000_000,
+        })
+    }
+
+    #[test]
+    fn table_aligns_names_and_states() {
+        let table = status_table(
+            &[
+                instance("web:0", State::Running, 12, "pid 12, uptime 0:00:05"),
+                instance("database", State::Fatal, 0, "spawn error: No such file"),
+                instance("idle", State::Stopped, 0, ""),
+            ],
+            Palette::PLAIN,
+        );
+        assert_eq!(
+            table,
+            "web:0     RUNNING   pid 12, uptime 0:00:05\n\
+             database  FATAL     spawn error: No such file\n\
+             idle      STOPPED\n"
+        );
+    }
+
+    #[test]
+    fn table_colours_only_the_state() {
+        let palette = Palette { color: true };
+        let table = status_table(&[instance("web", State::Running, 1, "up")], palette);
+        let green = Color::Green.normal().paint("RUNNING ").to_string();
+        assert_eq!(table, format!("web  {green}  up\n"));
+        assert!(
+            !status_table(&[instance("web", State::Running, 1, "up")], Palette::PLAIN)
+                .contains('\x1b')
+        );
+    }
+
+    #[test]
+    fn json_has_the_stable_field_names() {
+        let mut running = instance("web", State::Running, 42, "pid 42, uptime 0:00:01");
+        running.uptime_secs = Some(1);
+        running.since = at();
+        let mut exited = instance("job", State::Exited, 0, "exit status 3");
+        exited.exit_code = Some(3);
+        exited.restarts = 2;
+        let value: serde_json::Value =
+            serde_json::from_str(&status_json(&[running, exited])).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!([
+                {"name": "web", "program": "web", "state": "RUNNING", "pid": 42,
+                 "uptime_secs": 1, "since": "2026-11-26T09:10:00.123Z", "exit_code": null,
+                 "signal": null, "restarts": 0, "description": "pid 42, uptime 0:00:01",
+                 "spawn_error": null},
+                {"name": "job", "program": "job", "state": "EXITED", "pid": null,
+                 "uptime_secs": null, "since": null, "exit_code": 3, "signal": null,
+                 "restarts": 2, "description": "exit status 3", "spawn_error": null},
+            ])
+        );
+        assert_eq!(status_json(&[]), "[]\n");
+    }
+
+    #[test]
+    fn action_lines_show_errors_in_supervisorctl_style() {
+        let result = |name: &str, ok: bool, message: &str| InstanceResult {
+            name: name.into(),
+            ok,
+            message: message.into(),
+            state: 0,
+        };
+        let response = ActionResponse {
+            results: vec![
+                result("web:0", true, "started"),
+                result("web:1", false, "spawn error: No such file or directory"),
+            ],
+        };
+        assert_eq!(
+            action_results(&response),
+            "web:0: started\nweb:1: ERROR (spawn error: No such file or directory)\n"
+        );
+    }
+
+    #[test]
+    fn reload_summary_lists_each_kind() {
+        let response = ReloadResponse {
+            added: vec!["api".into(), "cron".into()],
+            changed: vec![],
+            removed: vec!["old".into()],
+            unchanged: vec!["web".into()],
+        };
+        assert_eq!(
+            reload_summary(&response),
+            "added: api, cron\nchanged: none\nremoved: old\nunchanged: web\n"
+        );
+    }
+
+    fn exited_event() -> proto::Event {
+        proto::Event {
+            seq: 7,
+            time: at(),
+            kind: EventKind::Exited.into(),
+            instance: "web:0".into(),
+            program: "web".into(),
+            old_state: State::Running.into(),
+            new_state: State::Exited.into(),
+            pid: 123,
+            exit_code: Some(1),
+            message: "exit status 1 (unexpected)".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn event_line_shows_the_transition() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        assert_eq!(
+            event_line(&exited_event(), &utc, Palette::PLAIN),
+            "2026-11-26 09:10:00.123  web:0  RUNNING -> EXITED  pid 123  exit status 1 (unexpected)"
+        );
+        let paris = FixedOffset::east_opt(3600).unwrap();
+        assert!(
+            event_line(&exited_event(), &paris, Palette::PLAIN).starts_with("2026-11-26 10:10")
+        );
+    }
+
+    #[test]
+    fn event_without_a_state_change_names_its_kind() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let restarting = proto::Event {
+            time: at(),
+            kind: EventKind::Restarting.into(),
+            instance: "web".into(),
+            old_state: State::Running.into(),
+            new_state: State::Running.into(),
+            pid: 5,
+            message: "restart requested".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            event_line(&restarting, &utc, Palette::PLAIN),
+            "2026-11-26 09:10:00.123  web  restarting  pid 5  restart requested"
+        );
+    }
+
+    #[test]
+    fn daemon_and_lagged_events() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let reloaded = proto::Event {
+            time: at(),
+            kind: EventKind::ConfigReloaded.into(),
+            message: "added: api; changed: none; removed: none; unchanged: 1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            event_line(&reloaded, &utc, Palette::PLAIN),
+            "2026-11-26 09:10:00.123  taskmasterd  config reloaded  \
+             added: api; changed: none; removed: none; unchanged: 1"
+        );
+        let rejected = proto::Event {
+            time: at(),
+            kind: EventKind::ConfigRejected.into(),
+            message: "a:1:1: bad\na:2:1: worse".into(),
+            ..Default::default()
+        };
+        assert!(event_line(&rejected, &utc, Palette::PLAIN).ends_with("a:1:1: bad; a:2:1: worse"));
+        let lagged = proto::Event {
+            time: at(),
+            kind: EventKind::Lagged.into(),
+            missed: 12,
+            ..Default::default()
+        };
+        assert_eq!(
+            event_line(&lagged, &utc, Palette::PLAIN),
+            "2026-11-26 09:10:00.123  taskmasterd  missed 12 events"
+        );
+    }
+
+    #[test]
+    fn event_json_is_one_line_with_stable_names() {
+        let line = event_json(&exited_event());
+        assert!(!line.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "seq": 7, "time": "2026-11-26T09:10:00.123Z", "kind": "EXITED",
+                "instance": "web:0", "program": "web", "old_state": "RUNNING",
+                "new_state": "EXITED", "pid": 123, "exit_code": 1, "signal": null,
+                "expected": false, "message": "exit status 1 (unexpected)", "missed": 0
+            })
+        );
+    }
+}

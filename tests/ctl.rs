@@ -1,0 +1,20 @@
+//! Integration tests of taskctl: each runs the real `taskctl` binary against a real daemon on a
+//! temporary socket, with real child processes.
+
+mod support;
+
+/// Running taskctl: captured one-shot runs, and the shell in an emulated terminal.
+#[path = "ctl/harness.rs"]
+mod harness;
+
+/// One-shot commands: their output and exit status, and how the daemon is found.
+#[path = "ctl/oneshot.rs"]
+mod oneshot;
+
+/// `taskctl watch`: following events.
+#[path = "ctl/watch.rs"]
+mod watch;
+
+/// The interactive shell, through a pseudo-terminal.
+#[path = "ctl/shell.rs"]
+mod shell;

@@ -1,0 +1,317 @@
+//! The interactive shell, driven through a pseudo-terminal and read off an emulated screen:
+//! completion, history, live events above a half-typed line, reconnection, confirmation,
+//! Ctrl-C and Ctrl-D.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use taskmaster::proto::{self, State};
+
+use crate::{
+    harness::{Guard, Terminal, history_file, home},
+    support::*,
+};
+
+const PROGRAMS: &str = "
+    sleeper:
+      cmd: sleep 1000
+      starttime: 0.2
+      stoptime: 1
+    web:
+      cmd: sleep 1000
+      numprocs: 2
+      starttime: 0.2
+      stoptime: 1
+";
+
+const UP: &str = "\x1b[A";
+const CTRL_C: &str = "\x03";
+const CTRL_D: &str = "\x04";
+const CTRL_R: &str = "\x12";
+
+/// A daemon running [`PROGRAMS`], every instance RUNNING.
+async fn running() -> (Daemon, Client) {
+    let daemon = Daemon::start(PROGRAMS).await;
+    let mut client = daemon.client().await;
+    for name in ["sleeper", "web:0", "web:1"] {
+        wait_state(&mut client, name, State::Running).await;
+    }
+    (daemon, client)
+}
+
+/// A table row of a running instance (an event line has `RUNNING ->` instead).
+fn running_row(name: &str) -> String {
+    format!("{name:<7}  RUNNING   pid ")
+}
+
+/// Opens the shell on `socket` and waits for its opening status table and prompt.
+fn open(socket: &Path, home: &Path) -> Terminal {
+    let terminal = Terminal::spawn(home, &["-s".as_ref(), socket.as_os_str()]);
+    terminal.wait_for("the opening status and the prompt", |view| {
+        view.text.contains(&running_row("sleeper")) && view.cursor_line() == "taskmaster>"
+    });
+    terminal
+}
+
+/// Starts another taskmasterd on the config (and so the socket) of `daemon`, which has stopped.
+fn start_again(daemon: &Daemon) -> Guard {
+    let child = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        .arg("--foreground")
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn taskmasterd");
+    Guard(child)
+}
+
+async fn shut_down(daemon: &mut Daemon, client: &mut Client) {
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    expect("the daemon to exit", || {
+        let exited = daemon.try_exit().is_some();
+        async move { exited.then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tab_completes_commands_and_program_names() {
+    let (daemon, _client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    terminal.send("sta");
+    terminal.wait_prompt("sta");
+    terminal.send("\t");
+    terminal.wait_for("a menu of start and status, start selected", |view| {
+        view.text
+            .lines()
+            .any(|line| line.contains("start") && line.contains("status"))
+            && view.highlighted.trim() == "start"
+    });
+    // The second Tab moves to `status`, Enter takes it.
+    terminal.send("\t");
+    terminal.wait_for("status selected", |view| {
+        view.highlighted.trim() == "status"
+    });
+    terminal.send("\r");
+    terminal.wait_prompt("status ");
+    terminal.send("\r");
+    terminal.wait_for("a second status table", |view| {
+        view.count(&running_row("sleeper")) == 2
+    });
+    // A lone match is taken at once.
+    terminal.send("stat");
+    terminal.wait_prompt("stat");
+    terminal.send("\t");
+    terminal.wait_prompt("status ");
+    terminal.send(&"\x7f".repeat(7));
+    terminal.wait_prompt("");
+    // Names come from the daemon.
+    terminal.send("stop sl");
+    terminal.wait_prompt("stop sl");
+    terminal.send("\t");
+    terminal.wait_prompt("stop sleeper ");
+    terminal.send("\r");
+    terminal.wait_text("sleeper: stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_recalled_searched_and_kept_across_restarts() {
+    let (daemon, _client) = running().await;
+    let home = home();
+    let version = format!("taskmasterd {}", env!("CARGO_PKG_VERSION"));
+    {
+        let mut terminal = open(&daemon.socket, home.path());
+        terminal.send("version\r");
+        terminal.wait_for("the versions", |view| view.count(&version) == 1);
+        terminal.wait_prompt("");
+        terminal.send(UP);
+        terminal.wait_prompt("version");
+        terminal.send("\r");
+        terminal.wait_for("the versions again", |view| view.count(&version) == 2);
+        terminal.wait_prompt("");
+        terminal.send("exit\r");
+        assert_eq!(terminal.wait_exit(), 0);
+    }
+    let history = read(&history_file(home.path()));
+    assert!(history.lines().any(|line| line == "version"), "{history}");
+    assert_eq!(history.lines().last(), Some("exit"));
+
+    let mut terminal = open(&daemon.socket, home.path());
+    terminal.send(UP);
+    terminal.wait_prompt("exit");
+    terminal.send(UP);
+    terminal.wait_prompt("version");
+    terminal.send(CTRL_C);
+    terminal.wait_prompt("");
+    // Ctrl-R finds it too.
+    terminal.send(CTRL_R);
+    terminal.send("vers");
+    terminal.wait_text("(reverse-i-search: vers) version");
+    terminal.send("\r");
+    terminal.wait_prompt("version");
+    terminal.send("\r");
+    terminal.wait_for("the versions", |view| view.count(&version) == 1);
+    terminal.send(CTRL_D);
+    assert_eq!(terminal.wait_exit(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_appears_above_a_half_typed_line_that_stays_intact() {
+    let (daemon, mut client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    terminal.send("stat");
+    terminal.wait_prompt("stat");
+    // From outside: kill -9 of a program, which the daemon restarts.
+    let first = instance(&mut client, "sleeper").await;
+    kill(Pid::from_raw(first.pid as i32), Signal::SIGKILL).unwrap();
+    let second = expect("a new sleeper", || {
+        let mut client = client.clone();
+        async move {
+            let now = instance(&mut client, "sleeper").await;
+            (now.state() == State::Running && now.pid != first.pid).then_some(now)
+        }
+    })
+    .await;
+    let restarted = format!("  sleeper  STARTING -> RUNNING  pid {}", second.pid);
+    let view = terminal.wait_for("the restart above the prompt", |view| {
+        view.text.contains(&restarted) && view.cursor_line() == "taskmaster> stat"
+    });
+    assert_eq!(view.cursor.1, 16, "{}", view.text);
+    let exited = format!(
+        "  sleeper  RUNNING -> EXITED  pid {}  killed by SIGKILL (unexpected)",
+        first.pid
+    );
+    let rows: Vec<&str> = view.text.lines().collect();
+    let exited_row = rows.iter().position(|row| row.ends_with(&exited));
+    assert!(
+        exited_row.is_some_and(|row| row < usize::from(view.cursor.0)),
+        "{}",
+        view.text
+    );
+    // What was typed is still there, whole.
+    terminal.send("us\r");
+    terminal.wait_for("a second status table", |view| {
+        view.count(&running_row("sleeper")) == 2
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_in_the_shell_ends_with_ctrl_c() {
+    let (daemon, mut client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    let first = instance(&mut client, "sleeper").await;
+    terminal.send("watch --since 0 sleeper\r");
+    terminal.wait_text(&format!(
+        "  sleeper  STARTING -> RUNNING  pid {}",
+        first.pid
+    ));
+    kill(Pid::from_raw(first.pid as i32), Signal::SIGKILL).unwrap();
+    terminal.wait_text(&format!("  sleeper  RUNNING -> EXITED  pid {}", first.pid));
+    terminal.send(CTRL_C);
+    terminal.wait_prompt("");
+    terminal.send("pid\r");
+    terminal.wait_text(&format!("\n{}\n", daemon.pid()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_reconnects_when_the_daemon_comes_back() {
+    let (mut daemon, mut client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    shut_down(&mut daemon, &mut client).await;
+    let socket = daemon.socket.display();
+    terminal.wait_text(&format!(
+        "lost connection to taskmasterd at {socket}: taskmasterd stopped"
+    ));
+    terminal.send("status\r");
+    terminal.wait_text(&format!(
+        "cannot reach taskmasterd at {socket}: no such file or directory; is it running?"
+    ));
+    let again = start_again(&daemon);
+    terminal.wait_text(&format!("reconnected to taskmasterd at {socket}"));
+    // The new daemon's events, from its start.
+    terminal.wait_text("  taskmasterd  daemon started");
+    terminal.wait_text("  sleeper  STARTING -> RUNNING");
+    terminal.send("pid\r");
+    terminal.wait_text(&format!("\n{}\n", again.0.id()));
+    assert_eq!(
+        daemon.log().matches("daemon started").count(),
+        2,
+        "{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_opens_without_a_daemon_and_connects_when_it_starts() {
+    let (mut daemon, mut client) = running().await;
+    shut_down(&mut daemon, &mut client).await;
+    let home = home();
+    let socket = daemon.socket.display();
+    let terminal = Terminal::spawn(home.path(), &["-s".as_ref(), daemon.socket.as_os_str()]);
+    terminal.wait_text(&format!(
+        "cannot reach taskmasterd at {socket}: no such file or directory; is it running?"
+    ));
+    terminal.wait_prompt("");
+    let _again = start_again(&daemon);
+    terminal.wait_text(&format!("connected to taskmasterd at {socket}"));
+    terminal.wait_text("  sleeper  STARTING -> RUNNING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_asks_first() {
+    let (mut daemon, _client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    let question = format!(
+        "Really shut down taskmasterd at {}? [y/N]",
+        daemon.socket.display()
+    );
+    terminal.send("shutdown\r");
+    terminal.wait_text(&question);
+    terminal.send("n\r");
+    terminal.wait_prompt("");
+    assert!(daemon.try_exit().is_none());
+    terminal.send("shutdown\r");
+    terminal.wait_for("the question again", |view| view.count(&question) == 2);
+    terminal.send("y\r");
+    terminal.wait_text("taskmasterd is shutting down");
+    expect("the daemon to exit", || {
+        let exited = daemon.try_exit().is_some();
+        async move { exited.then_some(()) }
+    })
+    .await;
+    terminal.wait_text("lost connection to taskmasterd");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_are_explained_and_ctrl_c_clears_and_ctrl_d_leaves() {
+    let (daemon, _client) = running().await;
+    let home = home();
+    let mut terminal = open(&daemon.socket, home.path());
+    terminal.send("frobnicate\r");
+    terminal.wait_text("unknown command `frobnicate`");
+    terminal.wait_prompt("");
+    terminal.send("stop\r");
+    terminal.wait_text("usage: stop NAME...|all");
+    terminal.wait_prompt("");
+    terminal.send("events off\r");
+    terminal.wait_text("events are off");
+    terminal.send("stat");
+    terminal.wait_prompt("stat");
+    terminal.send(CTRL_C);
+    terminal.wait_prompt("");
+    terminal.send(CTRL_D);
+    assert_eq!(terminal.wait_exit(), 0);
+}
