@@ -653,11 +653,10 @@ impl Supervisor {
             (State::Fatal, _) => instance.event(
                 EventKind::GaveUp,
                 old,
-                format!(
-                    "{}; gave up after {} tries",
-                    failure(),
-                    instance.life.failed_starts
-                ),
+                match instance.life.failed_starts {
+                    1 => format!("{}; gave up after 1 try", failure()),
+                    tries => format!("{}; gave up after {tries} tries", failure()),
+                },
             ),
             (State::Exited, _) => {
                 let expected = instance.expected();
