@@ -7,6 +7,7 @@
 //! stream is read once beside it into an `Index` of where each key and value is, which also keeps
 //! plain scalars as written: env values keep their spelling (`1.10`) and `umask: 0o22` is octal.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt;
@@ -260,10 +261,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let index = Index::build(text);
     let mut checker = Checker {
         dir: &dir,
-        index: &index,
+        index: LazyIndex {
+            text,
+            built: OnceCell::new(),
+        },
         issues: Vec::new(),
     };
     let settings = match serde_yaml::from_str::<Value>(text) {
@@ -605,11 +608,24 @@ fn issue(pos: Pos, key: impl Into<String>, message: impl Into<String>) -> Config
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
+/// The position index, built on first use: a valid config with nothing that needs the text
+/// as written is parsed once, by serde_yaml alone.
+struct LazyIndex<'a> {
+    text: &'a str,
+    built: OnceCell<Index>,
+}
+
+impl LazyIndex<'_> {
+    fn get(&self) -> &Index {
+        self.built.get_or_init(|| Index::build(self.text))
+    }
+}
+
 /// Walks the document, converting each setting on its own so that every bad one is reported.
 struct Checker<'a> {
     /// Directory of the config file; relative paths are resolved against it.
     dir: &'a Path,
-    index: &'a Index,
+    index: LazyIndex<'a>,
     issues: Vec<ConfigIssue>,
 }
 
@@ -618,7 +634,7 @@ type Settings = (DaemonSettings, BTreeMap<String, ProgramConfig>);
 impl Checker<'_> {
     /// Reports a problem with the value at `path`, or with its key when `at_key`.
     fn report(&mut self, path: &[String], at_key: bool, message: impl Into<String>) {
-        let place = self.index.place(path);
+        let place = self.index.get().place(path);
         let pos = if at_key { place.key } else { place.value };
         self.issues.push(issue(pos, path.join("."), message));
     }
@@ -633,12 +649,13 @@ impl Checker<'_> {
     /// serde_yaml could not read the text: a syntax error, a bad tagged value, an unknown alias,
     /// a limit reached, a second document or a duplicate key.
     fn yaml_error(&mut self, err: &serde_yaml::Error) {
-        if !self.index.duplicates.is_empty() {
+        if !self.index.get().duplicates.is_empty() {
             // Reported where they are, not at their mapping as serde_yaml does.
-            self.issues.extend(self.index.duplicates.iter().cloned());
+            self.issues
+                .extend(self.index.get().duplicates.iter().cloned());
             return;
         }
-        if let (None, Some(pos)) = (err.location(), self.index.second_document) {
+        if let (None, Some(pos)) = (err.location(), self.index.get().second_document) {
             let message = "a config file holds one YAML document; a second one starts here";
             self.issues.push(issue(pos, "", message));
             return;
@@ -648,7 +665,7 @@ impl Checker<'_> {
             column: at.column(),
         });
         // The message names the place, and the key of a bad value: say them once.
-        let key = self.index.key_at(pos);
+        let key = self.index.get().key_at(pos);
         let at = format!(" at line {} column {}", pos.line, pos.column);
         let message = err.to_string().replacen(&at, "", 1);
         let message = message
@@ -660,7 +677,7 @@ impl Checker<'_> {
 
     /// A merge key `<<` with a value that cannot be merged; reported at the first one.
     fn merge_error(&mut self, err: &serde_yaml::Error) {
-        let first = (self.index.places.iter())
+        let first = (self.index.get().places.iter())
             .filter(|(path, _)| last(path) == "<<")
             .min_by_key(|(_, place)| place.key);
         let (key, pos) = first.map_or((String::new(), Pos::START), |(path, place)| {
@@ -680,7 +697,11 @@ impl Checker<'_> {
                 Value::Bool(b) => b.to_string(),
                 _ => {
                     // The index names a list or mapping key "?".
-                    let pos = self.index.place(&[path, &["?".to_string()]].concat()).key;
+                    let pos = self
+                        .index
+                        .get()
+                        .place(&[path, &["?".to_string()]].concat())
+                        .key;
                     let message =
                         format!("a key must be a string or a number, not {}", describe(key));
                     self.issues.push(issue(pos, path.join("."), message));
@@ -713,8 +734,11 @@ impl Checker<'_> {
             Value::Mapping(map) => map,
             Value::Null => {
                 let message = "missing required key `programs` (the file has no content)";
-                self.issues
-                    .push(issue(self.index.place(&[]).value, "programs", message));
+                self.issues.push(issue(
+                    self.index.get().place(&[]).value,
+                    "programs",
+                    message,
+                ));
                 return None;
             }
             _ => {
@@ -737,7 +761,7 @@ impl Checker<'_> {
             }
         }
         if !has_programs {
-            let pos = self.index.place(&[]).value;
+            let pos = self.index.get().place(&[]).value;
             self.issues
                 .push(issue(pos, "programs", "missing required key `programs`"));
         }
@@ -857,7 +881,7 @@ impl Checker<'_> {
                 "env" => set(&mut p.env, self.env(&key, value)),
                 "workingdir" => p.workingdir = self.check(&key, file_path(dir, value)).flatten(),
                 "umask" => {
-                    let written = self.index.plain(&key);
+                    let written = self.index.get().plain(&key);
                     p.umask = self.check(&key, umask(value, written)).flatten();
                 }
                 _ => self.unknown_key(&key, PROGRAM_KEYS),
@@ -902,7 +926,7 @@ impl Checker<'_> {
                 Ok(code) => codes.push(code),
                 Err(message) => {
                     ok = false;
-                    let pos = self.index.place(&item_path).value;
+                    let pos = self.index.get().place(&item_path).value;
                     self.issues.push(issue(pos, path.join("."), message));
                 }
             }
@@ -933,7 +957,7 @@ impl Checker<'_> {
                 );
                 self.report(&path, true, message);
             }
-            let written = self.index.plain(&path).map(str::to_string);
+            let written = self.index.get().plain(&path).map(str::to_string);
             let text = match value {
                 Value::String(s) => Ok(s.clone()),
                 Value::Number(n) => Ok(written.unwrap_or_else(|| n.to_string())),

@@ -199,35 +199,41 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
     Ok(())
 }
 
-/// Sends tracing output to the event log file (and stderr when asked). The guard flushes the
-/// log when dropped.
+/// Sends tracing output to the event log file (and stderr when asked). The guards flush the
+/// logs when dropped.
 fn start_event_log(
     logfile: &Path,
     also_stderr: bool,
-) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+) -> anyhow::Result<Vec<tracing_appender::non_blocking::WorkerGuard>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(logfile)
         .with_context(|| format!("opening event log {}", logfile.display()))?;
-    // The writer thread keeps the daemon's own work off the disk. Its queue is allocated up
-    // front (the default of 128k lines costs 4 MB); when the disk falls this far behind, the
-    // daemon waits rather than lose an event line.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(EVENT_LOG_QUEUE)
-        .lossy(false)
-        .thread_name("event-log")
-        .finish(file);
+    // Writer threads keep the daemon's own work off the disk and the terminal. Their queues
+    // are allocated up front (the default of 128k lines costs 4 MB); when a writer falls this
+    // far behind, the daemon waits rather than lose an event line.
+    let writer = |sink: Box<dyn std::io::Write + Send>, name: &str| {
+        tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .buffered_lines_limit(EVENT_LOG_QUEUE)
+            .lossy(false)
+            .thread_name(name)
+            .finish(sink)
+    };
+    let (file_writer, file_guard) = writer(Box::new(file), "event-log");
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_target(false)
         .with_max_level(tracing::Level::INFO);
+    let mut guards = vec![file_guard];
     if also_stderr {
-        builder.with_writer(writer.and(std::io::stderr)).init();
+        let (stderr_writer, stderr_guard) = writer(Box::new(std::io::stderr()), "stderr-log");
+        guards.push(stderr_guard);
+        builder.with_writer(file_writer.and(stderr_writer)).init();
     } else {
-        builder.with_writer(writer).init();
+        builder.with_writer(file_writer).init();
     }
-    Ok(guard)
+    Ok(guards)
 }
 
 /// Tells the launcher we are listening, then points stdin, stdout and stderr at /dev/null.

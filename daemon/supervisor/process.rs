@@ -94,7 +94,7 @@ pub fn spawn(
     command
         .args(&config.argv[1..])
         .envs(&config.env)
-        .stdin(Stdio::null())
+        .stdin(null()?)
         .stdout(output(config.stdout.as_deref())?)
         .stderr(output(config.stderr.as_deref())?)
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
@@ -137,7 +137,7 @@ pub fn spawn(
 /// Where a child's output goes: appended to `path` (created if missing), or discarded.
 fn output(path: Option<&Path>) -> Result<Stdio, SpawnError> {
     let Some(path) = path else {
-        return Ok(Stdio::null());
+        return null();
     };
     let file: File = OpenOptions::new()
         .append(true)
@@ -145,6 +145,20 @@ fn output(path: Option<&Path>) -> Result<Stdio, SpawnError> {
         .open(path)
         .map_err(|error| SpawnError::from_io(Some(path), &error))?;
     Ok(Stdio::from(file))
+}
+
+/// /dev/null for a child's stdio: opened once, then duplicated (cheaper than a path lookup
+/// for each of three streams of every spawn).
+fn null() -> Result<Stdio, SpawnError> {
+    static DEV_NULL: std::sync::OnceLock<std::io::Result<File>> = std::sync::OnceLock::new();
+    let dev_null = Path::new("/dev/null");
+    let shared = DEV_NULL.get_or_init(|| OpenOptions::new().read(true).write(true).open(dev_null));
+    match shared {
+        Ok(file) => file.try_clone(),
+        Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+    }
+    .map(Stdio::from)
+    .map_err(|error| SpawnError::from_io(Some(dev_null), &error))
 }
 
 /// What the owning task reports to, and about whom.
