@@ -146,16 +146,15 @@ fn event_stream(watch: Watch, closing: CancellationToken) -> EventStream {
         filter,
     } = watch;
     let gap = (subscription.missed > 0).then(|| lagged(subscription.missed));
-    let replay = tokio_stream::iter(subscription.replay).map(|event| (*event).clone());
-    let live = BroadcastStream::new(subscription.live).map(|item| match item {
-        Ok(event) => (*event).clone(),
-        Err(BroadcastStreamRecvError::Lagged(missed)) => lagged(missed),
+    let replay_filter = filter.clone();
+    let replay = tokio_stream::iter(subscription.replay)
+        .filter(move |event| replay_filter.admits(event))
+        .map(|event| event.to_proto());
+    let live = BroadcastStream::new(subscription.live).filter_map(move |item| match item {
+        Ok(event) => filter.admits(&event).then(|| event.to_proto()),
+        Err(BroadcastStreamRecvError::Lagged(missed)) => Some(lagged(missed)),
     });
-    let stream = tokio_stream::iter(gap)
-        .chain(replay)
-        .chain(live)
-        .filter(move |event| event.kind() == EventKind::Lagged || filter.admits(event))
-        .map(Ok);
+    let stream = tokio_stream::iter(gap).chain(replay).chain(live).map(Ok);
     Box::pin(futures_util::StreamExt::take_until(
         stream,
         closing.cancelled_owned(),
@@ -176,11 +175,14 @@ fn lagged(missed: u64) -> proto::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::{EventFilter, event::Journal};
+    use crate::supervisor::{
+        EventFilter,
+        event::{Journal, Record},
+    };
 
-    fn instance_event(instance: &str) -> proto::Event {
-        proto::Event {
-            kind: EventKind::Spawned.into(),
+    fn instance_event(instance: &str) -> Record {
+        Record {
+            kind: EventKind::Spawned,
             instance: instance.into(),
             program: instance.into(),
             ..Default::default()
@@ -221,10 +223,7 @@ mod tests {
         let mut journal = Journal::default();
         journal.publish(instance_event("web"));
         journal.publish(instance_event("db"));
-        journal.publish(proto::Event {
-            kind: EventKind::ConfigReloaded.into(),
-            ..Default::default()
-        });
+        journal.publish(Record::daemon(EventKind::ConfigReloaded, ""));
         let watch = Watch {
             subscription: journal.subscribe(Some(0)),
             filter: EventFilter::for_names(["db".to_string()], []),

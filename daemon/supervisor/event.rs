@@ -7,6 +7,57 @@ use tokio::sync::broadcast;
 
 use crate::proto::{self, EventKind};
 
+/// An event as the journal keeps it. Names are shared with the instance and an empty message
+/// allocates nothing, so thousands of kept events stay small; [`Record::to_proto`] makes the
+/// wire form when a watcher is sent one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    /// Set by [`Journal::publish`]; consecutive from 1.
+    pub seq: u64,
+    /// Set by [`Journal::publish`].
+    pub time: Option<SystemTime>,
+    pub kind: EventKind,
+    /// Empty for daemon-level events.
+    pub instance: Arc<str>,
+    pub program: Arc<str>,
+    pub old_state: proto::State,
+    pub new_state: proto::State,
+    pub pid: u32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub expected: bool,
+    pub message: Box<str>,
+}
+
+impl Record {
+    /// A daemon-level event.
+    pub fn daemon(kind: EventKind, message: impl Into<Box<str>>) -> Record {
+        Record {
+            kind,
+            message: message.into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn to_proto(&self) -> proto::Event {
+        proto::Event {
+            seq: self.seq,
+            time: self.time.map(prost_types::Timestamp::from),
+            kind: self.kind.into(),
+            instance: self.instance.to_string(),
+            program: self.program.to_string(),
+            old_state: self.old_state.into(),
+            new_state: self.new_state.into(),
+            pid: self.pid,
+            exit_code: self.exit_code,
+            signal: self.signal,
+            expected: self.expected,
+            message: self.message.to_string(),
+            missed: 0,
+        }
+    }
+}
+
 /// How many past events are kept for `WatchEvents(since)`.
 pub const KEPT_EVENTS: usize = 4096;
 
@@ -16,19 +67,19 @@ const WATCHER_BACKLOG: usize = 4096;
 /// Owned by the supervisor; only it publishes.
 pub struct Journal {
     /// The newest events, oldest first; sequence numbers are consecutive.
-    kept: VecDeque<Arc<proto::Event>>,
+    kept: VecDeque<Arc<Record>>,
     /// The sequence number the next event gets; starts at 1.
     next_seq: u64,
     /// Live watchers; a slow one lags without slowing anybody else.
-    live: broadcast::Sender<Arc<proto::Event>>,
+    live: broadcast::Sender<Arc<Record>>,
 }
 
 /// What a new watcher gets: the kept events it asked to replay, how many it asked for that are
 /// no longer kept, and the live feed that continues exactly after the replay.
 pub struct Subscription {
-    pub replay: Vec<Arc<proto::Event>>,
+    pub replay: Vec<Arc<Record>>,
     pub missed: u64,
-    pub live: broadcast::Receiver<Arc<proto::Event>>,
+    pub live: broadcast::Receiver<Arc<Record>>,
 }
 
 impl Default for Journal {
@@ -43,10 +94,10 @@ impl Default for Journal {
 
 impl Journal {
     /// Numbers, logs, keeps and broadcasts `event`.
-    pub fn publish(&mut self, mut event: proto::Event) {
+    pub fn publish(&mut self, mut event: Record) {
         event.seq = self.next_seq;
         self.next_seq += 1;
-        event.time = Some(prost_types::Timestamp::from(SystemTime::now()));
+        event.time = Some(SystemTime::now());
         log(&event);
         let event = Arc::new(event);
         if self.kept.len() == KEPT_EVENTS {
@@ -102,7 +153,7 @@ pub fn kind_name(kind: EventKind) -> &'static str {
 }
 
 /// One line in the event log: instance, event, pid, exit code or signal, reason.
-fn log(event: &proto::Event) {
+fn log(event: &Record) {
     use std::fmt::Write;
     let mut line = String::with_capacity(96);
     let subject = if event.instance.is_empty() {
@@ -110,7 +161,7 @@ fn log(event: &proto::Event) {
     } else {
         &event.instance
     };
-    let _ = write!(line, "{subject}: {}", kind_name(event.kind()));
+    let _ = write!(line, "{subject}: {}", kind_name(event.kind));
     if event.pid != 0 {
         let _ = write!(line, " pid={}", event.pid);
     }
@@ -120,7 +171,7 @@ fn log(event: &proto::Event) {
     if let Some(signal) = event.signal {
         let _ = write!(line, " signal={signal}");
     }
-    if event.kind() == EventKind::Exited {
+    if event.kind == EventKind::Exited {
         let _ = write!(line, " expected={}", event.expected);
     }
     if !event.message.is_empty() {
@@ -135,11 +186,11 @@ mod tests {
 
     fn publish(journal: &mut Journal, count: usize) {
         for _ in 0..count {
-            journal.publish(proto::Event::default());
+            journal.publish(Record::default());
         }
     }
 
-    fn seqs(events: &[Arc<proto::Event>]) -> Vec<u64> {
+    fn seqs(events: &[Arc<Record>]) -> Vec<u64> {
         events.iter().map(|event| event.seq).collect()
     }
 

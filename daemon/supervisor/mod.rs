@@ -24,7 +24,7 @@ use crate::{
     config::{self, Config, ConfigError, ProgramConfig},
     proto::{self, EventKind},
 };
-use event::{Journal, Subscription};
+use event::{Journal, Record, Subscription};
 use process::{ExitInfo, StopOrder};
 use state::{Effect, Input, Lifecycle, Policy, State};
 
@@ -128,11 +128,11 @@ impl EventFilter {
     }
 
     /// Daemon-level events always pass.
-    pub fn admits(&self, event: &proto::Event) -> bool {
+    pub fn admits(&self, event: &Record) -> bool {
         (self.programs.is_empty() && self.instances.is_empty())
             || event.program.is_empty()
-            || self.programs.contains(&event.program)
-            || self.instances.contains(&event.instance)
+            || self.programs.contains(&*event.program)
+            || self.instances.contains(&*event.instance)
     }
 }
 
@@ -252,7 +252,7 @@ pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
         alive: 0,
     };
     let task = tokio::spawn(async move {
-        supervisor.journal.publish(daemon_event(
+        supervisor.journal.publish(Record::daemon(
             EventKind::DaemonStarted,
             format!(
                 "pid {}, config {}",
@@ -301,10 +301,11 @@ struct Program {
 }
 
 struct Instance {
-    program: String,
+    /// Shared with its events.
+    program: Arc<str>,
     index: u32,
-    /// "web" for a single instance, else "web:0", ...
-    name: String,
+    /// "web" for a single instance, else "web:0", ...; shared with its events.
+    name: Arc<str>,
     /// The config the current (or last) process was spawned with: its stop signal and
     /// exit codes apply to that process even after a reload.
     config: Arc<ProgramConfig>,
@@ -333,24 +334,24 @@ struct Instance {
 }
 
 impl Instance {
-    fn event(&self, kind: EventKind, old: State, message: String) -> proto::Event {
-        proto::Event {
-            kind: kind.into(),
+    fn event(&self, kind: EventKind, old: State, message: String) -> Record {
+        Record {
+            kind,
             instance: self.name.clone(),
             program: self.program.clone(),
-            old_state: proto::State::from(old).into(),
-            new_state: proto::State::from(self.life.state).into(),
+            old_state: old.into(),
+            new_state: self.life.state.into(),
             pid: if self.pid != 0 {
                 self.pid
             } else {
                 self.last_pid
             },
-            message,
+            message: message.into(),
             ..Default::default()
         }
     }
 
-    fn with_exit(&self, mut event: proto::Event) -> proto::Event {
+    fn with_exit(&self, mut event: Record) -> Record {
         if let Some(exit) = self.last_exit {
             event.exit_code = exit.code;
             event.signal = exit.signal;
@@ -397,8 +398,8 @@ impl Instance {
     fn status(&self) -> proto::InstanceStatus {
         let exit = self.last_exit;
         proto::InstanceStatus {
-            name: self.name.clone(),
-            program: self.program.clone(),
+            name: self.name.to_string(),
+            program: self.program.to_string(),
             state: proto::State::from(self.life.state).into(),
             pid: self.pid,
             uptime_secs: self
@@ -421,19 +422,11 @@ fn clock(elapsed: Duration) -> String {
     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-fn daemon_event(kind: EventKind, message: String) -> proto::Event {
-    proto::Event {
-        kind: kind.into(),
-        message,
-        ..Default::default()
-    }
-}
-
-fn instance_name(program: &str, numprocs: u32, index: u32) -> String {
+fn instance_name(program: &str, numprocs: u32, index: u32) -> Arc<str> {
     if numprocs == 1 && index == 0 {
-        program.to_string()
+        program.into()
     } else {
-        format!("{program}:{index}")
+        format!("{program}:{index}").into()
     }
 }
 
@@ -632,13 +625,7 @@ impl Supervisor {
     }
 
     /// The event for a transition that did not spawn.
-    fn transition_event(
-        &self,
-        id: InstanceId,
-        old: State,
-        input: Input,
-        effect: Effect,
-    ) -> proto::Event {
+    fn transition_event(&self, id: InstanceId, old: State, input: Input, effect: Effect) -> Record {
         let instance = &self.instances[&id];
         let exited = matches!(input, Input::Exited { .. });
         let exit_text = || instance.last_exit.map_or(String::new(), ExitInfo::describe);
@@ -694,7 +681,7 @@ impl Supervisor {
     fn spawn(&mut self, id: InstanceId, old: State) {
         let token = self.fresh_token();
         let instance = self.instances.get_mut(&id).expect("instance exists");
-        if let Some(program) = self.programs.get(&instance.program) {
+        if let Some(program) = self.programs.get(&*instance.program) {
             instance.config = program.config.clone();
         }
         instance.token = token;
@@ -815,10 +802,10 @@ impl Supervisor {
             );
             self.answer(waiter, slot, outcome);
         }
-        if let Some(program) = self.programs.get_mut(&instance.program) {
+        if let Some(program) = self.programs.get_mut(&*instance.program) {
             program.instances.retain(|other| *other != id);
             if program.removed && program.instances.is_empty() {
-                self.programs.remove(&instance.program);
+                self.programs.remove(&*instance.program);
             }
         }
     }
@@ -862,7 +849,7 @@ impl Supervisor {
             .instances
             .iter()
             .copied()
-            .find(|id| self.instances[id].name == name)
+            .find(|id| &*self.instances[id].name == name)
     }
 
     fn act(
@@ -998,7 +985,7 @@ impl Supervisor {
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
         if self.shutdown.is_none() {
             self.shutdown = Some(Vec::new());
-            self.journal.publish(daemon_event(
+            self.journal.publish(Record::daemon(
                 EventKind::DaemonStopping,
                 format!("stopping {} processes", self.alive),
             ));
@@ -1026,7 +1013,7 @@ impl Supervisor {
             Ok(config) => config,
             Err(error) => {
                 self.journal
-                    .publish(daemon_event(EventKind::ConfigRejected, error.to_string()));
+                    .publish(Record::daemon(EventKind::ConfigRejected, error.to_string()));
                 return Err(SupervisorError::ConfigRejected(error));
             }
         };
@@ -1038,7 +1025,7 @@ impl Supervisor {
                 names.join(" ")
             }
         };
-        self.journal.publish(daemon_event(
+        self.journal.publish(Record::daemon(
             EventKind::ConfigReloaded,
             format!(
                 "added: {}; changed: {}; removed: {}; unchanged: {}",
@@ -1128,6 +1115,7 @@ impl Supervisor {
     /// Creates or marks for removal the instances of `name` so that they match its
     /// `numprocs`, renames them, and returns the ids created.
     fn resize(&mut self, name: &str) -> Vec<InstanceId> {
+        let program_name: Arc<str> = name.into();
         let program = self.programs.get_mut(name).expect("program exists");
         let numprocs = program.config.numprocs;
         let mut created = Vec::new();
@@ -1154,9 +1142,9 @@ impl Supervisor {
                     self.instances.insert(
                         id,
                         Instance {
-                            program: name.to_string(),
+                            program: program_name.clone(),
                             index,
-                            name: String::new(),
+                            name: Arc::from(""),
                             config: program.config.clone(),
                             life: Lifecycle::INITIAL,
                             token: 0,
