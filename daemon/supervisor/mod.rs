@@ -442,7 +442,8 @@ fn result(name: &str, ok: bool, message: impl Into<String>, state: State) -> pro
 struct Supervisor {
     /// Programs by name; iteration order is the status order.
     programs: BTreeMap<String, Program>,
-    instances: HashMap<InstanceId, Instance>,
+    /// Boxed: the table's spare capacity then costs a pointer, not a whole instance.
+    instances: HashMap<InstanceId, Box<Instance>>,
     next_id: InstanceId,
     next_token: u64,
     /// Cloned into every child-owning task and timer.
@@ -553,6 +554,7 @@ impl Supervisor {
     fn current(&mut self, id: InstanceId, token: u64) -> Option<&mut Instance> {
         self.instances
             .get_mut(&id)
+            .map(|instance| &mut **instance)
             .filter(|instance| instance.token == token)
     }
 
@@ -1141,7 +1143,7 @@ impl Supervisor {
                     self.next_id += 1;
                     self.instances.insert(
                         id,
-                        Instance {
+                        Box::new(Instance {
                             program: program_name.clone(),
                             index,
                             name: Arc::from(""),
@@ -1160,7 +1162,7 @@ impl Supervisor {
                             then: After::Nothing,
                             waiters: Vec::new(),
                             ever_started: false,
-                        },
+                        }),
                     );
                     program.instances.push(id);
                     created.push(id);

@@ -5,6 +5,7 @@ use std::{
     fs::{File, OpenOptions},
     os::unix::process::ExitStatusExt,
     path::Path,
+    pin::Pin,
     process::{ExitStatus, Stdio},
     time::Duration,
 };
@@ -16,7 +17,7 @@ use nix::{
 use tokio::{
     process::{Child, Command},
     sync::{mpsc, oneshot},
-    time::Instant,
+    time::Sleep,
 };
 
 use super::{InstanceId, Notice};
@@ -190,25 +191,24 @@ async fn own_child(
     mut stop_orders: oneshot::Receiver<StopOrder>,
 ) {
     let group = Pid::from_raw(pid as i32);
-    let mut timer = Timer::Idle;
+    // Allocated only while a deadline is set: most children never have one after start-up.
+    let mut timer: Option<(Timer, Pin<Box<Sleep>>)> = None;
     if !watch.starttime.is_zero() {
-        timer = Timer::Start;
+        timer = Some((Timer::Start, Box::pin(tokio::time::sleep(watch.starttime))));
     }
-    let sleep = tokio::time::sleep(watch.starttime);
-    tokio::pin!(sleep);
     let mut stop_pending = true;
     let mut stop_ordered = false;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            _ = &mut sleep, if timer != Timer::Idle => {
-                if timer == Timer::Start {
+            purpose = elapsed(&mut timer) => {
+                timer = None;
+                if purpose == Timer::Start {
                     watch.send(|id, token| Notice::StartTimeElapsed { id, token });
                 } else {
                     signal_group(group, Signal::SIGKILL);
                     watch.send(|id, token| Notice::Killed { id, token });
                 }
-                timer = Timer::Idle;
             }
             order = &mut stop_orders, if stop_pending => {
                 stop_pending = false;
@@ -216,8 +216,7 @@ async fn own_child(
                 if let Ok(order) = order {
                     stop_ordered = true;
                     signal_group(group, order.signal);
-                    sleep.as_mut().reset(Instant::now() + order.timeout);
-                    timer = Timer::Kill;
+                    timer = Some((Timer::Kill, Box::pin(tokio::time::sleep(order.timeout))));
                 }
             }
         }
@@ -237,10 +236,20 @@ async fn own_child(
     watch.send(|id, token| Notice::Exited { id, token, exit });
 }
 
+/// Waits for `timer` and says what it was for; never completes without one.
+async fn elapsed(timer: &mut Option<(Timer, Pin<Box<Sleep>>)>) -> Timer {
+    match timer {
+        Some((purpose, sleep)) => {
+            sleep.as_mut().await;
+            *purpose
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// What the one timer of [`own_child`] is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
-    Idle,
     /// Report [`Notice::StartTimeElapsed`].
     Start,
     /// SIGKILL the group: the stop timeout is over.
