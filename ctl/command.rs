@@ -562,7 +562,7 @@ impl Connection {
             return Ok(client.clone());
         }
         let channel = endpoint::connect(&self.target).await?;
-        let client = TaskmasterClient::new(channel);
+        let client = endpoint::client(channel);
         self.client = Some(client.clone());
         Ok(client)
     }

@@ -14,7 +14,7 @@ use std::{
 
 use taskmaster::{
     endpoint::{self, Target},
-    proto::{self, EventKind, taskmaster_client::TaskmasterClient},
+    proto::{self, EventKind},
 };
 
 use crate::{
@@ -230,7 +230,7 @@ pub async fn follow(
 /// A client and the daemon's status, or `Err` when the daemon cannot be reached.
 async fn connect(target: &Target) -> Result<(Client, proto::StatusResponse), ()> {
     let channel = endpoint::connect(target).await.map_err(|_| ())?;
-    let mut client = TaskmasterClient::new(channel);
+    let mut client = endpoint::client(channel);
     let status = client
         .status(proto::StatusRequest { names: Vec::new() })
         .await

@@ -3,11 +3,13 @@
 
 use std::{
     io,
-    os::unix::fs::PermissionsExt,
+    os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
 use hyper_util::rt::TokioIo;
+
+use crate::proto::taskmaster_client::TaskmasterClient;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tonic::transport::{Channel, Uri};
 
@@ -16,6 +18,8 @@ use tonic::transport::{Channel, Uri};
 pub enum EndpointError {
     #[error("another taskmasterd is already running on {}", path.display())]
     InUse { path: PathBuf },
+    #[error("{} exists and is not a socket; refusing to replace it", path.display())]
+    NotASocket { path: PathBuf },
     #[error("cannot bind {what}: {source}")]
     Bind { what: String, source: io::Error },
     #[error("bad address {address:?}: {reason}")]
@@ -53,14 +57,18 @@ pub fn default_socket_path() -> PathBuf {
 /// Binds the Unix socket at `path` with mode 0600 whatever the umask.
 ///
 /// A socket that still answers belongs to a live daemon: refuse. One that refuses connections
-/// was left by a dead daemon: replace it. Must run inside a tokio runtime, before any child is
-/// spawned (it changes the process umask for the duration of the bind).
-pub fn bind_unix(path: &Path) -> Result<UnixListener, EndpointError> {
+/// was left by a dead daemon: replace it. Anything else at `path` is not ours to delete. Must
+/// run inside a tokio runtime, before any child is spawned (it changes the process umask for
+/// the duration of the bind). The returned [`SocketFile`] removes the socket when dropped.
+pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), EndpointError> {
     let bind_error = |source| EndpointError::Bind {
         what: path.display().to_string(),
         source,
     };
-    if path.exists() {
+    if let Ok(existing) = std::fs::symlink_metadata(path) {
+        if !existing.file_type().is_socket() {
+            return Err(EndpointError::NotASocket { path: path.into() });
+        }
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => return Err(EndpointError::InUse { path: path.into() }),
             Err(error) if error.kind() == io::ErrorKind::ConnectionRefused => {
@@ -74,7 +82,32 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, EndpointError> {
     nix::sys::stat::umask(old);
     let listener = bound.map_err(bind_error)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
-    Ok(listener)
+    let identity = std::fs::symlink_metadata(path).map_err(bind_error)?;
+    let file = SocketFile {
+        path: path.into(),
+        device: identity.dev(),
+        inode: identity.ino(),
+    };
+    Ok((listener, file))
+}
+
+/// The socket file a daemon created. Dropping it removes the file, unless another daemon has
+/// replaced it since (a successor's socket is not ours to delete).
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(now) = std::fs::symlink_metadata(&self.path)
+            && (now.dev(), now.ino()) == (self.device, self.inode)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Parses a TCP listen address; a bare port binds loopback (`7300` -> `127.0.0.1:7300`).
@@ -137,6 +170,15 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
         }
     }
 }
+
+/// A Taskmaster client on `channel`. Status of a hundred thousand instances is more than
+/// tonic's default 4 MB message limit, so the limit is raised for what the daemon sends.
+pub fn client(channel: Channel) -> TaskmasterClient<Channel> {
+    TaskmasterClient::new(channel).max_decoding_message_size(MAX_RESPONSE)
+}
+
+/// The largest response a client accepts from the daemon.
+const MAX_RESPONSE: usize = 256 << 20;
 
 /// The innermost cause of a transport error, lower-cased the way `strerror` reads
 /// ("connection refused", "no such file or directory").

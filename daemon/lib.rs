@@ -66,11 +66,7 @@ pub async fn run(
     let (supervisor, supervisor_task) = supervisor::start(config);
     let shutdown_requested = CancellationToken::new();
     let closing = CancellationToken::new();
-    let service = server::TaskmasterService::new(
-        supervisor.clone(),
-        shutdown_requested.clone(),
-        closing.clone(),
-    );
+    let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested.clone());
     let routes = routes(service).await?;
     let mut servers = Vec::new();
     let unix_incoming = UnixListenerStream::new(listeners.unix);
@@ -97,6 +93,9 @@ pub async fn run(
         }
     }
     supervisor.shutdown().await;
+    // The supervisor's end closes every WatchEvents stream once it has delivered what was
+    // published; then the servers stop.
+    let _ = supervisor_task.await;
     closing.cancel();
     // Graceful shutdown waits for clients to hang up; one that does not may not keep the
     // daemon alive.
@@ -112,7 +111,6 @@ pub async fn run(
     if drained.is_err() {
         servers.iter().for_each(|server| server.abort());
     }
-    let _ = supervisor_task.await;
     outcome
 }
 

@@ -168,16 +168,16 @@ fn launch_in_background(
 }
 
 async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyhow::Result<()> {
-    let unix = endpoint::bind_unix(&settings.socket)?;
+    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket)?;
     let tcp = match &settings.listen {
         Some(address) => Some(endpoint::bind_tcp(address).await?),
         None => None,
     };
     let _log_guard = start_event_log(&settings.logfile, args.foreground && !args.notify_ready)?;
-    if let Some(pidfile) = &settings.pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id()))
-            .with_context(|| format!("writing pidfile {}", pidfile.display()))?;
-    }
+    let _pidfile = match &settings.pidfile {
+        Some(path) => Some(PidFile::write(path)?),
+        None => None,
+    };
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let hangup = SignalStream::new(signal(SignalKind::hangup())?);
@@ -190,13 +190,34 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
     if args.notify_ready {
         detach_stdio()?;
     }
-    let outcome = taskmaster::run(Listeners { unix, tcp }, config, shutdown, hangup).await;
-    if let Some(pidfile) = &settings.pidfile {
-        let _ = std::fs::remove_file(pidfile);
-    }
-    let _ = std::fs::remove_file(&settings.socket);
-    outcome?;
+    taskmaster::run(Listeners { unix, tcp }, config, shutdown, hangup).await?;
     Ok(())
+}
+
+/// The pid file, removed when dropped unless another daemon has written its own since.
+struct PidFile {
+    path: PathBuf,
+    contents: String,
+}
+
+impl PidFile {
+    fn write(path: &Path) -> anyhow::Result<PidFile> {
+        let contents = format!("{}\n", std::process::id());
+        std::fs::write(path, &contents)
+            .with_context(|| format!("writing pidfile {}", path.display()))?;
+        Ok(PidFile {
+            path: path.into(),
+            contents,
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if std::fs::read_to_string(&self.path).is_ok_and(|now| now == self.contents) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Sends tracing output to the event log file (and stderr when asked). The guards flush the

@@ -21,17 +21,11 @@ pub struct TaskmasterService {
     supervisor: Handle,
     /// Cancelled by the Shutdown RPC; the daemon's run loop then stops everything.
     shutdown_requested: CancellationToken,
-    /// Cancelled when the daemon stops serving; ends every WatchEvents stream.
-    closing: CancellationToken,
     daemon: Arc<proto::DaemonInfo>,
 }
 
 impl TaskmasterService {
-    pub fn new(
-        supervisor: Handle,
-        shutdown_requested: CancellationToken,
-        closing: CancellationToken,
-    ) -> Self {
+    pub fn new(supervisor: Handle, shutdown_requested: CancellationToken) -> Self {
         let daemon = proto::DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -41,7 +35,6 @@ impl TaskmasterService {
         TaskmasterService {
             supervisor,
             shutdown_requested,
-            closing,
             daemon: Arc::new(daemon),
         }
     }
@@ -132,15 +125,16 @@ impl Taskmaster for TaskmasterService {
             .watch_events(request.names, request.since)
             .await
             .map_err(to_status)?;
-        let stream = event_stream(watch, self.closing.clone());
+        let stream = event_stream(watch);
         Ok(Response::new(Box::pin(stream)))
     }
 }
 
 /// A watcher's stream: the gap notice (if its resume point is forgotten), the replay, then the
-/// live feed, filtered, with a LAGGED event wherever it fell behind; it ends when `closing` is
-/// cancelled or the supervisor is gone.
-fn event_stream(watch: Watch, closing: CancellationToken) -> EventStream {
+/// live feed, filtered, with a LAGGED event wherever it fell behind. It ends once the
+/// supervisor is gone (after a shutdown stopped everything) and the watcher has received every
+/// event published until then.
+fn event_stream(watch: Watch) -> EventStream {
     let Watch {
         subscription,
         filter,
@@ -154,11 +148,7 @@ fn event_stream(watch: Watch, closing: CancellationToken) -> EventStream {
         Ok(event) => filter.admits(&event).then(|| event.to_proto()),
         Err(BroadcastStreamRecvError::Lagged(missed)) => Some(lagged(missed)),
     });
-    let stream = tokio_stream::iter(gap).chain(replay).chain(live).map(Ok);
-    Box::pin(futures_util::StreamExt::take_until(
-        stream,
-        closing.cancelled_owned(),
-    ))
+    Box::pin(tokio_stream::iter(gap).chain(replay).chain(live).map(Ok))
 }
 
 /// The notice a watcher gets in place of `missed` events it could not keep up with.
@@ -196,7 +186,7 @@ mod tests {
             subscription: journal.subscribe(None),
             filter: EventFilter::default(),
         };
-        let mut stream = event_stream(watch, CancellationToken::new());
+        let mut stream = event_stream(watch);
         // Far more than a watcher may have pending; publishing never waits for it.
         let published = 10_000u64;
         for _ in 0..published {
@@ -219,7 +209,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_watcher_gets_what_its_filter_admits_and_daemon_events() {
+    async fn a_watcher_gets_what_its_filter_admits_and_daemon_events_until_the_end() {
         let mut journal = Journal::default();
         journal.publish(instance_event("web"));
         journal.publish(instance_event("db"));
@@ -228,8 +218,7 @@ mod tests {
             subscription: journal.subscribe(Some(0)),
             filter: EventFilter::for_names(["db".to_string()], []),
         };
-        let closing = CancellationToken::new();
-        let mut stream = event_stream(watch, closing.clone());
+        let mut stream = event_stream(watch);
         let kinds: Vec<(String, EventKind)> = vec![
             stream.next().await.unwrap().unwrap(),
             stream.next().await.unwrap().unwrap(),
@@ -244,7 +233,10 @@ mod tests {
                 (String::new(), EventKind::ConfigReloaded)
             ]
         );
-        closing.cancel();
-        assert!(stream.next().await.is_none(), "the stream ends on closing");
+        drop(journal);
+        assert!(
+            stream.next().await.is_none(),
+            "the stream ends with the supervisor"
+        );
     }
 }

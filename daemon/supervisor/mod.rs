@@ -66,7 +66,6 @@ enum Request {
         reply: Reply<proto::ActionResponse>,
     },
     Reload {
-        config: Result<Config, ConfigError>,
         reply: Reply<proto::ReloadResponse>,
     },
     Shutdown {
@@ -100,7 +99,15 @@ pub enum Notice {
         id: InstanceId,
         token: u64,
     },
+    /// A delayed autorestart is due (see [`RESTART_SPACING`]).
+    RestartDue {
+        id: InstanceId,
+        token: u64,
+    },
 }
+
+/// The least time between two spawns of an instance by autorestart.
+pub const RESTART_SPACING: Duration = Duration::from_millis(100);
 
 /// A watcher's start: the replay and live feed, and which events it asked for.
 pub struct Watch {
@@ -180,11 +187,7 @@ impl Handle {
 
     /// Reads the config file again and applies the difference, or rejects it whole.
     pub async fn reload(&self) -> Result<proto::ReloadResponse, SupervisorError> {
-        let path = self.config_path.clone();
-        let config = tokio::task::spawn_blocking(move || config::load(&path))
-            .await
-            .map_err(|_| SupervisorError::ShuttingDown)?;
-        self.ask(|reply| Request::Reload { config, reply }).await
+        self.ask(|reply| Request::Reload { reply }).await
     }
 
     /// Stops every program; returns once all processes are reaped.
@@ -240,6 +243,7 @@ pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
         config_path: Arc::new(config.path.clone()),
     };
     let mut supervisor = Supervisor {
+        config_path: config.path.clone(),
         programs: BTreeMap::new(),
         instances: HashMap::new(),
         next_id: 0,
@@ -319,6 +323,8 @@ struct Instance {
     /// Sends the stop order to the task owning the process.
     stop: Option<oneshot::Sender<StopOrder>>,
     spawned_at: Option<Instant>,
+    /// How long the last process lived.
+    ran_for: Duration,
     /// When the current state was entered.
     since: SystemTime,
     last_exit: Option<ExitInfo>,
@@ -440,6 +446,8 @@ fn result(name: &str, ok: bool, message: impl Into<String>, state: State) -> pro
 }
 
 struct Supervisor {
+    /// The file a reload reads.
+    config_path: PathBuf,
     /// Programs by name; iteration order is the status order.
     programs: BTreeMap<String, Program>,
     /// Boxed: the table's spare capacity then costs a pointer, not a whole instance.
@@ -463,14 +471,19 @@ impl Supervisor {
         mut requests: mpsc::Receiver<Request>,
         mut notices: mpsc::UnboundedReceiver<Notice>,
     ) {
+        // Fair between the two: a crash-looping program must not starve clients (or the
+        // shutdown request) of the supervisor's attention.
+        let mut requests_open = true;
         loop {
             tokio::select! {
-                biased;
                 Some(notice) = notices.recv() => self.on_notice(notice),
-                request = requests.recv() => match request {
+                request = requests.recv(), if requests_open => match request {
                     Some(request) => self.on_request(request),
                     // Every handle is gone: nobody can ask for anything any more.
-                    None => self.begin_shutdown(None),
+                    None => {
+                        requests_open = false;
+                        self.begin_shutdown(None);
+                    }
                 },
             }
             if self.shutdown.is_some() && self.alive == 0 {
@@ -495,7 +508,10 @@ impl Supervisor {
             Request::Start { names, wait, reply } => self.act(Verb::Start, &names, wait, reply),
             Request::Stop { names, wait, reply } => self.act(Verb::Stop, &names, wait, reply),
             Request::Restart { names, wait, reply } => self.act(Verb::Restart, &names, wait, reply),
-            Request::Reload { config, reply } => {
+            Request::Reload { reply } => {
+                // Read here, in request order, so that overlapping reloads cannot apply an
+                // older read last. The file is small and local.
+                let config = config::load(&self.config_path);
                 let _ = reply.send(self.reload(config));
             }
             Request::Shutdown { reply } => self.begin_shutdown(Some(reply)),
@@ -519,7 +535,10 @@ impl Supervisor {
                 instance.last_pid = instance.pid;
                 instance.pid = 0;
                 instance.stop = None;
-                instance.spawned_at = None;
+                instance.ran_for = instance
+                    .spawned_at
+                    .take()
+                    .map_or(Duration::ZERO, |spawned| spawned.elapsed());
                 instance.last_exit = Some(exit);
                 if instance.life.state == State::Starting {
                     instance.failure = Some(format!("Exited too quickly ({})", exit.describe()));
@@ -535,6 +554,14 @@ impl Supervisor {
             Notice::RetryDue { id, token } => {
                 if self.current(id, token).is_some() {
                     self.apply(id, Input::RetryDue);
+                }
+            }
+            Notice::RestartDue { id, token } => {
+                let still_wanted = self
+                    .current(id, token)
+                    .is_some_and(|instance| instance.life.state == State::Exited);
+                if still_wanted && self.shutdown.is_none() {
+                    self.restart(id);
                 }
             }
             Notice::Killed { id, token } => {
@@ -605,20 +632,21 @@ impl Supervisor {
             Effect::ScheduleRetry(delay) => {
                 let token = self.fresh_token();
                 self.instances.get_mut(&id).expect("instance exists").token = token;
-                let notices = self.notices.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = notices.send(Notice::RetryDue { id, token });
-                });
+                self.notify_after(delay, Notice::RetryDue { id, token });
             }
             // Nothing starts once a shutdown began.
+            // Nothing starts once a shutdown began. A process that ran only briefly is
+            // respawned no sooner than RESTART_SPACING after its own spawn, so a program that
+            // dies at once cannot spin the daemon.
             Effect::Restart if self.shutdown.is_none() => {
-                self.instances
-                    .get_mut(&id)
-                    .expect("instance exists")
-                    .restarts += 1;
-                self.apply(id, Input::Start);
-                return;
+                let ran_for = self.instances[&id].ran_for;
+                if ran_for >= RESTART_SPACING {
+                    self.restart(id);
+                    return;
+                }
+                let token = self.fresh_token();
+                self.instances.get_mut(&id).expect("instance exists").token = token;
+                self.notify_after(RESTART_SPACING - ran_for, Notice::RestartDue { id, token });
             }
             Effect::Restart => {}
             Effect::None | Effect::Spawn => {}
@@ -722,6 +750,23 @@ impl Supervisor {
         self.next_token
     }
 
+    /// Sends `notice` to the supervisor after `delay`.
+    fn notify_after(&self, delay: Duration, notice: Notice) {
+        let notices = self.notices.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = notices.send(notice);
+        });
+    }
+
+    /// An autorestart: counts it and starts the instance again.
+    fn restart(&mut self, id: InstanceId) {
+        if let Some(instance) = self.instances.get_mut(&id) {
+            instance.restarts += 1;
+            self.apply(id, Input::Start);
+        }
+    }
+
     /// After a change of instance `id`: answers its waiters, then does what was planned for
     /// it once it has no process.
     fn settle(&mut self, id: InstanceId) {
@@ -805,7 +850,9 @@ impl Supervisor {
             self.answer(waiter, slot, outcome);
         }
         if let Some(program) = self.programs.get_mut(&*instance.program) {
-            program.instances.retain(|other| *other != id);
+            if let Some(position) = program.instances.iter().rposition(|other| *other == id) {
+                program.instances.remove(position);
+            }
             if program.removed && program.instances.is_empty() {
                 self.programs.remove(&*instance.program);
             }
@@ -908,6 +955,11 @@ impl Supervisor {
                 Verb::Start => self.apply(id, Input::Start),
                 Verb::Stop => {
                     instance.then = After::Nothing;
+                    if before == State::Exited {
+                        // No process owns the token: make a pending delayed autorestart stale.
+                        self.next_token += 1;
+                        instance.token = self.next_token;
+                    }
                     self.apply(id, Input::Stop);
                 }
                 Verb::Restart => {
@@ -1091,9 +1143,15 @@ impl Supervisor {
                         self.apply(id, Input::Start);
                     }
                 } else if restart {
-                    if active || instance.life.state == State::Stopping {
+                    if active {
                         instance.then = After::Start;
                         self.apply(id, Input::Stop);
+                    } else if instance.life.state == State::Stopping {
+                        // Being stopped: a pending restart stays; otherwise the new config
+                        // decides, as for a stopped instance.
+                        if new.autostart {
+                            instance.then = After::Start;
+                        }
                     } else if new.autostart {
                         self.apply(id, Input::Start);
                     }
@@ -1105,7 +1163,7 @@ impl Supervisor {
                 continue;
             };
             program.removed = true;
-            for id in program.instances.clone() {
+            for id in program.instances.clone().into_iter().rev() {
                 self.stop_and_remove(id);
             }
         }
@@ -1121,13 +1179,13 @@ impl Supervisor {
         let program = self.programs.get_mut(name).expect("program exists");
         let numprocs = program.config.numprocs;
         let mut created = Vec::new();
+        let by_index: HashMap<u32, InstanceId> = program
+            .instances
+            .iter()
+            .map(|id| (self.instances[id].index, *id))
+            .collect();
         for index in 0..numprocs {
-            let existing = program
-                .instances
-                .iter()
-                .copied()
-                .find(|id| self.instances[id].index == index);
-            match existing {
+            match by_index.get(&index).copied() {
                 Some(id) => {
                     let instance = self.instances.get_mut(&id).expect("instance exists");
                     if instance.then == After::Remove {
@@ -1154,6 +1212,7 @@ impl Supervisor {
                             last_pid: 0,
                             stop: None,
                             spawned_at: None,
+                            ran_for: Duration::ZERO,
                             since: SystemTime::now(),
                             last_exit: None,
                             failure: None,
@@ -1181,7 +1240,8 @@ impl Supervisor {
             let instance = self.instances.get_mut(&id).expect("instance exists");
             instance.name = instance_name(name, numprocs, instance.index);
         }
-        for id in extra {
+        // Highest index first: each removal is then at the end of the program's list.
+        for id in extra.into_iter().rev() {
             self.stop_and_remove(id);
         }
         created

@@ -3,7 +3,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    os::unix::process::ExitStatusExt,
+    os::unix::{fs::OpenOptionsExt, process::ExitStatusExt},
     path::Path,
     pin::Pin,
     process::{ExitStatus, Stdio},
@@ -140,26 +140,39 @@ fn output(path: Option<&Path>) -> Result<Stdio, SpawnError> {
     let Some(path) = path else {
         return null();
     };
+    // O_NONBLOCK: opening a FIFO nobody reads must fail (ENXIO) rather than block the
+    // supervisor. The child gets a blocking descriptor, as it expects.
     let file: File = OpenOptions::new()
         .append(true)
         .create(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(|error| SpawnError::from_io(Some(path), &error))?;
+    nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+    )
+    .map_err(|errno| SpawnError::from_io(Some(path), &std::io::Error::from(errno)))?;
     Ok(Stdio::from(file))
 }
 
 /// /dev/null for a child's stdio: opened once, then duplicated (cheaper than a path lookup
 /// for each of three streams of every spawn).
 fn null() -> Result<Stdio, SpawnError> {
-    static DEV_NULL: std::sync::OnceLock<std::io::Result<File>> = std::sync::OnceLock::new();
+    static DEV_NULL: std::sync::OnceLock<File> = std::sync::OnceLock::new();
     let dev_null = Path::new("/dev/null");
-    let shared = DEV_NULL.get_or_init(|| OpenOptions::new().read(true).write(true).open(dev_null));
-    match shared {
-        Ok(file) => file.try_clone(),
-        Err(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
-    }
-    .map(Stdio::from)
-    .map_err(|error| SpawnError::from_io(Some(dev_null), &error))
+    let duplicate = match DEV_NULL.get() {
+        Some(file) => file.try_clone(),
+        // Not cached until it opens: a failure (out of descriptors) is retried next time.
+        None => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dev_null)
+            .and_then(|file| DEV_NULL.get_or_init(|| file).try_clone()),
+    };
+    duplicate
+        .map(Stdio::from)
+        .map_err(|error| SpawnError::from_io(Some(dev_null), &error))
 }
 
 /// What the owning task reports to, and about whom.
