@@ -85,8 +85,7 @@ pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), EndpointErro
     let identity = std::fs::symlink_metadata(path).map_err(bind_error)?;
     let file = SocketFile {
         path: path.into(),
-        device: identity.dev(),
-        inode: identity.ino(),
+        identity: FileIdentity::of(&identity),
     };
     Ok((listener, file))
 }
@@ -96,14 +95,32 @@ pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), EndpointErro
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
+    identity: FileIdentity,
+}
+
+/// Tells one file from its replacement: an inode number freed by an unlink is soon reused
+/// (tmpfs does so at once), the change time with nanoseconds is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
     device: u64,
     inode: u64,
+    changed: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        FileIdentity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            changed: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
         if let Ok(now) = std::fs::symlink_metadata(&self.path)
-            && (now.dev(), now.ino()) == (self.device, self.inode)
+            && FileIdentity::of(&now) == self.identity
         {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -198,6 +215,30 @@ fn describe_transport_error(error: &(dyn std::error::Error + 'static)) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_socket_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("precious.txt");
+        std::fs::write(&path, "keep me").unwrap();
+        let error = bind_unix(&path).unwrap_err();
+        assert!(matches!(error, EndpointError::NotASocket { .. }), "{error}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+    }
+
+    #[tokio::test]
+    async fn a_successors_socket_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskmaster.sock");
+        let (first_listener, first_file) = bind_unix(&path).unwrap();
+        drop(first_listener);
+        // The first daemon stopped listening; a second one takes the path over.
+        let (_second_listener, second_file) = bind_unix(&path).unwrap();
+        drop(first_file);
+        assert!(path.exists(), "the successor's socket was removed");
+        drop(second_file);
+        assert!(!path.exists());
+    }
 
     #[test]
     fn bare_port_binds_loopback() {

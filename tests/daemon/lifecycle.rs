@@ -425,3 +425,86 @@ async fn an_unknown_name_is_not_found_and_nothing_is_done() {
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::NotFound);
 }
+
+/// A program that dies at once, restarted by policy, is respawned at most every 100 ms
+/// (daemon-side timestamps), and meanwhile the daemon answers and shuts down normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_is_spaced_and_does_not_starve_the_daemon() {
+    let mut daemon = Daemon::start(
+        "
+        crasher:
+          cmd: /bin/false
+          numprocs: 20
+          starttime: 0
+          autorestart: always
+        ",
+    )
+    .await;
+    let mut client = daemon.client().await;
+    let mut watch = client
+        .watch_events(proto::WatchEventsRequest {
+            names: vec!["crasher:0".into()],
+            since: Some(0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut spawns = Vec::new();
+    while spawns.len() < 4 {
+        let event = watch.message().await.unwrap().expect("an event");
+        if event.kind() == proto::EventKind::Spawned {
+            let time = event.time.unwrap();
+            spawns.push(time.seconds as i128 * 1_000_000_000 + time.nanos as i128);
+        }
+    }
+    for pair in spawns.windows(2) {
+        let gap_ms = (pair[1] - pair[0]) / 1_000_000;
+        assert!(gap_ms >= 100, "respawned after {gap_ms} ms");
+    }
+    // Requests are still served while twenty instances crash.
+    for _ in 0..5 {
+        assert_eq!(status(&mut client).await.len(), 20);
+    }
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    drop(client);
+    drop(watch);
+    let exit = expect("the daemon to exit", || {
+        let exited = daemon.try_exit();
+        async move { exited }
+    })
+    .await;
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// Opening a FIFO nobody reads would block; it is a spawn error instead, and the daemon goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_without_reader_as_output_is_a_spawn_error() {
+    let dir = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(
+        &dir.path().join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let daemon = Daemon::start_in(
+        dir,
+        "
+        piped:
+          cmd: sleep 1000
+          stdout: {dir}/fifo
+          startretries: 0
+        other:
+          cmd: sleep 1000
+          starttime: 0.2
+        ",
+        &[],
+    )
+    .await;
+    let mut client = daemon.client().await;
+    let piped = wait_state(&mut client, "piped", State::Fatal).await;
+    assert!(
+        piped.description.contains("No such device or address"),
+        "{}",
+        piped.description
+    );
+    wait_state(&mut client, "other", State::Running).await;
+}
