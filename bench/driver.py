@@ -60,12 +60,12 @@ def ms_since(start_ns, end_ns=None):
 
 
 def proc_status(pid):
-    """VmRSS and VmHWM of `pid`, in MB (10^6 bytes)."""
+    """VmRSS, VmHWM, RssAnon and RssFile of `pid`, in MB (10^6 bytes)."""
     fields = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 fields[key] = int(value.split()[0]) * 1024 / 1e6
     return fields
 
@@ -547,6 +547,10 @@ def measure(system, reps, log, startups=(), shutdowns=()):
         status = proc_status(pid)
         figures["rss_mb"] = status["VmRSS"]
         figures["hwm_mb"] = status["VmHWM"]
+        # VmRSS = RssAnon (heap, stacks) + RssFile (resident code of the binary and libraries)
+        # + RssShmem; kept in results.json only.
+        figures["rss_anon_mb"] = status.get("RssAnon")
+        figures["rss_file_mb"] = status.get("RssFile")
 
     def status_cli():
         samples = system.status_cli(reps["status_cli"])
