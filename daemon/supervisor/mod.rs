@@ -1019,17 +1019,17 @@ impl Supervisor {
     }
 
     fn watch_events(&self, names: &[String], since: Option<u64>) -> Result<Watch, SupervisorError> {
-        let mut filter = EventFilter::default();
-        if !names.iter().any(|name| name == "all") {
-            self.resolve(names)?;
-            for name in names {
-                if self.programs.contains_key(name) {
-                    filter.programs.insert(name.clone());
-                } else {
-                    filter.instances.insert(name.clone());
-                }
-            }
-        }
+        // Every name is checked, "all" or not: an unknown one is an error here as everywhere.
+        self.resolve(names)?;
+        let filter = if names.iter().any(|name| name == "all") {
+            EventFilter::default()
+        } else {
+            let (programs, instances): (Vec<String>, Vec<String>) = names
+                .iter()
+                .cloned()
+                .partition(|name| self.programs.contains_key(name));
+            EventFilter::for_names(programs, instances)
+        };
         Ok(Watch {
             subscription: self.journal.subscribe(since),
             filter,
