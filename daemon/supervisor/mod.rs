@@ -957,8 +957,8 @@ impl Supervisor {
                     instance.then = After::Nothing;
                     if before == State::Exited {
                         // No process owns the token: make a pending delayed autorestart stale.
-                        self.next_token += 1;
-                        instance.token = self.next_token;
+                        let token = self.fresh_token();
+                        self.instances.get_mut(&id).expect("instance exists").token = token;
                     }
                     self.apply(id, Input::Stop);
                 }
