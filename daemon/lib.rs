@@ -4,7 +4,7 @@
 //! # Layout
 //! - [`config`]: the YAML file: schema, defaults, validation reporting every error.
 //! - [`supervisor`]: the actor that owns every program and instance; [`supervisor::state`] holds
-//!   the pure lifecycle transitions, [`supervisor::process`] spawns and owns children,
+//!   the pure lifecycle transitions, [`supervisor::process`] spawns, signals and reaps children,
 //!   [`supervisor::event`] numbers, logs and broadcasts events.
 //! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`].
 //! - [`endpoint`]: socket paths, binding and connecting (shared with `taskctl`).
@@ -52,6 +52,8 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error("watching for child exits (SIGCHLD): {0}")]
+    ChildExits(std::io::Error),
 }
 
 /// Supervises the programs of `config` and serves the API on `listeners` until `shutdown`
@@ -63,7 +65,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut reload: impl Stream<Item = ()> + Unpin,
 ) -> Result<(), RunError> {
-    let (supervisor, supervisor_task) = supervisor::start(config);
+    let (supervisor, supervisor_task) = supervisor::start(config).map_err(RunError::ChildExits)?;
     let shutdown_requested = CancellationToken::new();
     let closing = CancellationToken::new();
     let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested.clone());

@@ -1,7 +1,7 @@
-//! The supervisor: the one owner of every program and instance. It runs as a single task that
-//! takes requests (each with a oneshot reply) from [`Handle`]s and notices from the tasks that
-//! own child processes, applies the pure transitions of [`state`], carries out their effects and
-//! publishes every event through the [`event::Journal`].
+//! The supervisor: the one owner of every program, instance and child process. It runs as a
+//! single task that takes requests (each with a oneshot reply) from [`Handle`]s, child exits
+//! (SIGCHLD) and its own deadlines, applies the pure transitions of [`state`], carries out their
+//! effects and publishes every event through the [`event::Journal`].
 
 pub mod event;
 pub mod process;
@@ -14,18 +14,21 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use nix::sys::signal::Signal;
 use tokio::{
+    signal::unix::{SignalKind, signal},
     sync::{mpsc, oneshot},
     task::JoinHandle,
     time::Instant,
 };
+use tokio_util::time::{DelayQueue, delay_queue};
 
 use crate::{
     config::{self, Config, ConfigError, ProgramConfig},
     proto::{self, EventKind},
 };
 use event::{Journal, Record, Subscription};
-use process::{ExitInfo, StopOrder};
+use process::ExitInfo;
 use state::{Effect, Input, Lifecycle, Policy, State};
 
 /// Identifies an instance for its whole life; never reused.
@@ -78,32 +81,25 @@ enum Request {
     },
 }
 
-/// What a child-owning task or a timer tells the supervisor. `token` names the process (or
-/// the retry timer) the notice is about; a notice whose token is no longer current is stale.
-#[derive(Debug)]
-pub enum Notice {
-    StartTimeElapsed {
-        id: InstanceId,
-        token: u64,
-    },
-    Killed {
-        id: InstanceId,
-        token: u64,
-    },
-    Exited {
-        id: InstanceId,
-        token: u64,
-        exit: ExitInfo,
-    },
-    RetryDue {
-        id: InstanceId,
-        token: u64,
-    },
+/// A deadline of one instance. `token` names the process (or the wait) it belongs to; a
+/// deadline whose token is no longer the instance's is stale.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    id: InstanceId,
+    token: u64,
+    deadline: Deadline,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The process has stayed up for `starttime`.
+    StartTime,
+    /// `stoptime` has passed since the stop signal: SIGKILL the group.
+    Kill,
+    /// The backoff delay is over.
+    Retry,
     /// A delayed autorestart is due (see [`RESTART_SPACING`]).
-    RestartDue {
-        id: InstanceId,
-        token: u64,
-    },
+    Restart,
 }
 
 /// The least time between two spawns of an instance by autorestart.
@@ -234,10 +230,12 @@ impl Handle {
 }
 
 /// Starts the supervisor task on `config` (autostart programs are started) and returns its
-/// handle. The task ends after a shutdown has stopped everything.
-pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
+/// handle. The task ends after a shutdown has stopped everything. Fails only if child exits
+/// cannot be watched (no SIGCHLD handler).
+pub fn start(config: Config) -> std::io::Result<(Handle, JoinHandle<()>)> {
     let (requests, requests_rx) = mpsc::channel(256);
-    let (notices, notices_rx) = mpsc::unbounded_channel();
+    // Installed before the first spawn: no exit can go unnoticed.
+    let exits = signal(SignalKind::child())?;
     let handle = Handle {
         requests,
         config_path: Arc::new(config.path.clone()),
@@ -248,12 +246,12 @@ pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
         instances: HashMap::new(),
         next_id: 0,
         next_token: 0,
-        notices,
+        timers: DelayQueue::new(),
+        by_pid: HashMap::new(),
         journal: Journal::default(),
         waiters: HashMap::new(),
         next_waiter: 0,
         shutdown: None,
-        alive: 0,
     };
     let task = tokio::spawn(async move {
         supervisor.journal.publish(Record::daemon(
@@ -265,9 +263,9 @@ pub fn start(config: Config) -> (Handle, JoinHandle<()>) {
             ),
         ));
         supervisor.apply_config(config);
-        supervisor.run(requests_rx, notices_rx).await;
+        supervisor.run(requests_rx, exits).await;
     });
-    (handle, task)
+    Ok((handle, task))
 }
 
 /// What happens to an instance once it has no process left.
@@ -314,14 +312,15 @@ struct Instance {
     /// exit codes apply to that process even after a reload.
     config: Arc<ProgramConfig>,
     life: Lifecycle,
-    /// Names the current process or retry timer; notices with another token are stale.
+    /// Names the current process or wait; deadlines with another token are stale.
     token: u64,
     /// The live process, 0 when none.
     pid: u32,
     /// The pid of the last process, for exit events.
     last_pid: u32,
-    /// Sends the stop order to the task owning the process.
-    stop: Option<oneshot::Sender<StopOrder>>,
+    /// The pending deadline, if any; every key in the supervisor's timers is the `timer` of
+    /// exactly one instance.
+    timer: Option<delay_queue::Key>,
     spawned_at: Option<Instant>,
     /// How long the last process lived.
     ran_for: Duration,
@@ -454,29 +453,33 @@ struct Supervisor {
     instances: HashMap<InstanceId, Box<Instance>>,
     next_id: InstanceId,
     next_token: u64,
-    /// Cloned into every child-owning task and timer.
-    notices: mpsc::UnboundedSender<Notice>,
+    /// Every pending deadline, at most one per instance.
+    timers: DelayQueue<Due>,
+    /// Processes spawned and not yet reaped, by pid.
+    by_pid: HashMap<u32, InstanceId>,
     journal: Journal,
     waiters: HashMap<u64, Waiter>,
     next_waiter: u64,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
-    /// Processes spawned and not yet reaped.
-    alive: usize,
 }
 
 impl Supervisor {
     async fn run(
         &mut self,
         mut requests: mpsc::Receiver<Request>,
-        mut notices: mpsc::UnboundedReceiver<Notice>,
+        mut exits: tokio::signal::unix::Signal,
     ) {
-        // Fair between the two: a crash-looping program must not starve clients (or the
+        // Fair between the branches: a crash-looping program must not starve clients (or the
         // shutdown request) of the supervisor's attention.
         let mut requests_open = true;
         loop {
             tokio::select! {
-                Some(notice) = notices.recv() => self.on_notice(notice),
+                // One signal may stand for many exits: each wake-up reaps all of them.
+                Some(()) = exits.recv() => self.reap_exited(),
+                Some(due) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)) => {
+                    self.on_due(due.key(), due.into_inner());
+                }
                 request = requests.recv(), if requests_open => match request {
                     Some(request) => self.on_request(request),
                     // Every handle is gone: nobody can ask for anything any more.
@@ -486,7 +489,7 @@ impl Supervisor {
                     }
                 },
             }
-            if self.shutdown.is_some() && self.alive == 0 {
+            if self.shutdown.is_some() && self.by_pid.is_empty() {
                 for done in self.shutdown.take().unwrap_or_default() {
                     let _ = done.send(());
                 }
@@ -525,55 +528,110 @@ impl Supervisor {
         }
     }
 
-    fn on_notice(&mut self, notice: Notice) {
-        match notice {
-            Notice::Exited { id, token, exit } => {
-                self.alive -= 1;
-                let Some(instance) = self.current(id, token) else {
-                    return;
-                };
-                instance.last_pid = instance.pid;
-                instance.pid = 0;
-                instance.stop = None;
-                instance.ran_for = instance
-                    .spawned_at
-                    .take()
-                    .map_or(Duration::ZERO, |spawned| spawned.elapsed());
-                instance.last_exit = Some(exit);
-                if instance.life.state == State::Starting {
-                    instance.failure = Some(format!("Exited too quickly ({})", exit.describe()));
-                }
-                let expected = instance.expected();
-                self.apply(id, Input::Exited { expected });
+    /// Reaps every child that has exited and applies each exit to its instance.
+    fn reap_exited(&mut self) {
+        while let Some(pid) = process::exited_child() {
+            let id = self.by_pid.get(&pid).copied();
+            let stopped = id
+                .and_then(|id| self.instances.get(&id))
+                .is_some_and(|instance| instance.life.state == State::Stopping);
+            if stopped {
+                // Nothing of a stopped program survives its leader. Not yet reaped, the leader
+                // keeps its pid, and so the group id, from being reused.
+                process::signal_group(pid, Signal::SIGKILL);
             }
-            Notice::StartTimeElapsed { id, token } => {
-                if self.current(id, token).is_some() {
-                    self.apply(id, Input::StartTimeElapsed);
-                }
+            let Some(exit) = process::reap(pid) else {
+                // Cannot happen for a child just reported; stop rather than spin on it.
+                tracing::error!(pid, "an exited child could not be reaped");
+                return;
+            };
+            self.by_pid.remove(&pid);
+            match id {
+                Some(id) => self.on_exit(id, exit),
+                // Only the supervisor creates children. Others were inherited across exec or
+                // adopted as orphans (taskmasterd as PID 1): reaped so no zombie lingers.
+                None => tracing::debug!(pid, "reaped a process that was not ours: {}", exit.describe()),
             }
-            Notice::RetryDue { id, token } => {
-                if self.current(id, token).is_some() {
-                    self.apply(id, Input::RetryDue);
-                }
-            }
-            Notice::RestartDue { id, token } => {
-                let still_wanted = self
-                    .current(id, token)
-                    .is_some_and(|instance| instance.life.state == State::Exited);
-                if still_wanted && self.shutdown.is_none() {
+        }
+    }
+
+    /// The process of instance `id` ended with `exit`.
+    fn on_exit(&mut self, id: InstanceId, exit: ExitInfo) {
+        // Its start or kill deadline goes with it.
+        self.cancel_timer(id);
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return;
+        };
+        instance.last_pid = instance.pid;
+        instance.pid = 0;
+        instance.ran_for = instance
+            .spawned_at
+            .take()
+            .map_or(Duration::ZERO, |spawned| spawned.elapsed());
+        instance.last_exit = Some(exit);
+        if instance.life.state == State::Starting {
+            instance.failure = Some(format!("Exited too quickly ({})", exit.describe()));
+        }
+        let expected = instance.expected();
+        self.apply(id, Input::Exited { expected });
+    }
+
+    /// A deadline has passed: `key` is no longer in the timers.
+    fn on_due(&mut self, key: delay_queue::Key, due: Due) {
+        let Due { id, token, deadline } = due;
+        if let Some(instance) = self.instances.get_mut(&id)
+            && instance.timer == Some(key)
+        {
+            instance.timer = None;
+        }
+        let Some(instance) = self.current(id, token) else {
+            return;
+        };
+        match deadline {
+            Deadline::StartTime => self.apply(id, Input::StartTimeElapsed),
+            Deadline::Retry => self.apply(id, Input::RetryDue),
+            Deadline::Restart => {
+                if instance.life.state == State::Exited && self.shutdown.is_none() {
                     self.restart(id);
                 }
             }
-            Notice::Killed { id, token } => {
-                if let Some(instance) = self.current(id, token) {
-                    let message = format!(
-                        "still alive {}s after the stop signal: SIGKILL sent",
-                        instance.config.stoptime.as_secs_f64()
-                    );
-                    let event = instance.event(EventKind::Killed, instance.life.state, message);
-                    self.journal.publish(event);
-                }
+            Deadline::Kill => {
+                // Not reaped yet (its exit cancels this deadline), so the pid is still ours.
+                process::signal_group(instance.pid, Signal::SIGKILL);
+                let message = format!(
+                    "still alive {}s after the stop signal: SIGKILL sent",
+                    instance.config.stoptime.as_secs_f64()
+                );
+                let event = instance.event(EventKind::Killed, instance.life.state, message);
+                self.journal.publish(event);
             }
+        }
+    }
+
+    /// Sets the one pending deadline of instance `id`, replacing any other.
+    fn set_timer(&mut self, id: InstanceId, deadline: Deadline, delay: Duration) {
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = instance.timer.take() {
+            self.timers.try_remove(&old);
+        }
+        let due = Due {
+            id,
+            token: instance.token,
+            deadline,
+        };
+        instance.timer = Some(self.timers.insert(due, delay));
+    }
+
+    /// Drops the pending deadline of instance `id`, if any.
+    fn cancel_timer(&mut self, id: InstanceId) {
+        if let Some(key) = self
+            .instances
+            .get_mut(&id)
+            .and_then(|instance| instance.timer.take())
+        {
+            self.timers.try_remove(&key);
         }
     }
 
@@ -606,6 +664,10 @@ impl Supervisor {
         instance.life = next;
         if next.state != old {
             instance.since = SystemTime::now();
+            // Each deadline belongs to one state; the effect below sets the new state's.
+            if let Some(key) = instance.timer.take() {
+                self.timers.try_remove(&key);
+            }
         }
         match effect {
             Effect::Spawn => {
@@ -620,21 +682,18 @@ impl Supervisor {
         }
         match effect {
             Effect::SignalStop => {
-                let instance = self.instances.get_mut(&id).expect("instance exists");
-                let order = StopOrder {
-                    signal: instance.config.stopsignal,
-                    timeout: instance.config.stoptime,
-                };
-                if let Some(stop) = instance.stop.take() {
-                    let _ = stop.send(order);
-                }
+                let instance = &self.instances[&id];
+                // The process is not reaped yet: only the supervisor reaps, and not before
+                // this transition is done.
+                process::signal_group(instance.pid, instance.config.stopsignal);
+                let stoptime = instance.config.stoptime;
+                self.set_timer(id, Deadline::Kill, stoptime);
             }
             Effect::ScheduleRetry(delay) => {
                 let token = self.fresh_token();
                 self.instances.get_mut(&id).expect("instance exists").token = token;
-                self.notify_after(delay, Notice::RetryDue { id, token });
+                self.set_timer(id, Deadline::Retry, delay);
             }
-            // Nothing starts once a shutdown began.
             // Nothing starts once a shutdown began. A process that ran only briefly is
             // respawned no sooner than RESTART_SPACING after its own spawn, so a program that
             // dies at once cannot spin the daemon.
@@ -646,7 +705,7 @@ impl Supervisor {
                 }
                 let token = self.fresh_token();
                 self.instances.get_mut(&id).expect("instance exists").token = token;
-                self.notify_after(RESTART_SPACING - ran_for, Notice::RestartDue { id, token });
+                self.set_timer(id, Deadline::Restart, RESTART_SPACING - ran_for);
             }
             Effect::Restart => {}
             Effect::None | Effect::Spawn => {}
@@ -716,11 +775,10 @@ impl Supervisor {
         }
         instance.token = token;
         instance.ever_started = true;
-        match process::spawn(&instance.config, id, token, &self.notices) {
-            Ok(spawned) => {
-                self.alive += 1;
-                instance.pid = spawned.pid;
-                instance.stop = Some(spawned.stop);
+        match process::spawn(&instance.config) {
+            Ok(pid) => {
+                self.by_pid.insert(pid, id);
+                instance.pid = pid;
                 instance.spawned_at = Some(Instant::now());
                 instance.spawn_error = None;
                 let message = match instance.life.failed_starts {
@@ -728,11 +786,12 @@ impl Supervisor {
                     retry => format!("retry {retry} of {}", instance.config.startretries),
                 };
                 let event = instance.event(EventKind::Spawned, old, message);
-                let immediate = instance.config.starttime.is_zero();
+                let starttime = instance.config.starttime;
                 self.journal.publish(event);
-                if immediate {
+                if starttime.is_zero() {
                     self.apply(id, Input::StartTimeElapsed);
                 } else {
+                    self.set_timer(id, Deadline::StartTime, starttime);
                     self.settle(id);
                 }
             }
@@ -748,15 +807,6 @@ impl Supervisor {
     fn fresh_token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
-    }
-
-    /// Sends `notice` to the supervisor after `delay`.
-    fn notify_after(&self, delay: Duration, notice: Notice) {
-        let notices = self.notices.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = notices.send(notice);
-        });
     }
 
     /// An autorestart: counts it and starts the instance again.
@@ -837,6 +887,7 @@ impl Supervisor {
     /// Forgets instance `id` (it has no process) and its program once that is removed and
     /// empty.
     fn remove(&mut self, id: InstanceId) {
+        self.cancel_timer(id);
         let Some(instance) = self.instances.remove(&id) else {
             return;
         };
@@ -956,9 +1007,8 @@ impl Supervisor {
                 Verb::Stop => {
                     instance.then = After::Nothing;
                     if before == State::Exited {
-                        // No process owns the token: make a pending delayed autorestart stale.
-                        let token = self.fresh_token();
-                        self.instances.get_mut(&id).expect("instance exists").token = token;
+                        // A pending delayed autorestart is called off.
+                        self.cancel_timer(id);
                     }
                     self.apply(id, Input::Stop);
                 }
@@ -1041,7 +1091,7 @@ impl Supervisor {
             self.shutdown = Some(Vec::new());
             self.journal.publish(Record::daemon(
                 EventKind::DaemonStopping,
-                format!("stopping {} processes", self.alive),
+                format!("stopping {} processes", self.by_pid.len()),
             ));
             let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
             for id in ids {
@@ -1210,7 +1260,7 @@ impl Supervisor {
                             token: 0,
                             pid: 0,
                             last_pid: 0,
-                            stop: None,
+                            timer: None,
                             spawned_at: None,
                             ran_for: Duration::ZERO,
                             since: SystemTime::now(),

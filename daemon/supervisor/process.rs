@@ -1,40 +1,25 @@
-//! Spawning one process of a program and the task that owns it: the only code that signals or
-//! reaps a child, so a signal can never reach a pid that was already reaped and reused.
+//! Child processes at the system level: spawning one process of a program, signalling its
+//! process group, and finding and reaping exited children. The supervisor is the only caller,
+//! and it both signals and reaps, so a signal can never reach a pid that was already reaped.
 
 use std::{
     fs::{File, OpenOptions},
-    os::unix::{fs::OpenOptionsExt, process::ExitStatusExt},
+    os::unix::{
+        fs::OpenOptionsExt,
+        process::{CommandExt, ExitStatusExt},
+    },
     path::Path,
-    pin::Pin,
-    process::{ExitStatus, Stdio},
-    time::Duration,
+    process::{Command, ExitStatus, Stdio},
 };
 
 use nix::{
+    errno::Errno,
+    libc,
     sys::signal::{Signal, killpg},
     unistd::Pid,
 };
-use tokio::{
-    process::{Child, Command},
-    sync::{mpsc, oneshot},
-    time::Sleep,
-};
 
-use super::{InstanceId, Notice};
 use crate::config::ProgramConfig;
-
-/// How to stop a process: its own signal to the group, then SIGKILL after `timeout`.
-#[derive(Debug, Clone, Copy)]
-pub struct StopOrder {
-    pub signal: Signal,
-    pub timeout: Duration,
-}
-
-/// A freshly spawned process: its pid (also its process group id) and the way to stop it.
-pub struct Spawned {
-    pub pid: u32,
-    pub stop: oneshot::Sender<StopOrder>,
-}
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,14 +68,10 @@ impl SpawnError {
 }
 
 /// Spawns one process of `config` in its own process group, with stdin on /dev/null, only fds
-/// 0-2 open, an empty signal mask and default signal dispositions, and starts the task that
-/// owns it. That task sends [`Notice`]s tagged with `token`.
-pub fn spawn(
-    config: &ProgramConfig,
-    id: InstanceId,
-    token: u64,
-    notices: &mpsc::UnboundedSender<Notice>,
-) -> Result<Spawned, SpawnError> {
+/// 0-2 open, an empty signal mask and default signal dispositions, and returns its pid (also
+/// its process group id). The caller owns the pid: it alone may signal it, until it reaps it
+/// after [`exited_child`] has reported it.
+pub fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
     let mut command = Command::new(&config.argv[0]);
     command
         .args(&config.argv[1..])
@@ -104,7 +85,7 @@ pub fn spawn(
         command.current_dir(dir);
     }
     if let Some(mask) = config.umask {
-        let mask = nix::sys::stat::Mode::from_bits_truncate(mask as nix::libc::mode_t);
+        let mask = nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t);
         // SAFETY: umask(2) is async-signal-safe; the closure neither allocates nor locks.
         // A pre_exec hook forces std's slower fork path, so only programs with a umask pay it.
         unsafe {
@@ -114,25 +95,12 @@ pub fn spawn(
             });
         }
     }
-    let child = command
+    // Dropping std's `Child` neither waits for nor kills the process: the pid is all that is
+    // kept, and no descriptor per child (every later spawn would copy it).
+    command
         .spawn()
-        .map_err(|error| SpawnError::from_io(None, &error))?;
-    let pid = child
-        .id()
-        .ok_or_else(|| SpawnError("the process vanished at spawn".to_string()))?;
-    let (stop, stop_orders) = oneshot::channel();
-    tokio::spawn(own_child(
-        child,
-        pid,
-        Watch {
-            id,
-            token,
-            starttime: config.starttime,
-            notices: notices.clone(),
-        },
-        stop_orders,
-    ));
-    Ok(Spawned { pid, stop })
+        .map(|child| child.id())
+        .map_err(|error| SpawnError::from_io(None, &error))
 }
 
 /// Where a child's output goes: appended to `path` (created if missing), or discarded.
@@ -175,105 +143,56 @@ fn null() -> Result<Stdio, SpawnError> {
         .map_err(|error| SpawnError::from_io(Some(dev_null), &error))
 }
 
-/// What the owning task reports to, and about whom.
-struct Watch {
-    id: InstanceId,
-    token: u64,
-    starttime: Duration,
-    notices: mpsc::UnboundedSender<Notice>,
-}
-
-impl Watch {
-    fn send(&self, notice: impl FnOnce(InstanceId, u64) -> Notice) {
-        // The supervisor holds the receiver for its whole life; a failed send means it is gone
-        // and nobody is left to tell.
-        let _ = self.notices.send(notice(self.id, self.token));
-    }
-}
-
-/// Owns `child` until it is reaped: reports when `starttime` has passed, carries out a stop
-/// order (signal to the group, SIGKILL after the timeout), and reports the exit.
+/// The pid of a child that has exited and is not yet reaped, if any. It stays a zombie until
+/// [`reap`] is called for it, so until then neither its pid nor its process group id can be
+/// reused and signalling them is safe.
 ///
-/// One timer serves both deadlines: the start deadline until a stop order arrives, then the
-/// kill deadline (a stop makes the start deadline moot). This future lives as long as the
-/// process, once per child, so it is kept small.
-async fn own_child(
-    mut child: Child,
-    pid: u32,
-    watch: Watch,
-    mut stop_orders: oneshot::Receiver<StopOrder>,
-) {
-    let group = Pid::from_raw(pid as i32);
-    // Allocated only while a deadline is set: most children never have one after start-up.
-    let mut timer: Option<(Timer, Pin<Box<Sleep>>)> = None;
-    if !watch.starttime.is_zero() {
-        timer = Some((Timer::Start, Box::pin(tokio::time::sleep(watch.starttime))));
-    }
-    let mut stop_pending = true;
-    let mut stop_ordered = false;
-    let status = loop {
-        tokio::select! {
-            status = child.wait() => break status,
-            purpose = elapsed(&mut timer) => {
-                timer = None;
-                if purpose == Timer::Start {
-                    watch.send(|id, token| Notice::StartTimeElapsed { id, token });
-                } else {
-                    signal_group(group, Signal::SIGKILL);
-                    watch.send(|id, token| Notice::Killed { id, token });
-                }
-            }
-            order = &mut stop_orders, if stop_pending => {
-                stop_pending = false;
-                // A dropped sender is not a stop order: keep waiting for the exit.
-                if let Ok(order) = order {
-                    stop_ordered = true;
-                    signal_group(group, order.signal);
-                    timer = Some((Timer::Kill, Box::pin(tokio::time::sleep(order.timeout))));
-                }
-            }
+/// Only peeks (WNOWAIT): nothing is reaped here, and [`reap`] reaps by pid alone.
+pub fn exited_child() -> Option<u32> {
+    loop {
+        // SAFETY: siginfo_t is plain old data; all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: `info` is a valid, exclusively borrowed siginfo_t.
+        if unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } == 0 {
+            // SAFETY: waitid filled `info` for a child, or left si_pid 0 when none has exited.
+            let pid = unsafe { info.si_pid() };
+            return u32::try_from(pid).ok().filter(|pid| *pid > 0);
         }
-    };
-    if stop_ordered {
-        // The leader is gone but its group may not be: nothing of a stopped program survives.
-        // The group id cannot be reused while any member is alive.
-        signal_group(group, Signal::SIGKILL);
-    }
-    let exit = match status {
-        Ok(status) => ExitInfo::from_status(status),
-        Err(_) => ExitInfo {
-            code: None,
-            signal: None,
-        },
-    };
-    watch.send(|id, token| Notice::Exited { id, token, exit });
-}
-
-/// Waits for `timer` and says what it was for; never completes without one.
-async fn elapsed(timer: &mut Option<(Timer, Pin<Box<Sleep>>)>) -> Timer {
-    match timer {
-        Some((purpose, sleep)) => {
-            sleep.as_mut().await;
-            *purpose
+        match Errno::last() {
+            Errno::EINTR => continue,
+            // ECHILD: there are no children at all.
+            _ => return None,
         }
-        None => std::future::pending().await,
     }
 }
 
-/// What the one timer of [`own_child`] is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    /// Report [`Notice::StartTimeElapsed`].
-    Start,
-    /// SIGKILL the group: the stop timeout is over.
-    Kill,
+/// Reaps `pid`, which [`exited_child`] reported, and says how it ended; `None` if it could not
+/// be reaped (it was not an exited child of ours).
+pub fn reap(pid: u32) -> Option<ExitInfo> {
+    // Never 0 or -1: those would reap any child.
+    let raw = libc::pid_t::try_from(pid).ok().filter(|raw| *raw > 0)?;
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, exclusively borrowed int.
+        let reaped = unsafe { libc::waitpid(raw, &mut status, libc::WNOHANG) };
+        if reaped == raw {
+            return Some(ExitInfo::from_status(ExitStatus::from_raw(status)));
+        }
+        if reaped == -1 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return None;
+    }
 }
 
-/// Signals the whole process group led by `group`. Errors (the group is already gone) are
+/// Signals the whole process group led by `pid`. Errors (the group is already gone) are
 /// expected and ignored.
-fn signal_group(group: Pid, signal: Signal) {
+pub fn signal_group(pid: u32, signal: Signal) {
     // kill(-pid) with pid <= 0 would reach every process we may signal.
-    if group.as_raw() > 0 {
-        let _ = killpg(group, signal);
+    if let Ok(raw) = i32::try_from(pid)
+        && raw > 0
+    {
+        let _ = killpg(Pid::from_raw(raw), signal);
     }
 }
