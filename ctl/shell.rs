@@ -37,11 +37,7 @@ const COMPLETION_MENU: &str = "completion";
 /// Runs the shell until `exit`, `quit` or Ctrl-D; returns the exit status. When stdin is not a
 /// terminal, runs the commands it reads instead, without prompt or events.
 pub fn run(target: Target) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match Background::start() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("taskctl: cannot start the tokio runtime: {error}");
@@ -49,7 +45,7 @@ pub fn run(target: Target) -> u8 {
         }
     };
     let interrupt = {
-        let _context = runtime.enter();
+        let _context = runtime.handle.enter();
         match signal(SignalKind::interrupt()) {
             Ok(interrupt) => interrupt,
             Err(error) => {
@@ -71,7 +67,7 @@ pub fn run(target: Target) -> u8 {
     }
     let printer = ExternalPrinter::new(PRINTER_CAPACITY);
     let feed = follow::follow(target, printer.sender(), shared, shell.palette);
-    shell.runtime.spawn(feed);
+    shell.runtime.handle.spawn(feed);
     let mut editor = shell.editor(printer);
     // As supervisorctl does.
     shell.execute(&Command::Status {
@@ -109,9 +105,52 @@ enum Flow {
     Exit,
 }
 
+/// A current-thread tokio runtime driven by a thread of its own, so that the event feed and
+/// timers go on while reedline blocks the main thread. Commands run on the main thread through
+/// its handle (the driving thread serves their I/O and timers).
+struct Background {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start() -> io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tokio".to_string())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Background {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Background {
+    /// Ends the driving thread; its tasks (the feed) are dropped with the runtime.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 struct Shell {
     /// Runs every RPC, and the event feed.
-    runtime: tokio::runtime::Runtime,
+    runtime: Background,
     /// Used by the commands typed; the feed has its own.
     connection: Connection,
     /// Names for completion and the event switches, shared with the feed.
@@ -212,7 +251,7 @@ impl Shell {
             palette,
             interrupt,
         } = self;
-        let _context = runtime.enter();
+        let _context = runtime.handle.enter();
         // A Ctrl-C that reached us between commands must not end this one.
         while let Some(Some(())) = interrupt.recv().now_or_never() {}
         let watching = matches!(command, Command::Watch { .. });
@@ -222,7 +261,7 @@ impl Shell {
             out: &mut stdout,
             palette: *palette,
         };
-        let outcome = runtime.block_on(async {
+        let outcome = runtime.handle.block_on(async {
             tokio::select! {
                 outcome = command::run(command, connection, &mut output) => Some(outcome),
                 _ = interrupt.recv() => None,
@@ -238,7 +277,9 @@ impl Shell {
         };
         if let Some(client) = connection.cached_client() {
             let shared = shared.clone();
-            runtime.spawn(async move { follow::refresh_names(client, &shared).await });
+            runtime
+                .handle
+                .spawn(async move { follow::refresh_names(client, &shared).await });
         }
         code
     }

@@ -13,7 +13,6 @@ use clap::Parser;
 use taskmaster::{Listeners, config, endpoint};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::SignalStream;
-use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// The process supervisor daemon.
 #[derive(Parser, Debug)]
@@ -77,6 +76,7 @@ impl Settings {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory();
     let args = Args::parse();
     match run(args) {
         Ok(code) => code,
@@ -220,41 +220,53 @@ impl Drop for PidFile {
     }
 }
 
-/// Sends tracing output to the event log file (and stderr when asked). The guards flush the
+/// Sends tracing output to the event log file (and stderr when asked). The guard flushes the
 /// logs when dropped.
 fn start_event_log(
     logfile: &Path,
     also_stderr: bool,
-) -> anyhow::Result<Vec<tracing_appender::non_blocking::WorkerGuard>> {
+) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(logfile)
         .with_context(|| format!("opening event log {}", logfile.display()))?;
-    // Writer threads keep the daemon's own work off the disk and the terminal. Their queues
-    // are allocated up front (the default of 128k lines costs 4 MB); when a writer falls this
-    // far behind, the daemon waits rather than lose an event line.
-    let writer = |sink: Box<dyn std::io::Write + Send>, name: &str| {
-        tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .buffered_lines_limit(EVENT_LOG_QUEUE)
-            .lossy(false)
-            .thread_name(name)
-            .finish(sink)
+    let sink: Box<dyn std::io::Write + Send> = if also_stderr {
+        Box::new(AlsoStderr(file))
+    } else {
+        Box::new(file)
     };
-    let (file_writer, file_guard) = writer(Box::new(file), "event-log");
-    let builder = tracing_subscriber::fmt()
+    // One writer thread keeps the daemon's own work off the disk and the terminal. Its queue
+    // is allocated up front (the default of 128k lines costs 4 MB); when the writer falls this
+    // far behind, the daemon waits rather than lose an event line.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(EVENT_LOG_QUEUE)
+        .lossy(false)
+        .thread_name("event-log")
+        .finish(sink);
+    tracing_subscriber::fmt()
         .with_ansi(false)
         .with_target(false)
-        .with_max_level(tracing::Level::INFO);
-    let mut guards = vec![file_guard];
-    if also_stderr {
-        let (stderr_writer, stderr_guard) = writer(Box::new(std::io::stderr()), "stderr-log");
-        guards.push(stderr_guard);
-        builder.with_writer(file_writer.and(stderr_writer)).init();
-    } else {
-        builder.with_writer(file_writer).init();
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(writer)
+        .init();
+    Ok(guard)
+}
+
+/// The event log file, with each line copied to stderr (the foreground daemon's terminal).
+/// The file decides success: a closed terminal must not stop the log.
+struct AlsoStderr(std::fs::File);
+
+impl Write for AlsoStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(line)?;
+        let _ = std::io::stderr().write_all(line);
+        Ok(line.len())
     }
-    Ok(guards)
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Tells the launcher we are listening, then points stdin, stdout and stderr at /dev/null.
@@ -270,6 +282,22 @@ fn detach_stdio() -> anyhow::Result<()> {
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
+}
+
+/// glibc raises its mmap threshold to the size of each large block freed, up to 32 MB, and its
+/// trim threshold to twice that: after the config parse (a few large buffers) a long-lived
+/// daemon would keep every later transient buffer (a big Status reply, a reload) in its heap for
+/// good. Fixed thresholds keep large blocks in their own mappings and give freed heap back.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: nix::libc::c_int = 128 * 1024;
+        // SAFETY: mallopt only sets allocator parameters; called before any other thread.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, THRESHOLD);
+            nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, THRESHOLD);
+        }
+    }
 }
 
 /// Whatever descriptors we inherited beyond 0-2 (a shell's, a test runner's jobserver) must

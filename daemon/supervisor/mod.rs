@@ -550,7 +550,11 @@ impl Supervisor {
                 Some(id) => self.on_exit(id, exit),
                 // Only the supervisor creates children. Others were inherited across exec or
                 // adopted as orphans (taskmasterd as PID 1): reaped so no zombie lingers.
-                None => tracing::debug!(pid, "reaped a process that was not ours: {}", exit.describe()),
+                None => tracing::debug!(
+                    pid,
+                    "reaped a process that was not ours: {}",
+                    exit.describe()
+                ),
             }
         }
     }
@@ -578,7 +582,11 @@ impl Supervisor {
 
     /// A deadline has passed: `key` is no longer in the timers.
     fn on_due(&mut self, key: delay_queue::Key, due: Due) {
-        let Due { id, token, deadline } = due;
+        let Due {
+            id,
+            token,
+            deadline,
+        } = due;
         if let Some(instance) = self.instances.get_mut(&id)
             && instance.timer == Some(key)
         {
