@@ -9,38 +9,79 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use taskmaster::{Listeners, config, endpoint};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::SignalStream;
 
-/// The process supervisor daemon.
-#[derive(Parser, Debug)]
-#[command(name = "taskmasterd", version, about)]
+/// The daemon's flags.
+///
+/// Parsed with lexopt rather than clap (which taskctl uses): clap's code, about 220 KB, would
+/// stay resident for the daemon's whole life to parse seven flags once.
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Args {
-    /// Config file [default: ./taskmaster.yaml, then $XDG_CONFIG_HOME/taskmaster/taskmaster.yaml,
-    /// then /etc/taskmaster/taskmaster.yaml]
-    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Stay attached to the terminal (for systemd, containers and tests); log to stderr too.
-    #[arg(short, long)]
     foreground: bool,
-    /// Unix socket path (overrides daemon.socket).
-    #[arg(short, long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Also serve on TCP, HOST:PORT or PORT for loopback (overrides daemon.listen).
-    #[arg(short, long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Event log file (overrides daemon.logfile).
-    #[arg(long, value_name = "FILE")]
     logfile: Option<PathBuf>,
-    /// Pid file (overrides daemon.pidfile).
-    #[arg(long, value_name = "FILE")]
     pidfile: Option<PathBuf>,
     /// Set by the background launcher: print "ready" on stdout once listening, then detach
-    /// stdio.
-    #[arg(long, hide = true)]
+    /// stdio. Not in the help.
     notify_ready: bool,
+}
+
+const USAGE: &str = "Usage: taskmasterd [OPTIONS]";
+
+const HELP: &str = "\
+The process supervisor daemon.
+
+Usage: taskmasterd [OPTIONS]
+
+Options:
+  -c, --config <FILE>   Config file [default: ./taskmaster.yaml, then
+                        $XDG_CONFIG_HOME/taskmaster/taskmaster.yaml, then
+                        /etc/taskmaster/taskmaster.yaml]
+  -f, --foreground      Stay attached to the terminal (for systemd, containers and tests);
+                        log to stderr too
+  -s, --socket <PATH>   Unix socket path (overrides daemon.socket)
+  -l, --listen <ADDR>   Also serve on TCP, HOST:PORT or PORT for loopback (overrides
+                        daemon.listen)
+      --logfile <FILE>  Event log file (overrides daemon.logfile)
+      --pidfile <FILE>  Pid file (overrides daemon.pidfile)
+  -h, --help            Print help
+  -V, --version         Print version
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Invocation {
+    Run(Args),
+    Help,
+    Version,
+}
+
+/// Parses the arguments after the program name.
+fn parse_args(
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Invocation, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut args = Args::default();
+    let mut parser = lexopt::Parser::from_args(argv);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => args.config = Some(parser.value()?.into()),
+            Short('f') | Long("foreground") => args.foreground = true,
+            Short('s') | Long("socket") => args.socket = Some(parser.value()?.into()),
+            Short('l') | Long("listen") => args.listen = Some(parser.value()?.string()?),
+            Long("logfile") => args.logfile = Some(parser.value()?.into()),
+            Long("pidfile") => args.pidfile = Some(parser.value()?.into()),
+            Long("notify-ready") => args.notify_ready = true,
+            Short('h') | Long("help") => return Ok(Invocation::Help),
+            Short('V') | Long("version") => return Ok(Invocation::Version),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Invocation::Run(args))
 }
 
 /// Event log lines that may wait for the disk.
@@ -77,7 +118,21 @@ impl Settings {
 
 fn main() -> ExitCode {
     return_freed_memory();
-    let args = Args::parse();
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Invocation::Run(args)) => args,
+        Ok(Invocation::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("taskmasterd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("taskmasterd: {error}\n\n{USAGE}\n\nFor more information, try '--help'.");
+            return ExitCode::from(2);
+        }
+    };
     match run(args) {
         Ok(code) => code,
         Err(error) => {
@@ -354,5 +409,88 @@ fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Result<Invocation, String> {
+        parse_args(argv.iter().map(Into::into)).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn flags_in_short_long_and_attached_forms() {
+        let cases: &[(&[&str], Args)] = &[
+            (&[], Args::default()),
+            (
+                &["-f", "-c", "a.yaml", "-s", "/tmp/s.sock", "-l", "7300"],
+                Args {
+                    config: Some("a.yaml".into()),
+                    foreground: true,
+                    socket: Some("/tmp/s.sock".into()),
+                    listen: Some("7300".into()),
+                    ..Args::default()
+                },
+            ),
+            (
+                &[
+                    "--foreground",
+                    "--config=b.yaml",
+                    "--logfile",
+                    "t.log",
+                    "--pidfile=t.pid",
+                    "--notify-ready",
+                    "--listen=127.0.0.1:1",
+                ],
+                Args {
+                    config: Some("b.yaml".into()),
+                    foreground: true,
+                    listen: Some("127.0.0.1:1".into()),
+                    logfile: Some("t.log".into()),
+                    pidfile: Some("t.pid".into()),
+                    notify_ready: true,
+                    ..Args::default()
+                },
+            ),
+            (
+                &["-fcc.yaml"],
+                Args {
+                    config: Some("c.yaml".into()),
+                    foreground: true,
+                    ..Args::default()
+                },
+            ),
+        ];
+        for (argv, expected) in cases {
+            let Ok(Invocation::Run(args)) = parse(argv) else {
+                panic!("{argv:?} did not parse");
+            };
+            assert_eq!(&args, expected, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(&["-h"]), Ok(Invocation::Help));
+        assert_eq!(parse(&["-f", "--help"]), Ok(Invocation::Help));
+        assert_eq!(parse(&["-V"]), Ok(Invocation::Version));
+        assert_eq!(parse(&["--version"]), Ok(Invocation::Version));
+    }
+
+    #[test]
+    fn bad_arguments_name_the_culprit() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-x"], "'-x'"),
+            (&["--colour"], "'--colour'"),
+            (&["--config"], "'--config'"),
+            (&["extra.yaml"], "extra.yaml"),
+            (&["--foreground=yes"], "--foreground"),
+        ];
+        for (argv, culprit) in cases {
+            let error = parse(argv).expect_err("must fail");
+            assert!(error.contains(culprit), "{argv:?}: {error}");
+        }
     }
 }
