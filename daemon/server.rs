@@ -174,7 +174,6 @@ mod tests {
         Record {
             kind: EventKind::Spawned,
             instance: instance.into(),
-            program: instance.into(),
             ..Default::default()
         }
     }

@@ -5,6 +5,7 @@ use std::{collections::VecDeque, sync::Arc, time::SystemTime};
 
 use tokio::sync::broadcast;
 
+use super::process::ExitInfo;
 use crate::proto::{self, EventKind};
 
 /// An event as the journal keeps it. Names are shared with the instance and an empty message
@@ -17,19 +18,25 @@ pub struct Record {
     /// Set by [`Journal::publish`].
     pub time: Option<SystemTime>,
     pub kind: EventKind,
-    /// Empty for daemon-level events.
+    /// Empty for daemon-level events; "web" or "web:0" (its program is the part before `:`).
     pub instance: Arc<str>,
-    pub program: Arc<str>,
     pub old_state: proto::State,
     pub new_state: proto::State,
     pub pid: u32,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
+    pub exit: Option<ExitInfo>,
     pub expected: bool,
     pub message: Box<str>,
 }
 
 impl Record {
+    /// The program of the instance; empty for daemon-level events. Program names never hold
+    /// a `:`.
+    pub fn program(&self) -> &str {
+        self.instance
+            .split_once(':')
+            .map_or(&*self.instance, |(program, _)| program)
+    }
+
     /// A daemon-level event.
     pub fn daemon(kind: EventKind, message: impl Into<Box<str>>) -> Record {
         Record {
@@ -45,12 +52,12 @@ impl Record {
             time: self.time.map(prost_types::Timestamp::from),
             kind: self.kind.into(),
             instance: self.instance.to_string(),
-            program: self.program.to_string(),
+            program: self.program().to_string(),
             old_state: self.old_state.into(),
             new_state: self.new_state.into(),
             pid: self.pid,
-            exit_code: self.exit_code,
-            signal: self.signal,
+            exit_code: self.exit.and_then(ExitInfo::code),
+            signal: self.exit.and_then(ExitInfo::signal),
             expected: self.expected,
             message: self.message.to_string(),
             missed: 0,
@@ -165,11 +172,14 @@ fn log(event: &Record) {
     if event.pid != 0 {
         let _ = write!(line, " pid={}", event.pid);
     }
-    if let Some(code) = event.exit_code {
-        let _ = write!(line, " exit_code={code}");
-    }
-    if let Some(signal) = event.signal {
-        let _ = write!(line, " signal={signal}");
+    match event.exit {
+        Some(ExitInfo::Code(code)) => {
+            let _ = write!(line, " exit_code={code}");
+        }
+        Some(ExitInfo::Signal(signal)) => {
+            let _ = write!(line, " signal={signal}");
+        }
+        Some(ExitInfo::Unknown) | None => {}
     }
     if event.kind == EventKind::Exited {
         let _ = write!(line, " expected={}", event.expected);
@@ -218,6 +228,17 @@ mod tests {
         assert_eq!(subscription.missed, 6);
         assert_eq!(subscription.replay.first().map(|event| event.seq), Some(11));
         assert_eq!(subscription.replay.len(), KEPT_EVENTS);
+    }
+
+    #[test]
+    fn the_program_is_the_instance_name_before_its_index() {
+        let record = |instance: &str| Record {
+            instance: instance.into(),
+            ..Default::default()
+        };
+        assert_eq!(record("web").program(), "web");
+        assert_eq!(record("web:12").program(), "web");
+        assert_eq!(record("").program(), "");
     }
 
     #[tokio::test]

@@ -133,8 +133,8 @@ impl EventFilter {
     /// Daemon-level events always pass.
     pub fn admits(&self, event: &Record) -> bool {
         (self.programs.is_empty() && self.instances.is_empty())
-            || event.program.is_empty()
-            || self.programs.contains(&*event.program)
+            || event.instance.is_empty()
+            || self.programs.contains(event.program())
             || self.instances.contains(&*event.instance)
     }
 }
@@ -250,6 +250,7 @@ pub fn start(config: Config) -> std::io::Result<(Handle, JoinHandle<()>)> {
         by_pid: HashMap::new(),
         journal: Journal::default(),
         waiters: HashMap::new(),
+        waiting_on: HashMap::new(),
         next_waiter: 0,
         shutdown: None,
     };
@@ -327,13 +328,10 @@ struct Instance {
     /// When the current state was entered.
     since: SystemTime,
     last_exit: Option<ExitInfo>,
-    /// Why the last start failed ("spawn error: ...", "Exited too quickly ...").
-    failure: Option<String>,
-    spawn_error: Option<String>,
+    /// Why the last start failed; cleared by a successful spawn.
+    failure: Option<Failure>,
     restarts: u32,
     then: After,
-    /// Waiters on this instance: (waiter, result slot).
-    waiters: Vec<(u64, usize)>,
     /// Whether it has ever been started.
     ever_started: bool,
 }
@@ -343,7 +341,6 @@ impl Instance {
         Record {
             kind,
             instance: self.name.clone(),
-            program: self.program.clone(),
             old_state: old.into(),
             new_state: self.life.state.into(),
             pid: if self.pid != 0 {
@@ -358,28 +355,30 @@ impl Instance {
 
     fn with_exit(&self, mut event: Record) -> Record {
         if let Some(exit) = self.last_exit {
-            event.exit_code = exit.code;
-            event.signal = exit.signal;
+            event.exit = Some(exit);
         }
         event
     }
 
-    fn description(&self) -> String {
+    /// supervisorctl's description column; `now` is the time of the request.
+    fn description(&self, now: Instant) -> String {
+        use std::fmt::Write;
         let at = || humantime::format_rfc3339_seconds(self.since).to_string();
         match self.life.state {
             State::Stopped if !self.ever_started => "Not started".to_string(),
             State::Stopped => format!("Stopped at {}", at()),
             State::Starting => format!("pid {}, starting", self.pid),
-            State::Running => format!(
-                "pid {}, uptime {}",
-                self.pid,
-                clock(self.spawned_at.map_or(Duration::ZERO, |t| t.elapsed()))
-            ),
+            State::Running => {
+                let mut text = String::with_capacity(32);
+                let _ = write!(text, "pid {}, uptime ", self.pid);
+                write_clock(&mut text, self.uptime(now));
+                text
+            }
             State::Stopping => format!("pid {}, stopping", self.pid),
             State::Backoff | State::Fatal => self
                 .failure
-                .clone()
-                .unwrap_or_else(|| "Exited too quickly".to_string()),
+                .as_ref()
+                .map_or_else(|| "Exited too quickly".to_string(), Failure::to_string),
             State::Exited => {
                 let exit = self
                     .last_exit
@@ -394,42 +393,76 @@ impl Instance {
         }
     }
 
+    /// How long the live process has run, as of `now`.
+    fn uptime(&self, now: Instant) -> Duration {
+        self.spawned_at.map_or(Duration::ZERO, |spawned| {
+            now.saturating_duration_since(spawned)
+        })
+    }
+
     fn expected(&self) -> bool {
         self.last_exit
-            .and_then(|exit| exit.code)
+            .and_then(ExitInfo::code)
             .is_some_and(|code| self.config.exitcodes.contains(&code))
     }
 
-    fn status(&self) -> proto::InstanceStatus {
+    fn status(&self, now: Instant) -> proto::InstanceStatus {
         let exit = self.last_exit;
         proto::InstanceStatus {
             name: self.name.to_string(),
             program: self.program.to_string(),
             state: proto::State::from(self.life.state).into(),
             pid: self.pid,
-            uptime_secs: self
-                .spawned_at
-                .filter(|_| self.pid != 0)
-                .map(|t| t.elapsed().as_secs()),
+            uptime_secs: (self.pid != 0 && self.spawned_at.is_some())
+                .then(|| self.uptime(now).as_secs()),
             since: Some(self.since.into()),
-            exit_code: exit.and_then(|exit| exit.code),
-            signal: exit.and_then(|exit| exit.signal),
+            exit_code: exit.and_then(ExitInfo::code),
+            signal: exit.and_then(ExitInfo::signal),
             restarts: self.restarts,
-            description: self.description(),
-            spawn_error: self.spawn_error.clone().unwrap_or_default(),
+            description: self.description(now),
+            spawn_error: match &self.failure {
+                Some(Failure::Spawn(reason)) => reason.to_string(),
+                _ => String::new(),
+            },
         }
     }
 }
 
-/// H:MM:SS
-fn clock(elapsed: Duration) -> String {
-    let secs = elapsed.as_secs();
-    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+/// Why the last start of an instance failed.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The spawn itself failed, for this reason ("No such file or directory").
+    Spawn(Box<str>),
+    /// The process exited before `starttime` had passed.
+    TooQuick(ExitInfo),
 }
 
-fn instance_name(program: &str, numprocs: u32, index: u32) -> Arc<str> {
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Spawn(reason) => write!(f, "spawn error: {reason}"),
+            Failure::TooQuick(exit) => write!(f, "Exited too quickly ({})", exit.describe()),
+        }
+    }
+}
+
+/// Appends H:MM:SS.
+fn write_clock(text: &mut String, elapsed: Duration) {
+    use std::fmt::Write;
+    let secs = elapsed.as_secs();
+    let _ = write!(
+        text,
+        "{}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+}
+
+/// A single instance shares its program's name.
+fn instance_name(program: &Arc<str>, numprocs: u32, index: u32) -> Arc<str> {
     if numprocs == 1 && index == 0 {
-        program.into()
+        program.clone()
     } else {
         format!("{program}:{index}").into()
     }
@@ -459,6 +492,8 @@ struct Supervisor {
     by_pid: HashMap<u32, InstanceId>,
     journal: Journal,
     waiters: HashMap<u64, Waiter>,
+    /// The waiters each instance has, as (waiter, result slot); only instances with some.
+    waiting_on: HashMap<InstanceId, Vec<(u64, usize)>>,
     next_waiter: u64,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
@@ -501,9 +536,10 @@ impl Supervisor {
     fn on_request(&mut self, request: Request) {
         match request {
             Request::Status { names, reply } => {
+                let now = Instant::now();
                 let answer = self.resolve(&names).map(|ids| {
                     ids.iter()
-                        .map(|id| self.instances[id].status())
+                        .map(|id| self.instances[id].status(now))
                         .collect::<Vec<_>>()
                 });
                 let _ = reply.send(answer);
@@ -574,7 +610,7 @@ impl Supervisor {
             .map_or(Duration::ZERO, |spawned| spawned.elapsed());
         instance.last_exit = Some(exit);
         if instance.life.state == State::Starting {
-            instance.failure = Some(format!("Exited too quickly ({})", exit.describe()));
+            instance.failure = Some(Failure::TooQuick(exit));
         }
         let expected = instance.expected();
         self.apply(id, Input::Exited { expected });
@@ -726,7 +762,12 @@ impl Supervisor {
         let instance = &self.instances[&id];
         let exited = matches!(input, Input::Exited { .. });
         let exit_text = || instance.last_exit.map_or(String::new(), ExitInfo::describe);
-        let failure = || instance.failure.clone().unwrap_or_default();
+        let failure = || {
+            instance
+                .failure
+                .as_ref()
+                .map_or_else(String::new, Failure::to_string)
+        };
         let event = match (instance.life.state, effect) {
             (State::Running, _) => instance.event(EventKind::Started, old, String::new()),
             (State::Backoff, Effect::ScheduleRetry(delay)) => instance.event(
@@ -788,7 +829,7 @@ impl Supervisor {
                 self.by_pid.insert(pid, id);
                 instance.pid = pid;
                 instance.spawned_at = Some(Instant::now());
-                instance.spawn_error = None;
+                instance.failure = None;
                 let message = match instance.life.failed_starts {
                     0 => String::new(),
                     retry => format!("retry {retry} of {}", instance.config.startretries),
@@ -805,8 +846,7 @@ impl Supervisor {
             }
             Err(error) => {
                 instance.last_pid = 0;
-                instance.failure = Some(format!("spawn error: {error}"));
-                instance.spawn_error = Some(error.to_string());
+                instance.failure = Some(Failure::Spawn(error.to_string().into()));
                 self.apply(id, Input::SpawnFailed);
             }
         }
@@ -835,16 +875,19 @@ impl Supervisor {
         if state == State::Running {
             instance.failure = None;
         }
-        let waiting = std::mem::take(&mut instance.waiters);
-        let mut still = Vec::with_capacity(waiting.len());
-        for (waiter, slot) in waiting {
-            match self.outcome(id, waiter) {
-                Some(outcome) => self.answer(waiter, slot, outcome),
-                None => still.push((waiter, slot)),
+        if let Some(waiting) = self.waiting_on.remove(&id) {
+            let mut still = Vec::with_capacity(waiting.len());
+            for (waiter, slot) in waiting {
+                match self.outcome(id, waiter) {
+                    Some(outcome) => self.answer(waiter, slot, outcome),
+                    None => still.push((waiter, slot)),
+                }
+            }
+            if !still.is_empty() {
+                self.waiting_on.insert(id, still);
             }
         }
         let instance = self.instances.get_mut(&id).expect("instance exists");
-        instance.waiters = still;
         if instance.life.state.has_process() || instance.life.state == State::Backoff {
             return;
         }
@@ -864,9 +907,12 @@ impl Supervisor {
         let name = &instance.name;
         match (goal, state) {
             (Goal::Running, State::Running) => Some(result(name, true, "started", state)),
-            (Goal::Running, State::Fatal) => {
-                Some(result(name, false, instance.description(), state))
-            }
+            (Goal::Running, State::Fatal) => Some(result(
+                name,
+                false,
+                instance.description(Instant::now()),
+                state,
+            )),
             (Goal::Running, State::Stopped | State::Exited) if instance.then != After::Start => {
                 Some(result(name, false, "stopped before it was running", state))
             }
@@ -899,7 +945,7 @@ impl Supervisor {
         let Some(instance) = self.instances.remove(&id) else {
             return;
         };
-        for (waiter, slot) in instance.waiters {
+        for (waiter, slot) in self.waiting_on.remove(&id).unwrap_or_default() {
             let outcome = result(
                 &instance.name,
                 false,
@@ -1057,12 +1103,7 @@ impl Supervisor {
             };
             match outcome {
                 Some(outcome) => self.answer(waiter, slot, outcome),
-                None => self
-                    .instances
-                    .get_mut(&id)
-                    .expect("instance exists")
-                    .waiters
-                    .push((waiter, slot)),
+                None => self.waiting_on.entry(id).or_default().push((waiter, slot)),
             }
         }
         if ids.is_empty() {
@@ -1274,10 +1315,8 @@ impl Supervisor {
                             since: SystemTime::now(),
                             last_exit: None,
                             failure: None,
-                            spawn_error: None,
                             restarts: 0,
                             then: After::Nothing,
-                            waiters: Vec::new(),
                             ever_started: false,
                         }),
                     );
@@ -1296,7 +1335,7 @@ impl Supervisor {
             .collect();
         for id in program.instances.clone() {
             let instance = self.instances.get_mut(&id).expect("instance exists");
-            instance.name = instance_name(name, numprocs, instance.index);
+            instance.name = instance_name(&program_name, numprocs, instance.index);
         }
         // Highest index first: each removal is then at the end of the program's list.
         for id in extra.into_iter().rev() {

@@ -23,28 +23,47 @@ use crate::config::ProgramConfig;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitInfo {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+pub enum ExitInfo {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+    /// The wait status said neither.
+    Unknown,
 }
 
 impl ExitInfo {
     pub fn from_status(status: ExitStatus) -> Self {
-        ExitInfo {
-            code: status.code(),
-            signal: status.signal(),
+        match (status.code(), status.signal()) {
+            (Some(code), _) => ExitInfo::Code(code),
+            (None, Some(signal)) => ExitInfo::Signal(signal),
+            (None, None) => ExitInfo::Unknown,
+        }
+    }
+
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitInfo::Code(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitInfo::Signal(signal) => Some(signal),
+            _ => None,
         }
     }
 
     /// "exit status 1" or "killed by SIGKILL".
     pub fn describe(self) -> String {
-        match (self.code, self.signal) {
-            (Some(code), _) => format!("exit status {code}"),
-            (None, Some(signal)) => match Signal::try_from(signal) {
+        match self {
+            ExitInfo::Code(code) => format!("exit status {code}"),
+            ExitInfo::Signal(signal) => match Signal::try_from(signal) {
                 Ok(known) => format!("killed by {}", known.as_str()),
                 Err(_) => format!("killed by signal {signal}"),
             },
-            (None, None) => "ended".to_string(),
+            ExitInfo::Unknown => "ended".to_string(),
         }
     }
 }
