@@ -103,9 +103,8 @@ pub enum AutoRestart {
 /// every path is absolute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgramConfig {
-    /// The command line as written.
-    pub cmd: String,
-    /// `cmd` split into words; never empty.
+    /// `cmd` split into words as a shell would; never empty. Two spellings of the same words
+    /// are the same command.
     pub argv: Vec<String>,
     /// 1..=100000.
     pub numprocs: u32,
@@ -133,9 +132,8 @@ pub struct ProgramConfig {
 
 impl ProgramConfig {
     /// The defaults of every setting, for the given command.
-    fn with_command(cmd: String, argv: Vec<String>) -> ProgramConfig {
+    fn with_command(argv: Vec<String>) -> ProgramConfig {
         ProgramConfig {
-            cmd,
             argv,
             numprocs: 1,
             autostart: true,
@@ -157,7 +155,6 @@ impl ProgramConfig {
     pub fn same_except_numprocs(&self, other: &ProgramConfig) -> bool {
         // Destructured so that a new field cannot be forgotten here.
         let ProgramConfig {
-            cmd,
             argv,
             numprocs: _,
             autostart,
@@ -173,8 +170,7 @@ impl ProgramConfig {
             workingdir,
             umask,
         } = self;
-        *cmd == other.cmd
-            && *argv == other.argv
+        *argv == other.argv
             && *autostart == other.autostart
             && *autorestart == other.autorestart
             && *exitcodes == other.exitcodes
@@ -851,8 +847,8 @@ impl Checker<'_> {
             return None;
         };
         let before = self.issues.len();
-        // `cmd` and `argv` are filled in at the end; everything else starts at its default.
-        let mut p = ProgramConfig::with_command(String::new(), Vec::new());
+        // `argv` is filled in at the end; everything else starts at its default.
+        let mut p = ProgramConfig::with_command(Vec::new());
         let mut command = None;
         let mut has_cmd = false;
         for (key, value) in self.entries(path, map) {
@@ -890,8 +886,8 @@ impl Checker<'_> {
         if !has_cmd {
             self.report(path, true, "missing required key `cmd`");
         }
-        let (cmd, argv) = command?;
-        (self.issues.len() == before).then_some(ProgramConfig { cmd, argv, ..p })
+        let argv = command?;
+        (self.issues.len() == before).then_some(ProgramConfig { argv, ..p })
     }
 
     /// One exit code or a list of them; sorted and deduplicated. Each bad code is reported where
@@ -1029,7 +1025,7 @@ fn typo_of<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
 }
 
 /// The command line and its words (at least one).
-fn command_line(value: &Value) -> Result<(String, Vec<String>), String> {
+fn command_line(value: &Value) -> Result<Vec<String>, String> {
     let Value::String(text) = value else {
         return Err(expected("a command line (a string)", value));
     };
@@ -1038,7 +1034,7 @@ fn command_line(value: &Value) -> Result<(String, Vec<String>), String> {
     }
     match shell_words::split(text) {
         Ok(argv) if argv.is_empty() => Err("the command is empty".to_string()),
-        Ok(argv) => Ok((text.clone(), argv)),
+        Ok(argv) => Ok(argv),
         Err(err) => Err(format!("cannot split the command into words: {err}")),
     }
 }
@@ -1196,6 +1192,13 @@ mod tests {
         parse(text, Path::new(PATH)).unwrap_or_else(|err| panic!("{text:?}:\n{err}"))
     }
 
+    #[test]
+    fn two_spellings_of_the_same_words_are_the_same_command() {
+        let program = |cmd: &str| ok(&format!("programs:\n  web:\n    cmd: {cmd}\n")).programs;
+        assert_eq!(program("sleep 1"), program("sleep   '1'"));
+        assert_ne!(program("sleep 1"), program("sleep 2"));
+    }
+
     fn issues(text: &str) -> Vec<ConfigIssue> {
         match parse(text, Path::new(PATH)) {
             Err(ConfigError::Invalid { path, issues }) => {
@@ -1237,7 +1240,6 @@ mod tests {
             ("RATIO", "1.50"),
         ];
         let worker = ProgramConfig {
-            cmd: "/usr/bin/env python3 worker.py --queue 'jobs high'".to_string(),
             argv: strings(&[
                 "/usr/bin/env",
                 "python3",
@@ -1263,7 +1265,6 @@ mod tests {
             umask: Some(0o22),
         };
         let minimal = ProgramConfig {
-            cmd: "sleep 60".to_string(),
             argv: strings(&["sleep", "60"]),
             numprocs: 1,
             autostart: true,
@@ -2183,7 +2184,7 @@ programs:
         assert_eq!(api.numprocs, 2);
         assert_eq!(api.env["A"], "1");
         let cron = &config.programs["cron"];
-        assert_eq!(cron.cmd, "/bin/first");
+        assert_eq!(cron.argv, ["/bin/first"]);
         assert!(!cron.autostart);
         assert_eq!(cron.numprocs, 2);
         assert_eq!(cron.env["A"], "1");
