@@ -77,6 +77,15 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def stolen_ticks():
+    """CPU time the hypervisor gave to other guests (the `steal` column of /proc/stat), in
+    clock ticks: other virtual machines on the host slow every figure without showing up in
+    this one's process list."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) if len(fields) > 8 else 0
+
+
 def context_switches(pid):
     """Voluntary + involuntary context switches summed over every thread: each wake-up counts."""
     total = 0
@@ -756,6 +765,11 @@ def markdown(results, meta):
                       f"restarts, {events['emitted']} events each ({events['deliveries']:,} "
                       f"deliveries) in {events['run_ms']:,.0f} ms; {events['lagged_notices']} "
                       f"LAGGED notices; max latency {fmt(events['latency_max_ms'])} ms."]
+        if result.get("elapsed_s"):
+            share = result["stolen_s"] / (result["elapsed_s"] * (os.cpu_count() or 1))
+            lines += ["", f"CPU stolen by the hypervisor during this N: {result['stolen_s']:.1f} s "
+                      f"over {result['elapsed_s']:.0f} s ({share:.1%} of the machine)"
+                      + (": other guests disturbed these figures." if share > 0.02 else ".")]
         if verdicts:
             met = sum(1 for v in verdicts.values() if v)
             lines += ["", f"Targets at N = {n}: {met} of {len(verdicts)} met."]
@@ -854,6 +868,7 @@ def main():
     results = {}
     for n in args.ns:
         log(f"N = {n}")
+        steal_before, started = stolen_ticks(), time.monotonic()
         floors, startups, shutdowns = startup_cycles(args, n, reps["startups"] - 1, log)
         floors.append(run_floor(args, n))
         result = {"floor": summarize_floor(floors)}
@@ -869,6 +884,8 @@ def main():
                 log(f"  {system.name}: kept {workdir} (its logs) after errors")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
+        result["stolen_s"] = (stolen_ticks() - steal_before) / os.sysconf("SC_CLK_TCK")
+        result["elapsed_s"] = time.monotonic() - started
         result["targets"] = check_targets(n, result)
         results[str(n)] = result
         # Written after each N, so a long run that is cut short keeps what it measured.

@@ -405,7 +405,8 @@ fn restore_default_signal_dispositions() {
     }
 }
 
-/// Each child holds a pidfd, so thousands of programs need more than the usual 1024 files.
+/// Every client connection holds a descriptor: a daemon watched by many clients needs more
+/// than the usual 1024 files.
 fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {

@@ -508,3 +508,34 @@ async fn a_fifo_without_reader_as_output_is_a_spawn_error() {
     );
     wait_state(&mut client, "other", State::Running).await;
 }
+
+/// A child the daemon did not start (here inherited across exec; as PID 1, an adopted orphan)
+/// is reaped when it exits, not left a zombie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_it_did_not_start_is_reaped_when_it_exits() {
+    let daemon = Daemon::start_with_inherited_child("").await;
+    // No programs: the daemon's only child is the inherited sleep.
+    let stranger = expect("the inherited child", || async {
+        match daemon.children().as_slice() {
+            [pid] => Some(*pid),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(alive(stranger), "the inherited sleep runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(stranger as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // A zombie is still listed among the children until it is reaped.
+    expect("the inherited child reaped", || async {
+        daemon.children().is_empty().then_some(())
+    })
+    .await;
+    let mut client = daemon.client().await;
+    assert!(
+        status(&mut client).await.is_empty(),
+        "the daemon still answers"
+    );
+}

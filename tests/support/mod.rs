@@ -44,12 +44,20 @@ impl Daemon {
 
     /// Like [`Daemon::start_with_flags`] in a directory the test prepared.
     pub async fn start_in(dir: tempfile::TempDir, programs: &str, flags: &[&str]) -> Daemon {
-        let daemon = Daemon::spawn(dir, programs, flags);
+        let daemon = Daemon::spawn(dir, programs, flags, false);
         daemon.wait_ready().await;
         daemon
     }
 
-    fn spawn(dir: tempfile::TempDir, programs: &str, flags: &[&str]) -> Daemon {
+    /// Like [`Daemon::start`], from a shell that starts `sleep 1000` in the background and then
+    /// execs the daemon: that sleep is a child the daemon inherits but did not start.
+    pub async fn start_with_inherited_child(programs: &str) -> Daemon {
+        let daemon = Daemon::spawn(tempfile::tempdir().expect("temp dir"), programs, &[], true);
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    fn spawn(dir: tempfile::TempDir, programs: &str, flags: &[&str], inherit: bool) -> Daemon {
         let socket = dir.path().join("taskmaster.sock");
         let config_path = dir.path().join("taskmaster.yaml");
         let log_path = dir.path().join("taskmaster.log");
@@ -59,7 +67,17 @@ impl Daemon {
         )
         .expect("write config");
         let stderr = std::fs::File::create(dir.path().join("daemon.stderr")).expect("stderr file");
-        let child = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        let mut command = if inherit {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg("sleep 1000 & exec \"$0\" \"$@\"")
+                .arg(env!("CARGO_BIN_EXE_taskmasterd"));
+            shell
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
+        };
+        let child = command
             .arg("--foreground")
             .arg("--config")
             .arg(&config_path)
