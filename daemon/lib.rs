@@ -59,6 +59,9 @@ pub enum RunError {
 /// Supervises the programs of `config` and serves the API on `listeners` until `shutdown`
 /// completes or a client asks for a Shutdown; each item of `reload` reloads the config (as
 /// SIGHUP does). Returns once every program is stopped and every stream ended.
+///
+/// The supervisor reaps every child of the process, its own and any other (as PID 1 must): run
+/// it in a process whose other children nobody else waits for.
 pub async fn run(
     listeners: Listeners,
     config: config::Config,

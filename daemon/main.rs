@@ -84,8 +84,9 @@ fn parse_args(
     Ok(Invocation::Run(args))
 }
 
-/// Event log lines that may wait for the disk: a burst of a thousand (every program stopped
-/// at once) fits while the writer drains it.
+/// Event log lines that may wait for the disk. A larger burst (a restart of a thousand programs
+/// writes two thousand lines at once) makes the daemon wait the few milliseconds the writer
+/// needs, rather than lose lines.
 const EVENT_LOG_QUEUE: usize = 1024;
 
 /// The daemon settings after flags override the config's `daemon:` section.

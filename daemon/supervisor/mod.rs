@@ -566,6 +566,7 @@ impl Supervisor {
 
     /// Reaps every child that has exited and applies each exit to its instance.
     fn reap_exited(&mut self) {
+        let mut unreapable = None;
         while let Some(pid) = process::exited_child() {
             let id = self.by_pid.get(&pid).copied();
             let stopped = id
@@ -577,9 +578,14 @@ impl Supervisor {
                 process::signal_group(pid, Signal::SIGKILL);
             }
             let Some(exit) = process::reap(pid) else {
-                // Cannot happen for a child just reported; stop rather than spin on it.
-                tracing::error!(pid, "an exited child could not be reaped");
-                return;
+                // Reaped elsewhere in between (then the next peek moves on), or, never seen,
+                // still reported: stop rather than spin on it.
+                if unreapable == Some(pid) {
+                    tracing::error!(pid, "an exited child could not be reaped");
+                    return;
+                }
+                unreapable = Some(pid);
+                continue;
             };
             self.by_pid.remove(&pid);
             match id {
@@ -640,7 +646,16 @@ impl Supervisor {
                 }
             }
             Deadline::Kill => {
-                // Not reaped yet (its exit cancels this deadline), so the pid is still ours.
+                // An exit that came with this deadline, not yet seen: it ends the stop (and
+                // cancels the kill) rather than be reported as still alive.
+                self.reap_exited();
+                let Some(instance) = self.current(id, token) else {
+                    return;
+                };
+                if instance.life.state != State::Stopping {
+                    return;
+                }
+                // Not reaped yet, so the pid is still ours.
                 process::signal_group(instance.pid, Signal::SIGKILL);
                 let message = format!(
                     "still alive {}s after the stop signal: SIGKILL sent",
