@@ -603,8 +603,7 @@ impl Supervisor {
 
     /// The process of instance `id` ended with `exit`.
     fn on_exit(&mut self, id: InstanceId, exit: ExitInfo) {
-        // Its start or kill deadline goes with it.
-        self.cancel_timer(id);
+        // Its start or kill deadline ends with the state change the exit makes (see `apply`).
         let Some(instance) = self.instances.get_mut(&id) else {
             return;
         };
@@ -669,12 +668,10 @@ impl Supervisor {
 
     /// Sets the one pending deadline of instance `id`, replacing any other.
     fn set_timer(&mut self, id: InstanceId, deadline: Deadline, delay: Duration) {
+        self.cancel_timer(id);
         let Some(instance) = self.instances.get_mut(&id) else {
             return;
         };
-        if let Some(old) = instance.timer.take() {
-            self.timers.try_remove(&old);
-        }
         let due = Due {
             id,
             token: instance.token,
@@ -724,9 +721,7 @@ impl Supervisor {
         if next.state != old {
             instance.since = SystemTime::now();
             // Each deadline belongs to one state; the effect below sets the new state's.
-            if let Some(key) = instance.timer.take() {
-                self.timers.try_remove(&key);
-            }
+            self.cancel_timer(id);
         }
         match effect {
             Effect::Spawn => {
