@@ -1,17 +1,92 @@
 //! The event journal: numbers every event, writes it to the event log, keeps the last
 //! [`KEPT_EVENTS`] for watchers that resume, and broadcasts it to live watchers.
 
-use std::{collections::VecDeque, sync::Arc, time::SystemTime};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::Arc,
+    time::SystemTime,
+};
 
 use tokio::sync::broadcast;
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
+};
 
-use super::process::ExitInfo;
-use crate::proto::{self, EventKind};
+use super::{process::ExitInfo, state::State};
+
+/// What an event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A process was spawned (STARTING).
+    Spawned,
+    /// It stayed up `starttime` (RUNNING).
+    Started,
+    /// It exited on its own (EXITED).
+    Exited,
+    /// A start failed; another try is scheduled (BACKOFF).
+    Backoff,
+    /// Every try failed (FATAL).
+    GaveUp,
+    /// The stop signal was sent (STOPPING).
+    Stopping,
+    /// The process is gone after a stop (STOPPED).
+    Stopped,
+    /// SIGKILL was sent after `stoptime`.
+    Killed,
+    /// A restart was requested.
+    Restarting,
+    ConfigReloaded,
+    ConfigRejected,
+    DaemonStarted,
+    DaemonStopping,
+    /// A watcher fell behind and missed events (never kept in the journal).
+    Lagged,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 14] = [
+        EventKind::Spawned,
+        EventKind::Started,
+        EventKind::Exited,
+        EventKind::Backoff,
+        EventKind::GaveUp,
+        EventKind::Stopping,
+        EventKind::Stopped,
+        EventKind::Killed,
+        EventKind::Restarting,
+        EventKind::ConfigReloaded,
+        EventKind::ConfigRejected,
+        EventKind::DaemonStarted,
+        EventKind::DaemonStopping,
+        EventKind::Lagged,
+    ];
+
+    /// The event-log name of a kind: "spawned", "gave up", "config reloaded", ...
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Spawned => "spawned",
+            EventKind::Started => "started",
+            EventKind::Exited => "exited",
+            EventKind::Backoff => "backoff",
+            EventKind::GaveUp => "gave up",
+            EventKind::Stopping => "stopping",
+            EventKind::Stopped => "stopped",
+            EventKind::Killed => "killed",
+            EventKind::Restarting => "restarting",
+            EventKind::ConfigReloaded => "config reloaded",
+            EventKind::ConfigRejected => "config rejected",
+            EventKind::DaemonStarted => "daemon started",
+            EventKind::DaemonStopping => "daemon stopping",
+            EventKind::Lagged => "lagged",
+        }
+    }
+}
 
 /// An event as the journal keeps it. Names are shared with the instance and an empty message
-/// allocates nothing, so thousands of kept events stay small; [`Record::to_proto`] makes the
-/// wire form when a watcher is sent one.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// allocates nothing, so thousands of kept events stay small; the gRPC layer makes the wire
+/// form when a watcher is sent one.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// Set by [`Journal::publish`]; consecutive from 1.
     pub seq: u64,
@@ -20,15 +95,34 @@ pub struct Record {
     pub kind: EventKind,
     /// Empty for daemon-level events; "web" or "web:0" (its program is the part before `:`).
     pub instance: Arc<str>,
-    pub old_state: proto::State,
-    pub new_state: proto::State,
+    /// The state before and after, for instance events.
+    pub old_state: Option<State>,
+    pub new_state: Option<State>,
+    /// The process concerned; 0 when none.
     pub pid: u32,
     pub exit: Option<ExitInfo>,
+    /// For EXITED: whether the exit code is one of `exitcodes`.
     pub expected: bool,
     pub message: Box<str>,
 }
 
 impl Record {
+    /// An event of `kind` about nothing in particular yet; fill in what it concerns.
+    pub fn new(kind: EventKind) -> Record {
+        Record {
+            seq: 0,
+            time: None,
+            kind,
+            instance: Arc::from(""),
+            old_state: None,
+            new_state: None,
+            pid: 0,
+            exit: None,
+            expected: false,
+            message: Box::from(""),
+        }
+    }
+
     /// The program of the instance; empty for daemon-level events. Program names never hold
     /// a `:`.
     pub fn program(&self) -> &str {
@@ -40,27 +134,8 @@ impl Record {
     /// A daemon-level event.
     pub fn daemon(kind: EventKind, message: impl Into<Box<str>>) -> Record {
         Record {
-            kind,
             message: message.into(),
-            ..Default::default()
-        }
-    }
-
-    pub fn to_proto(&self) -> proto::Event {
-        proto::Event {
-            seq: self.seq,
-            time: self.time.map(prost_types::Timestamp::from),
-            kind: self.kind.into(),
-            instance: self.instance.to_string(),
-            program: self.program().to_string(),
-            old_state: self.old_state.into(),
-            new_state: self.new_state.into(),
-            pid: self.pid,
-            exit_code: self.exit.and_then(ExitInfo::code),
-            signal: self.exit.and_then(ExitInfo::signal),
-            expected: self.expected,
-            message: self.message.to_string(),
-            missed: 0,
+            ..Record::new(kind)
         }
     }
 }
@@ -138,24 +213,68 @@ impl Journal {
     }
 }
 
-/// The event-log name of a kind.
-pub fn kind_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Unspecified => "event",
-        EventKind::Spawned => "spawned",
-        EventKind::Started => "started",
-        EventKind::Exited => "exited",
-        EventKind::Backoff => "backoff",
-        EventKind::GaveUp => "gave up",
-        EventKind::Stopping => "stopping",
-        EventKind::Stopped => "stopped",
-        EventKind::Killed => "killed",
-        EventKind::Restarting => "restarting",
-        EventKind::ConfigReloaded => "config reloaded",
-        EventKind::ConfigRejected => "config rejected",
-        EventKind::DaemonStarted => "daemon started",
-        EventKind::DaemonStopping => "daemon stopping",
-        EventKind::Lagged => "lagged",
+/// A watcher's start: the replay and live feed, and which events it asked for.
+pub struct Watch {
+    pub subscription: Subscription,
+    pub filter: EventFilter,
+}
+
+/// What a watcher receives: an event, or how many it missed in its place.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Event(Arc<Record>),
+    /// This many events were dropped: its resume point was forgotten, or it fell behind.
+    Missed(u64),
+}
+
+impl Watch {
+    /// The gap notice (if its resume point is forgotten), the replay, then the live feed,
+    /// filtered, with a [`Delivery::Missed`] wherever the watcher fell behind. It ends once the
+    /// journal is gone (after a shutdown stopped everything) and every event published until
+    /// then was delivered.
+    pub fn into_stream(self) -> impl Stream<Item = Delivery> + Send + 'static {
+        let Watch {
+            subscription,
+            filter,
+        } = self;
+        let gap = (subscription.missed > 0).then_some(Delivery::Missed(subscription.missed));
+        let replay_filter = filter.clone();
+        let replay = tokio_stream::iter(subscription.replay)
+            .filter(move |event| replay_filter.admits(event))
+            .map(Delivery::Event);
+        let live = BroadcastStream::new(subscription.live).filter_map(move |item| match item {
+            Ok(event) => filter.admits(&event).then_some(Delivery::Event(event)),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Delivery::Missed(missed)),
+        });
+        tokio_stream::iter(gap).chain(replay).chain(live)
+    }
+}
+
+/// The programs and instances a watcher asked for; empty sets mean everything.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    programs: HashSet<String>,
+    instances: HashSet<String>,
+}
+
+impl EventFilter {
+    /// A filter for these program names and instance names.
+    pub fn for_names(
+        programs: impl IntoIterator<Item = String>,
+        instances: impl IntoIterator<Item = String>,
+    ) -> Self {
+        EventFilter {
+            programs: programs.into_iter().collect(),
+            instances: instances.into_iter().collect(),
+        }
+    }
+
+    /// Daemon-level events always pass.
+    pub fn admits(&self, event: &Record) -> bool {
+        (self.programs.is_empty() && self.instances.is_empty())
+            || event.instance.is_empty()
+            || self.programs.contains(event.program())
+            || self.instances.contains(&*event.instance)
     }
 }
 
@@ -168,7 +287,7 @@ fn log(event: &Record) {
     } else {
         &event.instance
     };
-    let _ = write!(line, "{subject}: {}", kind_name(event.kind));
+    let _ = write!(line, "{subject}: {}", event.kind.name());
     if event.pid != 0 {
         let _ = write!(line, " pid={}", event.pid);
     }
@@ -196,7 +315,7 @@ mod tests {
 
     fn publish(journal: &mut Journal, count: usize) {
         for _ in 0..count {
-            journal.publish(Record::default());
+            journal.publish(Record::new(EventKind::Spawned));
         }
     }
 
@@ -234,7 +353,7 @@ mod tests {
     fn the_program_is_the_instance_name_before_its_index() {
         let record = |instance: &str| Record {
             instance: instance.into(),
-            ..Default::default()
+            ..Record::new(EventKind::Spawned)
         };
         assert_eq!(record("web").program(), "web");
         assert_eq!(record("web:12").program(), "web");

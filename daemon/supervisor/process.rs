@@ -1,6 +1,7 @@
 //! Child processes at the system level: spawning one process of a program, signalling its
-//! process group, and finding and reaping exited children. The supervisor is the only caller,
-//! and it both signals and reaps, so a signal can never reach a pid that was already reaped.
+//! process group, and finding and reaping exited children; [`System`] offers them to the
+//! supervisor as its [`Os`]. The supervisor is the only caller, and it both signals and reaps,
+//! so a signal can never reach a pid that was already reaped.
 
 use std::{
     fs::{File, OpenOptions},
@@ -10,6 +11,7 @@ use std::{
     },
     path::Path,
     process::{Command, ExitStatus, Stdio},
+    task::{Context, Poll},
 };
 
 use nix::{
@@ -19,7 +21,47 @@ use nix::{
     unistd::Pid,
 };
 
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::os::Os;
 use crate::config::ProgramConfig;
+
+/// The real operating system: processes spawned with `posix_spawn`, exits noticed on SIGCHLD.
+pub struct System {
+    /// SIGCHLD, installed before the first spawn so that no exit goes unnoticed.
+    child_exits: tokio::signal::unix::Signal,
+}
+
+impl System {
+    /// Installs the SIGCHLD handler; fails only if signals cannot be watched.
+    pub fn new() -> std::io::Result<System> {
+        Ok(System {
+            child_exits: signal(SignalKind::child())?,
+        })
+    }
+}
+
+impl Os for System {
+    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError> {
+        spawn(config)
+    }
+
+    fn signal_group(&mut self, pid: u32, signal: Signal) {
+        signal_group(pid, signal)
+    }
+
+    fn exited_child(&mut self) -> Option<u32> {
+        exited_child()
+    }
+
+    fn reap(&mut self, pid: u32) -> Option<ExitInfo> {
+        reap(pid)
+    }
+
+    fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.child_exits.poll_recv(cx)
+    }
+}
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +132,7 @@ impl SpawnError {
 /// 0-2 open, an empty signal mask and default signal dispositions, and returns its pid (also
 /// its process group id). The caller owns the pid: it alone may signal it, until it reaps it
 /// after [`exited_child`] has reported it.
-pub fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
+fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
     let mut command = Command::new(&config.argv[0]);
     command
         .args(&config.argv[1..])
@@ -167,7 +209,7 @@ fn null() -> Result<Stdio, SpawnError> {
 /// reused and signalling them is safe.
 ///
 /// Only peeks (WNOWAIT): nothing is reaped here, and [`reap`] reaps by pid alone.
-pub fn exited_child() -> Option<u32> {
+fn exited_child() -> Option<u32> {
     loop {
         // SAFETY: siginfo_t is plain old data; all zeroes is a valid value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
@@ -188,7 +230,7 @@ pub fn exited_child() -> Option<u32> {
 
 /// Reaps `pid`, which [`exited_child`] reported, and says how it ended; `None` if it could not
 /// be reaped (it was not an exited child of ours).
-pub fn reap(pid: u32) -> Option<ExitInfo> {
+fn reap(pid: u32) -> Option<ExitInfo> {
     // Never 0 or -1: those would reap any child.
     let raw = libc::pid_t::try_from(pid).ok().filter(|raw| *raw > 0)?;
     let mut status = 0;
@@ -207,7 +249,7 @@ pub fn reap(pid: u32) -> Option<ExitInfo> {
 
 /// Signals the whole process group led by `pid`. Errors (the group is already gone) are
 /// expected and ignored.
-pub fn signal_group(pid: u32, signal: Signal) {
+fn signal_group(pid: u32, signal: Signal) {
     // kill(-pid) with pid <= 0 would reach every process we may signal.
     if let Ok(raw) = i32::try_from(pid)
         && raw > 0

@@ -1,18 +1,17 @@
-//! The gRPC service: one thin method per RPC that converts between wire and supervisor types,
-//! and the one place where supervisor errors become `tonic::Status`.
+//! The gRPC service: one thin method per RPC that converts between wire and supervisor types
+//! (through [`wire`]), and the one place where supervisor errors become `tonic::Status`.
+
+pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
-use tokio_stream::{
-    Stream, StreamExt,
-    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
-};
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    proto::{self, EventKind, taskmaster_server::Taskmaster},
-    supervisor::{Handle, SupervisorError, Watch},
+    proto::{self, taskmaster_server::Taskmaster},
+    supervisor::{Handle, SupervisorError, Wait, Watch},
 };
 
 /// Serves the Taskmaster API with a handle to the supervisor.
@@ -56,13 +55,13 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        let instances = self
+        let views = self
             .supervisor
             .status(request.into_inner().names)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::StatusResponse {
-            instances,
+            instances: views.into_iter().map(wire::instance_status).collect(),
             daemon: Some((*self.daemon).clone()),
         }))
     }
@@ -72,8 +71,13 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::StartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
-        let answer = self.supervisor.start(request.names, !request.no_wait).await;
-        answer.map(Response::new).map_err(to_status)
+        let answer = self
+            .supervisor
+            .start(request.names, wait(request.no_wait))
+            .await;
+        answer
+            .map(|results| Response::new(wire::action_response(results)))
+            .map_err(to_status)
     }
 
     async fn stop(
@@ -81,8 +85,13 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::StopRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
-        let answer = self.supervisor.stop(request.names, !request.no_wait).await;
-        answer.map(Response::new).map_err(to_status)
+        let answer = self
+            .supervisor
+            .stop(request.names, wait(request.no_wait))
+            .await;
+        answer
+            .map(|results| Response::new(wire::action_response(results)))
+            .map_err(to_status)
     }
 
     async fn restart(
@@ -92,9 +101,11 @@ impl Taskmaster for TaskmasterService {
         let request = request.into_inner();
         let answer = self
             .supervisor
-            .restart(request.names, !request.no_wait)
+            .restart(request.names, wait(request.no_wait))
             .await;
-        answer.map(Response::new).map_err(to_status)
+        answer
+            .map(|results| Response::new(wire::action_response(results)))
+            .map_err(to_status)
     }
 
     async fn reload(
@@ -102,7 +113,9 @@ impl Taskmaster for TaskmasterService {
         _request: Request<proto::ReloadRequest>,
     ) -> Result<Response<proto::ReloadResponse>, Status> {
         let answer = self.supervisor.reload().await;
-        answer.map(Response::new).map_err(to_status)
+        answer
+            .map(|summary| Response::new(wire::reload_response(summary)))
+            .map_err(to_status)
     }
 
     async fn shutdown(
@@ -130,51 +143,33 @@ impl Taskmaster for TaskmasterService {
     }
 }
 
-/// A watcher's stream: the gap notice (if its resume point is forgotten), the replay, then the
-/// live feed, filtered, with a LAGGED event wherever it fell behind. It ends once the
-/// supervisor is gone (after a shutdown stopped everything) and the watcher has received every
-/// event published until then.
-fn event_stream(watch: Watch) -> EventStream {
-    let Watch {
-        subscription,
-        filter,
-    } = watch;
-    let gap = (subscription.missed > 0).then(|| lagged(subscription.missed));
-    let replay_filter = filter.clone();
-    let replay = tokio_stream::iter(subscription.replay)
-        .filter(move |event| replay_filter.admits(event))
-        .map(|event| event.to_proto());
-    let live = BroadcastStream::new(subscription.live).filter_map(move |item| match item {
-        Ok(event) => filter.admits(&event).then(|| event.to_proto()),
-        Err(BroadcastStreamRecvError::Lagged(missed)) => Some(lagged(missed)),
-    });
-    Box::pin(tokio_stream::iter(gap).chain(replay).chain(live).map(Ok))
+/// The wire's `no_wait` flag as the supervisor's [`Wait`].
+fn wait(no_wait: bool) -> Wait {
+    if no_wait { Wait::No } else { Wait::ForOutcome }
 }
 
-/// The notice a watcher gets in place of `missed` events it could not keep up with.
-fn lagged(missed: u64) -> proto::Event {
-    proto::Event {
-        kind: EventKind::Lagged.into(),
-        time: Some(SystemTime::now().into()),
-        missed,
-        message: format!("{missed} events were dropped because this watcher fell behind"),
-        ..Default::default()
-    }
+/// A watcher's stream of wire events; it ends with the supervisor (see [`Watch::into_stream`]).
+fn event_stream(watch: Watch) -> EventStream {
+    Box::pin(
+        watch
+            .into_stream()
+            .map(|delivery| Ok(wire::delivery(delivery))),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::EventKind;
     use crate::supervisor::{
         EventFilter,
-        event::{Journal, Record},
+        event::{self, Journal, Record},
     };
 
     fn instance_event(instance: &str) -> Record {
         Record {
-            kind: EventKind::Spawned,
             instance: instance.into(),
-            ..Default::default()
+            ..Record::new(event::EventKind::Spawned)
         }
     }
 
@@ -212,7 +207,7 @@ mod tests {
         let mut journal = Journal::default();
         journal.publish(instance_event("web"));
         journal.publish(instance_event("db"));
-        journal.publish(Record::daemon(EventKind::ConfigReloaded, ""));
+        journal.publish(Record::daemon(event::EventKind::ConfigReloaded, ""));
         let watch = Watch {
             subscription: journal.subscribe(Some(0)),
             filter: EventFilter::for_names(["db".to_string()], []),

@@ -1,0 +1,151 @@
+//! The one place where the supervisor's domain types become wire types of `proto/` (and the
+//! wire's enums become domain ones).
+
+use std::time::SystemTime;
+
+use crate::{
+    proto,
+    supervisor::{
+        InstanceResult, InstanceView, ReloadSummary,
+        event::{Delivery, EventKind, Record},
+        process::ExitInfo,
+        state::State,
+    },
+};
+
+pub fn state(state: State) -> proto::State {
+    match state {
+        State::Stopped => proto::State::Stopped,
+        State::Starting => proto::State::Starting,
+        State::Running => proto::State::Running,
+        State::Backoff => proto::State::Backoff,
+        State::Stopping => proto::State::Stopping,
+        State::Exited => proto::State::Exited,
+        State::Fatal => proto::State::Fatal,
+    }
+}
+
+fn optional_state(value: Option<State>) -> proto::State {
+    value.map_or(proto::State::Unspecified, state)
+}
+
+pub fn event_kind(kind: EventKind) -> proto::EventKind {
+    match kind {
+        EventKind::Spawned => proto::EventKind::Spawned,
+        EventKind::Started => proto::EventKind::Started,
+        EventKind::Exited => proto::EventKind::Exited,
+        EventKind::Backoff => proto::EventKind::Backoff,
+        EventKind::GaveUp => proto::EventKind::GaveUp,
+        EventKind::Stopping => proto::EventKind::Stopping,
+        EventKind::Stopped => proto::EventKind::Stopped,
+        EventKind::Killed => proto::EventKind::Killed,
+        EventKind::Restarting => proto::EventKind::Restarting,
+        EventKind::ConfigReloaded => proto::EventKind::ConfigReloaded,
+        EventKind::ConfigRejected => proto::EventKind::ConfigRejected,
+        EventKind::DaemonStarted => proto::EventKind::DaemonStarted,
+        EventKind::DaemonStopping => proto::EventKind::DaemonStopping,
+        EventKind::Lagged => proto::EventKind::Lagged,
+    }
+}
+
+/// The domain kind of a wire kind; `None` for UNSPECIFIED.
+pub fn event_kind_of(kind: proto::EventKind) -> Option<EventKind> {
+    EventKind::ALL
+        .into_iter()
+        .find(|domain| event_kind(*domain) == kind)
+}
+
+pub fn instance_status(view: InstanceView) -> proto::InstanceStatus {
+    proto::InstanceStatus {
+        name: view.name.to_string(),
+        program: view.program.to_string(),
+        state: state(view.state).into(),
+        pid: view.pid,
+        uptime_secs: view.uptime.map(|uptime| uptime.as_secs()),
+        since: Some(view.since.into()),
+        exit_code: view.exit.and_then(ExitInfo::code),
+        signal: view.exit.and_then(ExitInfo::signal),
+        restarts: view.restarts,
+        description: view.description,
+        spawn_error: view.spawn_error.map(String::from).unwrap_or_default(),
+    }
+}
+
+pub fn action_response(results: Vec<InstanceResult>) -> proto::ActionResponse {
+    proto::ActionResponse {
+        results: results
+            .into_iter()
+            .map(|result| proto::InstanceResult {
+                name: result.name.to_string(),
+                ok: result.ok,
+                message: result.message,
+                state: state(result.state).into(),
+            })
+            .collect(),
+    }
+}
+
+pub fn reload_response(summary: ReloadSummary) -> proto::ReloadResponse {
+    let ReloadSummary {
+        added,
+        changed,
+        removed,
+        unchanged,
+    } = summary;
+    proto::ReloadResponse {
+        added,
+        changed,
+        removed,
+        unchanged,
+    }
+}
+
+pub fn event(record: &Record) -> proto::Event {
+    proto::Event {
+        seq: record.seq,
+        time: record.time.map(prost_types::Timestamp::from),
+        kind: event_kind(record.kind).into(),
+        instance: record.instance.to_string(),
+        program: record.program().to_string(),
+        old_state: optional_state(record.old_state).into(),
+        new_state: optional_state(record.new_state).into(),
+        pid: record.pid,
+        exit_code: record.exit.and_then(ExitInfo::code),
+        signal: record.exit.and_then(ExitInfo::signal),
+        expected: record.expected,
+        message: record.message.to_string(),
+        missed: 0,
+    }
+}
+
+/// What a watcher is sent for one delivery.
+pub fn delivery(delivery: Delivery) -> proto::Event {
+    match delivery {
+        Delivery::Event(record) => event(&record),
+        Delivery::Missed(missed) => lagged(missed),
+    }
+}
+
+/// The notice a watcher gets in place of `missed` events it could not keep up with.
+fn lagged(missed: u64) -> proto::Event {
+    proto::Event {
+        kind: proto::EventKind::Lagged.into(),
+        time: Some(SystemTime::now().into()),
+        missed,
+        message: format!("{missed} events were dropped because this watcher fell behind"),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_kind_has_its_own_wire_kind_and_back() {
+        for kind in EventKind::ALL {
+            assert_eq!(event_kind_of(event_kind(kind)), Some(kind), "{kind:?}");
+        }
+        assert_eq!(event_kind_of(proto::EventKind::Unspecified), None);
+    }
+}

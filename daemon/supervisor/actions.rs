@@ -1,0 +1,311 @@
+//! What the supervisor does for each request, one function per verb: Status, Start, Stop,
+//! Restart, Reload (carrying out a [`Plan`]), Shutdown and WatchEvents.
+
+use std::sync::Arc;
+
+use tokio::{sync::oneshot, time::Instant};
+
+use super::{
+    Supervisor,
+    event::{EventFilter, EventKind, Record, Watch},
+    handle::{Reply, SupervisorError},
+    os::Os,
+    plan::{self, Change, Plan},
+    registry::{InstanceId, UnknownNames},
+    state::{Input, State},
+    view::{InstanceResult, InstanceView, ReloadSummary, Wait},
+    waiters::{self, Goal, WaiterId},
+};
+use crate::config::{Config, ConfigError, ProgramConfig};
+
+impl From<UnknownNames> for SupervisorError {
+    fn from(UnknownNames(names): UnknownNames) -> Self {
+        SupervisorError::UnknownNames { names }
+    }
+}
+
+impl<O: Os> Supervisor<O> {
+    pub(super) fn status(&self, names: &[String]) -> Result<Vec<InstanceView>, SupervisorError> {
+        let now = Instant::now();
+        let ids = self.registry.resolve(names)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.registry.get(*id))
+            .map(|instance| instance.view(now))
+            .collect())
+    }
+
+    pub(super) fn start(
+        &mut self,
+        names: &[String],
+        wait: Wait,
+        reply: Reply<Vec<InstanceResult>>,
+    ) {
+        let Some((waiter, ids)) = self.begin_action(Goal::Running, names, reply) else {
+            return;
+        };
+        for (slot, id) in ids.into_iter().enumerate() {
+            let Some(before) = self.accepts(waiter, slot, id) else {
+                continue;
+            };
+            // While STOPPING, it starts once reaped.
+            self.apply(id, Input::Start);
+            self.answer(waiter, slot, id, before, wait, "starting");
+        }
+    }
+
+    pub(super) fn stop(&mut self, names: &[String], wait: Wait, reply: Reply<Vec<InstanceResult>>) {
+        let Some((waiter, ids)) = self.begin_action(Goal::Stopped, names, reply) else {
+            return;
+        };
+        for (slot, id) in ids.into_iter().enumerate() {
+            let Some(before) = self.accepts(waiter, slot, id) else {
+                continue;
+            };
+            // Also calls off a start planned for after a stop, and a pending autorestart.
+            self.apply(id, Input::Stop);
+            self.answer(waiter, slot, id, before, wait, "stopping");
+        }
+    }
+
+    pub(super) fn restart(
+        &mut self,
+        names: &[String],
+        wait: Wait,
+        reply: Reply<Vec<InstanceResult>>,
+    ) {
+        let Some((waiter, ids)) = self.begin_action(Goal::Running, names, reply) else {
+            return;
+        };
+        for (slot, id) in ids.into_iter().enumerate() {
+            let Some(before) = self.accepts(waiter, slot, id) else {
+                continue;
+            };
+            if let Some(instance) = self.registry.get(id) {
+                let event =
+                    instance.event(EventKind::Restarting, before, "restart requested".into());
+                self.journal.publish(event);
+            }
+            // Stops first if there is a process or a retry, then starts.
+            self.apply(id, Input::Restart);
+            self.answer(waiter, slot, id, before, wait, "restarting");
+        }
+    }
+
+    /// Resolves the names of an action and registers its waiter; `None` when it is already
+    /// answered (an error, or no instance at all).
+    fn begin_action(
+        &mut self,
+        goal: Goal,
+        names: &[String],
+        reply: Reply<Vec<InstanceResult>>,
+    ) -> Option<(WaiterId, Vec<InstanceId>)> {
+        if self.shutdown.is_some() {
+            let _ = reply.send(Err(SupervisorError::ShuttingDown));
+            return None;
+        }
+        let ids = match self.registry.resolve(names) {
+            Ok(ids) => ids,
+            Err(unknown) => {
+                let _ = reply.send(Err(unknown.into()));
+                return None;
+            }
+        };
+        let waiter = self.waiters.add(goal, ids.len(), reply)?;
+        Some((waiter, ids))
+    }
+
+    /// The state of instance `id` if an action may touch it; one that a reload is removing
+    /// gets its answer here.
+    fn accepts(&mut self, waiter: WaiterId, slot: usize, id: InstanceId) -> Option<State> {
+        let instance = self.registry.get(id)?;
+        if instance.life.is_being_removed() {
+            let outcome = InstanceResult::new(
+                &instance.name,
+                false,
+                "being removed by a config reload",
+                instance.life.state,
+            );
+            self.waiters.answer(waiter, slot, outcome);
+            return None;
+        }
+        Some(instance.life.state)
+    }
+
+    /// Answers `slot` of `waiter` for instance `id` (in state `before` when the action came):
+    /// now, or once its state says how the action ended.
+    fn answer(
+        &mut self,
+        waiter: WaiterId,
+        slot: usize,
+        id: InstanceId,
+        before: State,
+        wait: Wait,
+        accepted: &str,
+    ) {
+        let Some(instance) = self.registry.get(id) else {
+            return;
+        };
+        let outcome = match wait {
+            Wait::ForOutcome => {
+                let goal = self.waiters.goal(waiter);
+                goal.and_then(|goal| waiters::outcome(goal, instance))
+                    .map(|mut outcome| {
+                        if outcome.ok && before == instance.life.state {
+                            outcome.message = match goal {
+                                Some(Goal::Running) => "already running".into(),
+                                _ => "not running".into(),
+                            };
+                        }
+                        outcome
+                    })
+            }
+            Wait::No => Some(InstanceResult::new(
+                &instance.name,
+                true,
+                accepted,
+                instance.life.state,
+            )),
+        };
+        match outcome {
+            Some(outcome) => self.waiters.answer(waiter, slot, outcome),
+            None => self.waiters.wait_on(id, waiter, slot),
+        }
+    }
+
+    /// Applies `config` if it was read and is valid; otherwise nothing changes.
+    pub(super) fn reload(
+        &mut self,
+        config: Result<Config, ConfigError>,
+    ) -> Result<ReloadSummary, SupervisorError> {
+        if self.shutdown.is_some() {
+            return Err(SupervisorError::ShuttingDown);
+        }
+        let config = match config {
+            Ok(config) => config,
+            Err(error) => {
+                self.journal
+                    .publish(Record::daemon(EventKind::ConfigRejected, error.to_string()));
+                return Err(SupervisorError::ConfigRejected(error));
+            }
+        };
+        let summary = self.apply_config(config);
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(" ")
+            }
+        };
+        self.journal.publish(Record::daemon(
+            EventKind::ConfigReloaded,
+            format!(
+                "added: {}; changed: {}; removed: {}; unchanged: {}",
+                list(&summary.added),
+                list(&summary.changed),
+                list(&summary.removed),
+                summary.unchanged.len()
+            ),
+        ));
+        Ok(summary)
+    }
+
+    /// Makes the programs those of `config` by carrying out the reload plan.
+    pub(super) fn apply_config(&mut self, config: Config) -> ReloadSummary {
+        let plan = plan::plan(self.registry.current(), &config.programs);
+        let mut configs = config.programs;
+        self.carry_out(&plan, &mut configs);
+        plan.summary()
+    }
+
+    fn carry_out(
+        &mut self,
+        plan: &Plan,
+        configs: &mut std::collections::BTreeMap<String, ProgramConfig>,
+    ) {
+        for (name, change) in &plan.changes {
+            let config = configs.remove(name).map(Arc::new);
+            match (*change, config) {
+                (Change::Unchanged, _) => {}
+                (Change::Remove, _) => {
+                    for id in self.registry.mark_removed(name) {
+                        self.apply(id, Input::Remove);
+                    }
+                }
+                (Change::Add | Change::Grow { .. } | Change::Shrink { .. }, Some(config)) => {
+                    self.resize(name, config, false);
+                }
+                (Change::Restart, Some(config)) => self.resize(name, config, true),
+                (_, None) => {}
+            }
+        }
+    }
+
+    /// Gives program `name` its new `config` and `numprocs`: new instances start if autostart,
+    /// extra ones are removed, and with `restart` every other instance restarts with it.
+    fn resize(&mut self, name: &str, config: Arc<ProgramConfig>, restart: bool) {
+        let autostart = config.autostart;
+        self.registry.set_config(name, config);
+        let resized = self.registry.resize(name);
+        for id in resized.readded {
+            self.apply(id, Input::Readded { autostart });
+        }
+        for id in resized.extra {
+            self.apply(id, Input::Remove);
+        }
+        let ids: Vec<InstanceId> = self
+            .registry
+            .program(name)
+            .map(|program| program.instances.clone())
+            .unwrap_or_default();
+        for id in ids {
+            if resized.created.contains(&id) {
+                if autostart {
+                    self.apply(id, Input::Start);
+                }
+            } else if restart {
+                self.apply(id, Input::Reconfigured { autostart });
+            }
+        }
+    }
+
+    /// Stops everything; `reply` (if any) is answered once every process is reaped.
+    pub(super) fn shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        if self.shutdown.is_none() {
+            self.shutdown = Some(Vec::new());
+            self.journal.publish(Record::daemon(
+                EventKind::DaemonStopping,
+                format!("stopping {} processes", self.children.len()),
+            ));
+            let ids: Vec<InstanceId> = self.registry.all().collect();
+            for id in ids {
+                self.apply(id, Input::Stop);
+            }
+        }
+        if let (Some(waiting), Some(reply)) = (self.shutdown.as_mut(), reply) {
+            waiting.push(reply);
+        }
+    }
+
+    pub(super) fn watch_events(
+        &self,
+        names: &[String],
+        since: Option<u64>,
+    ) -> Result<Watch, SupervisorError> {
+        // Every name is checked, "all" or not: an unknown one is an error here as everywhere.
+        self.registry.resolve(names)?;
+        let filter = if names.iter().any(|name| name == "all") {
+            EventFilter::default()
+        } else {
+            let (programs, instances): (Vec<String>, Vec<String>) = names
+                .iter()
+                .cloned()
+                .partition(|name| self.registry.program(name).is_some());
+            EventFilter::for_names(programs, instances)
+        };
+        Ok(Watch {
+            subscription: self.journal.subscribe(since),
+            filter,
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! How the rest of the daemon talks to the supervisor: the cheap, cloneable [`Handle`], the
+//! [`Request`]s it sends (each with a oneshot reply), and the errors a request can fail with.
+
+use std::{path::PathBuf, sync::Arc};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    event::Watch,
+    view::{InstanceResult, InstanceView, ReloadSummary, Wait},
+};
+use crate::config::ConfigError;
+
+/// What a request can fail with. The gRPC layer maps each to a status code in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no such program or instance: {}", names.join(", "))]
+    UnknownNames { names: Vec<String> },
+    #[error(transparent)]
+    ConfigRejected(#[from] ConfigError),
+    #[error("taskmasterd is shutting down")]
+    ShuttingDown,
+}
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
+
+/// A request to the supervisor. Each has exactly one handler, reached from the flat `match` in
+/// the supervisor's run loop.
+pub(super) enum Request {
+    Status {
+        names: Vec<String>,
+        reply: Reply<Vec<InstanceView>>,
+    },
+    Start {
+        names: Vec<String>,
+        wait: Wait,
+        reply: Reply<Vec<InstanceResult>>,
+    },
+    Stop {
+        names: Vec<String>,
+        wait: Wait,
+        reply: Reply<Vec<InstanceResult>>,
+    },
+    Restart {
+        names: Vec<String>,
+        wait: Wait,
+        reply: Reply<Vec<InstanceResult>>,
+    },
+    Reload {
+        reply: Reply<ReloadSummary>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+    WatchEvents {
+        names: Vec<String>,
+        since: Option<u64>,
+        reply: Reply<Watch>,
+    },
+}
+
+/// A cheap, cloneable way to talk to the supervisor.
+#[derive(Clone)]
+pub struct Handle {
+    /// The supervisor's inbox; closed once it has ended.
+    pub(super) requests: mpsc::Sender<Request>,
+    /// The file `reload` reads again.
+    pub(super) config_path: Arc<PathBuf>,
+}
+
+impl Handle {
+    pub async fn status(&self, names: Vec<String>) -> Result<Vec<InstanceView>, SupervisorError> {
+        self.ask(|reply| Request::Status { names, reply }).await
+    }
+
+    pub async fn start(
+        &self,
+        names: Vec<String>,
+        wait: Wait,
+    ) -> Result<Vec<InstanceResult>, SupervisorError> {
+        self.ask(|reply| Request::Start { names, wait, reply })
+            .await
+    }
+
+    pub async fn stop(
+        &self,
+        names: Vec<String>,
+        wait: Wait,
+    ) -> Result<Vec<InstanceResult>, SupervisorError> {
+        self.ask(|reply| Request::Stop { names, wait, reply }).await
+    }
+
+    pub async fn restart(
+        &self,
+        names: Vec<String>,
+        wait: Wait,
+    ) -> Result<Vec<InstanceResult>, SupervisorError> {
+        self.ask(|reply| Request::Restart { names, wait, reply })
+            .await
+    }
+
+    /// Reads the config file again and applies the difference, or rejects it whole.
+    pub async fn reload(&self) -> Result<ReloadSummary, SupervisorError> {
+        self.ask(|reply| Request::Reload { reply }).await
+    }
+
+    /// Stops every program; returns once all processes are reaped.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    pub async fn watch_events(
+        &self,
+        names: Vec<String>,
+        since: Option<u64>,
+    ) -> Result<Watch, SupervisorError> {
+        self.ask(|reply| Request::WatchEvents {
+            names,
+            since,
+            reply,
+        })
+        .await
+    }
+
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<T, SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(request(reply))
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)?
+    }
+}

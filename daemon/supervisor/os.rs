@@ -1,0 +1,33 @@
+//! The one narrow interface between the supervisor and the operating system: spawning a
+//! program's process, signalling its group, learning that children exited, finding and reaping
+//! them. [`super::process::System`] implements it with real processes; the actor's unit tests
+//! implement it with a fake, so that they run in-process with paused time.
+
+use std::task::{Context, Poll};
+
+use nix::sys::signal::Signal;
+
+use super::process::{ExitInfo, SpawnError};
+use crate::config::ProgramConfig;
+
+/// What the supervisor asks of the operating system. Every method returns at once.
+pub trait Os: Send + 'static {
+    /// Spawns one process of `config` in a process group of its own and returns its pid (also
+    /// the group's id). The caller owns the pid until it reaps it.
+    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError>;
+
+    /// Signals the process group led by `pid`; a group that is already gone is no error.
+    fn signal_group(&mut self, pid: u32, signal: Signal);
+
+    /// A child that has exited and is not reaped yet, if any. It stays a zombie (its pid and
+    /// group id cannot be reused) until [`Os::reap`] is called for it.
+    fn exited_child(&mut self) -> Option<u32>;
+
+    /// Reaps `pid`, which [`Os::exited_child`] reported, and says how it ended; `None` if it
+    /// was not an exited child.
+    fn reap(&mut self, pid: u32) -> Option<ExitInfo>;
+
+    /// Ready with `Some` whenever children may have exited since the last notice (SIGCHLD);
+    /// one notice may stand for many exits. `None` once no notice can come any more.
+    fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>>;
+}

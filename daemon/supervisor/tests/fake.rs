@@ -1,0 +1,213 @@
+//! A fake operating system for the actor's unit tests: processes are entries in a table, exits
+//! happen when a test (or a signal) says so, and time is tokio's paused clock.
+//!
+//! How a fake process behaves is read from its command's words:
+//! - `missing ...`: the spawn fails ("No such file or directory");
+//! - `crash ...`: it exits with status 1 as soon as it is spawned;
+//! - `stubborn ...`: it ignores every signal but SIGKILL;
+//! - anything else runs until a test ends it or a signal kills it.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
+};
+
+use nix::sys::signal::Signal;
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::{
+    config::ProgramConfig,
+    supervisor::{
+        os::Os,
+        process::{ExitInfo, SpawnError},
+    },
+};
+
+/// One fake process.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    /// Its command, words joined by spaces.
+    pub command: String,
+    pub spawned_at: Instant,
+    /// How it ended, once it has.
+    pub exit: Option<ExitInfo>,
+    pub reaped: bool,
+    /// Every signal sent to its group, with when.
+    pub signals: Vec<(Instant, Signal)>,
+}
+
+/// Everything the fake knows; shared between the supervisor's [`FakeOs`] and the test's
+/// [`Fake`].
+#[derive(Debug, Default)]
+struct World {
+    processes: Vec<Process>,
+    /// Exited and not yet reaped, oldest first: the zombies.
+    zombies: VecDeque<u32>,
+    /// Exit statuses of children the supervisor never spawned.
+    strangers: Vec<(u32, ExitInfo)>,
+    /// Pids handed out so far; the first is 1000.
+    next_pid: u32,
+}
+
+impl World {
+    fn process(&mut self, pid: u32) -> Option<&mut Process> {
+        self.processes.iter_mut().find(|process| process.pid == pid)
+    }
+
+    /// Ends `pid` with `exit` if it is still alive; true if it was.
+    fn end(&mut self, pid: u32, exit: ExitInfo) -> bool {
+        let Some(process) = self.process(pid) else {
+            return false;
+        };
+        if process.exit.is_some() {
+            return false;
+        }
+        process.exit = Some(exit);
+        self.zombies.push_back(pid);
+        true
+    }
+
+    fn new_pid(&mut self) -> u32 {
+        self.next_pid = self.next_pid.max(999) + 1;
+        self.next_pid
+    }
+}
+
+/// The supervisor's side.
+pub struct FakeOs {
+    world: Arc<Mutex<World>>,
+    /// SIGCHLD, as the fake sends it.
+    notices: mpsc::UnboundedReceiver<()>,
+    /// To notify itself when a process it spawned or signalled exits at once.
+    notify: mpsc::UnboundedSender<()>,
+}
+
+/// The test's side: ends processes and reads what the supervisor did.
+#[derive(Clone)]
+pub struct Fake {
+    world: Arc<Mutex<World>>,
+    notify: mpsc::UnboundedSender<()>,
+}
+
+pub fn new() -> (FakeOs, Fake) {
+    let world = Arc::new(Mutex::new(World::default()));
+    let (notify, notices) = mpsc::unbounded_channel();
+    let os = FakeOs {
+        world: world.clone(),
+        notices,
+        notify: notify.clone(),
+    };
+    (os, Fake { world, notify })
+}
+
+fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Os for FakeOs {
+    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError> {
+        let command = config.argv.join(" ");
+        if config.argv[0] == "missing" {
+            return Err(SpawnError("No such file or directory".to_string()));
+        }
+        let mut world = lock(&self.world);
+        let pid = world.new_pid();
+        world.processes.push(Process {
+            pid,
+            command,
+            spawned_at: Instant::now(),
+            exit: None,
+            reaped: false,
+            signals: Vec::new(),
+        });
+        if config.argv[0] == "crash" {
+            world.end(pid, ExitInfo::Code(1));
+            let _ = self.notify.send(());
+        }
+        Ok(pid)
+    }
+
+    fn signal_group(&mut self, pid: u32, signal: Signal) {
+        let mut world = lock(&self.world);
+        let Some(process) = world.process(pid) else {
+            return;
+        };
+        process.signals.push((Instant::now(), signal));
+        let stubborn = process.command.starts_with("stubborn");
+        if (signal == Signal::SIGKILL || !stubborn)
+            && world.end(pid, ExitInfo::Signal(signal as i32))
+        {
+            let _ = self.notify.send(());
+        }
+    }
+
+    fn exited_child(&mut self) -> Option<u32> {
+        let world = lock(&self.world);
+        world
+            .zombies
+            .front()
+            .copied()
+            .or_else(|| world.strangers.first().map(|(pid, _)| *pid))
+    }
+
+    fn reap(&mut self, pid: u32) -> Option<ExitInfo> {
+        let mut world = lock(&self.world);
+        if let Some(position) = world.strangers.iter().position(|(other, _)| *other == pid) {
+            return Some(world.strangers.remove(position).1);
+        }
+        let position = world.zombies.iter().position(|zombie| *zombie == pid)?;
+        world.zombies.remove(position);
+        let process = world.process(pid)?;
+        process.reaped = true;
+        process.exit
+    }
+
+    fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.notices.poll_recv(cx)
+    }
+}
+
+impl Fake {
+    /// Ends process `pid` with exit status `code`, as if it exited on its own.
+    pub fn exit(&self, pid: u32, code: i32) {
+        if lock(&self.world).end(pid, ExitInfo::Code(code)) {
+            let _ = self.notify.send(());
+        }
+    }
+
+    /// A child the supervisor did not spawn exits (one inherited across exec, an orphan).
+    pub fn stranger_exits(&self, pid: u32) {
+        lock(&self.world).strangers.push((pid, ExitInfo::Code(0)));
+        let _ = self.notify.send(());
+    }
+
+    /// Every process spawned so far, oldest first.
+    pub fn processes(&self) -> Vec<Process> {
+        lock(&self.world).processes.clone()
+    }
+
+    /// The processes whose command is `command`, oldest first.
+    pub fn spawned(&self, command: &str) -> Vec<Process> {
+        self.processes()
+            .into_iter()
+            .filter(|process| process.command == command)
+            .collect()
+    }
+
+    /// Processes spawned and not yet reaped.
+    pub fn unreaped(&self) -> Vec<Process> {
+        self.processes()
+            .into_iter()
+            .filter(|process| !process.reaped)
+            .collect()
+    }
+
+    /// Whether a stranger is still unreaped.
+    pub fn strangers_left(&self) -> usize {
+        lock(&self.world).strangers.len()
+    }
+}

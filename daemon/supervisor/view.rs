@@ -1,0 +1,71 @@
+//! What the supervisor answers with: views of instances, the result of an action on each
+//! instance, and what a reload did. Domain types only; the gRPC layer converts them.
+
+use std::{sync::Arc, time::Duration, time::SystemTime};
+
+use super::{process::ExitInfo, state::State};
+
+/// One instance as `status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceView {
+    /// "web" when its program has one instance, else "web:0", "web:1", ...
+    pub name: Arc<str>,
+    pub program: Arc<str>,
+    pub state: State,
+    /// 0 when no process is alive.
+    pub pid: u32,
+    /// How long the live process has run; `None` without one.
+    pub uptime: Option<Duration>,
+    /// When the instance entered its current state.
+    pub since: SystemTime,
+    /// How the last process ended.
+    pub exit: Option<ExitInfo>,
+    /// Restarts by policy or on request since the daemon started.
+    pub restarts: u32,
+    /// supervisorctl's description column: "pid 123, uptime 0:00:05", "Exited too quickly".
+    pub description: String,
+    /// The reason of the last failed spawn, if that is why it is not running.
+    pub spawn_error: Option<Box<str>>,
+}
+
+/// What a Start, Stop or Restart did to one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceResult {
+    pub name: Arc<str>,
+    /// Whether the instance reached what was asked (or, without waiting, accepted it).
+    pub ok: bool,
+    /// "started", "already running", "stopped before it was running", ...
+    pub message: String,
+    /// The state when the answer was given.
+    pub state: State,
+}
+
+impl InstanceResult {
+    pub fn new(name: &Arc<str>, ok: bool, message: impl Into<String>, state: State) -> Self {
+        InstanceResult {
+            name: name.clone(),
+            ok,
+            message: message.into(),
+            state,
+        }
+    }
+}
+
+/// Whether an action's answer waits for the instances to reach what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Answer once each instance is RUNNING (or failed), or STOPPED.
+    ForOutcome,
+    /// Answer as soon as the request is accepted.
+    No,
+}
+
+/// What a reload changed, by program name; each list in config order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    /// Restarted with their new config, or only resized.
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
