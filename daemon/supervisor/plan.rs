@@ -119,7 +119,14 @@ mod tests {
         let db = "  db:\n    cmd: sleep 1\n";
         let db_renamed = "  database:\n    cmd: sleep 1\n";
         // (case, programs before, removed before, programs after, expected changes)
-        let cases: Vec<(&str, String, &[&str], String, Vec<(&str, Change)>)> = vec![
+        type Case<'a> = (
+            &'a str,
+            String,
+            &'a [&'a str],
+            String,
+            Vec<(&'a str, Change)>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "unchanged",
                 format!("{web}{db}"),
