@@ -2,40 +2,79 @@
 //! parsers and collects every problem, each at the place the index gives it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigIssue;
 use super::positions::{LazyIndex, Pos, issue, last};
-use super::schema::{
-    DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_SOCKET_PATH, MAX_STARTRETRIES, ProgramConfig,
-};
+use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
     autorestart, boolean, command_line, count, describe, duration, expected, file_path, listen,
-    signal, umask,
+    signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.
 const TOP_KEYS: &[&str] = &["daemon", "programs"];
-/// Keys allowed under `daemon`.
-const DAEMON_KEYS: &[&str] = &["socket", "listen", "logfile", "pidfile"];
-/// Keys allowed in a program.
-const PROGRAM_KEYS: &[&str] = &[
-    "cmd",
-    "numprocs",
-    "autostart",
-    "autorestart",
-    "exitcodes",
-    "starttime",
-    "startretries",
-    "stopsignal",
-    "stoptime",
-    "stdout",
-    "stderr",
-    "env",
-    "workingdir",
-    "umask",
+
+/// Reads the value of one key (at the key path given) into the settings `T`; a bad value is
+/// reported and leaves the setting as it was.
+type Read<T> = fn(&mut Checker<'_>, &[String], &Value, &mut T);
+
+/// The keys allowed under `daemon`, each with how its value is read.
+const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
+    ("socket", |c, key, value, d| {
+        d.socket = c.check(key, socket_path(c.dir, value)).flatten();
+    }),
+    ("listen", |c, key, value, d| {
+        d.listen = c.check(key, listen(value)).flatten();
+    }),
+    ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
+    ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
+];
+
+/// The keys allowed in a program, each with how its value is read into the program's settings
+/// (which start at the defaults of [`ProgramConfig::with_command`]). A new program key is a
+/// line here and a field of [`ProgramConfig`].
+const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
+    ("cmd", |c, key, value, p| {
+        set(&mut p.argv, c.check(key, command_line(value)));
+    }),
+    ("numprocs", |c, key, value, p| {
+        set(&mut p.numprocs, c.check(key, count(value, 1, MAX_NUMPROCS)));
+    }),
+    ("autostart", |c, key, value, p| {
+        set(&mut p.autostart, c.check(key, boolean(value)));
+    }),
+    ("autorestart", |c, key, value, p| {
+        set(&mut p.autorestart, c.check(key, autorestart(value)));
+    }),
+    ("exitcodes", |c, key, value, p| {
+        set(&mut p.exitcodes, c.exitcodes(key, value));
+    }),
+    ("starttime", |c, key, value, p| {
+        set(&mut p.starttime, c.check(key, duration(value)));
+    }),
+    ("startretries", |c, key, value, p| {
+        let retries = count(value, 0, MAX_STARTRETRIES);
+        set(&mut p.startretries, c.check(key, retries));
+    }),
+    ("stopsignal", |c, key, value, p| {
+        set(&mut p.stopsignal, c.check(key, signal(value)));
+    }),
+    ("stoptime", |c, key, value, p| {
+        set(&mut p.stoptime, c.check(key, duration(value)));
+    }),
+    ("stdout", |c, key, value, p| p.stdout = c.path(key, value)),
+    ("stderr", |c, key, value, p| p.stderr = c.path(key, value)),
+    ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
+    ("workingdir", |c, key, value, p| {
+        p.workingdir = c.path(key, value)
+    }),
+    ("umask", |c, key, value, p| {
+        let written = c.index.get().plain(key);
+        p.umask = c.check(key, umask(value, written)).flatten();
+    }),
 ];
 
 /// The `daemon:` section and the programs of config `text`, or every problem found in it (in
@@ -172,6 +211,22 @@ impl Checker<'_> {
         self.report(path, true, message);
     }
 
+    /// Reads `value` with the reader of its key in `keys`, or reports the key unknown.
+    fn read<T>(&mut self, key: &[String], value: &Value, keys: &[(&str, Read<T>)], into: &mut T) {
+        match keys.iter().find(|(name, _)| *name == last(key)) {
+            Some((_, read)) => read(self, key, value, into),
+            None => {
+                let known: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
+                self.unknown_key(key, &known);
+            }
+        }
+    }
+
+    /// A path setting resolved against the config's directory; `None` when not set or bad.
+    fn path(&mut self, key: &[String], value: &Value) -> Option<PathBuf> {
+        self.check(key, file_path(self.dir, value)).flatten()
+    }
+
     /// The whole document. `None` when something is missing; problems are in `self.issues`.
     fn root(&mut self, root: &Value) -> Option<Settings> {
         let map = match root {
@@ -225,27 +280,7 @@ impl Checker<'_> {
         };
         let before = self.issues.len();
         for (path, value) in self.entries(path, map) {
-            match last(&path) {
-                "socket" => {
-                    let socket = file_path(self.dir, value).and_then(|socket| match socket {
-                        Some(p) if p.as_os_str().len() > MAX_SOCKET_PATH => Err(format!(
-                            "socket path {} is {} bytes long once made absolute; a Unix socket path takes at most {MAX_SOCKET_PATH}",
-                            p.display(),
-                            p.as_os_str().len()
-                        )),
-                        socket => Ok(socket),
-                    });
-                    settings.socket = self.check(&path, socket).flatten();
-                }
-                "listen" => settings.listen = self.check(&path, listen(value)).flatten(),
-                "logfile" => {
-                    settings.logfile = self.check(&path, file_path(self.dir, value)).flatten()
-                }
-                "pidfile" => {
-                    settings.pidfile = self.check(&path, file_path(self.dir, value)).flatten()
-                }
-                _ => self.unknown_key(&path, DAEMON_KEYS),
-            }
+            self.read(&path, value, DAEMON_KEYS, &mut settings);
         }
         (self.issues.len() == before).then_some(settings)
     }
@@ -295,47 +330,17 @@ impl Checker<'_> {
             return None;
         };
         let before = self.issues.len();
-        // `argv` is filled in at the end; everything else starts at its default.
-        let mut p = ProgramConfig::with_command(Vec::new());
-        let mut command = None;
+        let mut program = ProgramConfig::with_command(Vec::new());
         let mut has_cmd = false;
         for (key, value) in self.entries(path, map) {
-            let dir = self.dir;
-            match last(&key) {
-                "cmd" => {
-                    has_cmd = true;
-                    command = self.check(&key, command_line(value));
-                }
-                "numprocs" => set(
-                    &mut p.numprocs,
-                    self.check(&key, count(value, 1, MAX_NUMPROCS)),
-                ),
-                "autostart" => set(&mut p.autostart, self.check(&key, boolean(value))),
-                "autorestart" => set(&mut p.autorestart, self.check(&key, autorestart(value))),
-                "exitcodes" => set(&mut p.exitcodes, self.exitcodes(&key, value)),
-                "starttime" => set(&mut p.starttime, self.check(&key, duration(value))),
-                "startretries" => set(
-                    &mut p.startretries,
-                    self.check(&key, count(value, 0, MAX_STARTRETRIES)),
-                ),
-                "stopsignal" => set(&mut p.stopsignal, self.check(&key, signal(value))),
-                "stoptime" => set(&mut p.stoptime, self.check(&key, duration(value))),
-                "stdout" => p.stdout = self.check(&key, file_path(dir, value)).flatten(),
-                "stderr" => p.stderr = self.check(&key, file_path(dir, value)).flatten(),
-                "env" => set(&mut p.env, self.env(&key, value)),
-                "workingdir" => p.workingdir = self.check(&key, file_path(dir, value)).flatten(),
-                "umask" => {
-                    let written = self.index.get().plain(&key);
-                    p.umask = self.check(&key, umask(value, written)).flatten();
-                }
-                _ => self.unknown_key(&key, PROGRAM_KEYS),
-            }
+            has_cmd |= last(&key) == "cmd";
+            self.read(&key, value, PROGRAM_KEYS, &mut program);
         }
         if !has_cmd {
             self.report(path, true, "missing required key `cmd`");
         }
-        let argv = command?;
-        (self.issues.len() == before).then_some(ProgramConfig { argv, ..p })
+        // A bad or missing `cmd` was reported: the empty `argv` is never returned.
+        (self.issues.len() == before).then_some(program)
     }
 
     /// One exit code or a list of them; sorted and deduplicated. Each bad code is reported where

@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde_yaml::Value;
 
 use super::find::clean;
-use super::schema::{AutoRestart, MAX_SECONDS, MAX_UMASK};
+use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
 
 /// Parses a signal name or number: "TERM", "SIGTERM", "term", "USR1", "15".
 pub fn parse_signal(text: &str) -> Result<Signal, String> {
@@ -161,6 +161,18 @@ pub(super) fn file_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, St
         Err("the path contains a NUL character".to_string())
     } else {
         Ok(Some(clean(&dir.join(text))))
+    }
+}
+
+/// The path of the Unix socket: a path (see [`file_path`]) that fits in a `sockaddr_un`.
+pub(super) fn socket_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, String> {
+    match file_path(dir, value)? {
+        Some(path) if path.as_os_str().len() > MAX_SOCKET_PATH => Err(format!(
+            "socket path {} is {} bytes long once made absolute; a Unix socket path takes at most {MAX_SOCKET_PATH}",
+            path.display(),
+            path.as_os_str().len()
+        )),
+        socket => Ok(socket),
     }
 }
 
