@@ -1,7 +1,6 @@
 //! The value parsers: each turns one YAML value into a setting (a signal, a duration, a umask, a
 //! boolean, a count, a command line, a path, a listen address) or says what is wrong with it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use serde_yaml::Value;
 
 use super::find::clean;
 use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
+use crate::endpoint;
 
 /// Parses a signal name or number: "TERM", "SIGTERM", "term", "USR1", "15".
 pub fn parse_signal(text: &str) -> Result<Signal, String> {
@@ -176,28 +176,24 @@ pub(super) fn socket_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, 
     }
 }
 
-/// A TCP address `ip:port`, or a bare port for `127.0.0.1:port`; null means not set. Port 0
-/// (any free port) is refused: clients could not know where to connect.
+/// A TCP address `ip:port`, or a bare port for `127.0.0.1:port`, as
+/// [`endpoint::listen_address`] reads it (port 0: any free port); null means not set. Stored in
+/// the form `SocketAddr` displays.
 pub(super) fn listen(value: &Value) -> Result<Option<String>, String> {
     let what = "an address like 127.0.0.1:7300 or [::1]:7300, or a port number";
+    let number;
     let text = match value {
         Value::Null => return Ok(None),
-        Value::String(s) => s.clone(),
-        Value::Number(n) if !n.is_f64() => n.to_string(),
+        Value::String(s) => s.as_str(),
+        Value::Number(n) if !n.is_f64() => {
+            number = n.to_string();
+            &number
+        }
         _ => return Err(expected(what, value)),
     };
-    let address = match text.parse::<u16>() {
-        Ok(port) if text.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(SocketAddr::from(([127, 0, 0, 1], port)))
-        }
-        _ => text.parse::<SocketAddr>().ok(),
-    };
-    match address {
-        Some(address) if address.port() != 0 => Ok(Some(address.to_string())),
-        Some(_) => {
-            Err("port 0 (any free port) cannot be used: clients would not know it".to_string())
-        }
-        None => Err(expected(&format!("{what} (1 to 65535)"), value)),
+    match endpoint::listen_address(text) {
+        Ok(address) => Ok(Some(address.to_string())),
+        Err(_) => Err(expected(&format!("{what} (0 to 65535)"), value)),
     }
 }
 
@@ -335,6 +331,9 @@ mod tests {
             ("127.0.0.1:7300", "127.0.0.1:7300"),
             ("0.0.0.0:80", "0.0.0.0:80"),
             ("\"[::1]:7300\"", "[::1]:7300"),
+            // Any free port, as for `taskmasterd -l`.
+            ("0", "127.0.0.1:0"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
         ] {
             let config = ok(&format!("daemon:\n  listen: {text}\nprograms: {{}}\n"));
             assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
