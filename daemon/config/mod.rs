@@ -26,7 +26,7 @@ pub use find::{DEFAULT_FILE_NAME, find};
 pub use schema::{AutoRestart, Config, DaemonSettings, ProgramConfig};
 pub use values::parse_signal;
 
-use find::absolute;
+use find::{absolute, clean};
 
 /// Why a config could not be found, read or accepted.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +87,44 @@ fn join_issues(path: &Path, issues: &[ConfigIssue]) -> String {
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = read(&path)?;
     parse(&text, &path)
+}
+
+/// The text of the config file at `path`.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The Unix socket a config file gives the daemon (`daemon.socket`; `None`: not set), for a
+/// client looking for that daemon. A file the daemon would reject still names its socket, so
+/// that the client can reach the daemon and be told what is wrong: `daemon.socket` is then read
+/// from the YAML without validation, resolved against the file's directory. When even that
+/// cannot be read (the text is not YAML), the error is the file's problems.
+pub fn socket_of(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
+    let path = absolute(path)?;
+    let text = read(&path)?;
+    match parse(&text, &path) {
+        Ok(config) => Ok(config.daemon.socket),
+        Err(error @ ConfigError::Invalid { .. }) => {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            unvalidated_socket(&text, dir).ok_or(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The string at `daemon.socket` in YAML `text`, whatever else the text holds, resolved against
+/// `dir`; `None` when `text` is not YAML.
+fn unvalidated_socket(text: &str, dir: &Path) -> Option<Option<PathBuf>> {
+    let document: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let socket = (document.get("daemon"))
+        .and_then(|daemon| daemon.get("socket"))
+        .and_then(serde_yaml::Value::as_str);
+    Some(socket.map(|socket| clean(&dir.join(socket))))
 }
 
 /// Validates config text; `path` is used for messages and to resolve relative paths. A relative
@@ -293,5 +326,37 @@ programs:
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_invalid_config_still_names_its_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskmaster.yaml");
+        std::fs::write(
+            &path,
+            "daemon:\n  socket: run/t.sock\nprograms:\n  web:\n    numprocs: lots\n",
+        )
+        .unwrap();
+        assert_eq!(
+            socket_of(&path).unwrap(),
+            Some(dir.path().join("run/t.sock"))
+        );
+        std::fs::write(&path, "daemon: [unclosed\n").unwrap();
+        assert!(socket_of(&path).is_err());
+    }
+
+    #[test]
+    fn socket_of_a_valid_config_is_its_validated_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskmaster.yaml");
+        std::fs::write(&path, "daemon:\n  socket: ./t.sock\nprograms: {}\n").unwrap();
+        assert_eq!(socket_of(&path).unwrap(), Some(dir.path().join("t.sock")));
+        std::fs::write(&path, "programs: {}\n").unwrap();
+        assert_eq!(socket_of(&path).unwrap(), None);
+        // Without a socket to fall back on, an invalid file is still an error.
+        std::fs::write(&path, "daemon: [unclosed\n").unwrap();
+        assert!(matches!(socket_of(&path), Err(ConfigError::Invalid { .. })));
+        let missing = dir.path().join("missing.yaml");
+        assert!(matches!(socket_of(&missing), Err(ConfigError::Read { .. })));
     }
 }
