@@ -108,7 +108,9 @@ pub(super) fn settings(text: &str, dir: &Path) -> Result<Settings, Vec<ConfigIss
 struct Checker<'a> {
     /// Directory of the config file; relative paths are resolved against it.
     dir: &'a Path,
+    /// Where each key and value is written, for the place of each problem.
     index: LazyIndex<'a>,
+    /// Every problem found so far, in the order found.
     issues: Vec<ConfigIssue>,
 }
 

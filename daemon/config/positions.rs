@@ -214,6 +214,7 @@ pub(super) fn issue(pos: Pos, key: impl Into<String>, message: impl Into<String>
 pub(super) struct LazyIndex<'a> {
     /// The config text.
     text: &'a str,
+    /// The index once something asked for it.
     built: OnceCell<Index>,
 }
 

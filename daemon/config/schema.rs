@@ -68,7 +68,7 @@ pub struct ProgramConfig {
     /// `cmd` split into words as a shell would; never empty. Two spellings of the same words
     /// are the same command.
     pub argv: Vec<String>,
-    /// 1..=100000.
+    /// How many instances run: 1..=100000.
     pub numprocs: u32,
     /// Started when the daemon starts or the program is added.
     pub autostart: bool,
@@ -83,9 +83,9 @@ pub struct ProgramConfig {
     pub stopsignal: Signal,
     /// How long a stopping instance gets before SIGKILL; at most one day.
     pub stoptime: Duration,
-    /// `None`: discard.
+    /// The file the instances' stdout is appended to; `None`: discard.
     pub stdout: Option<PathBuf>,
-    /// `None`: discard.
+    /// The file the instances' stderr is appended to; `None`: discard.
     pub stderr: Option<PathBuf>,
     /// Keys are non-empty, without `=` or NUL; values without NUL.
     pub env: BTreeMap<String, String>,
