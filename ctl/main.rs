@@ -110,31 +110,14 @@ fn tcp_target(host: &str) -> Target {
 /// The socket a config file gives the daemon. A file the daemon would reject still names its
 /// socket, so `taskctl -c FILE reload` can show what is wrong with it.
 fn config_target(path: &Path) -> anyhow::Result<Target> {
-    let socket = match config::load(path) {
-        Ok(config) => config.daemon.socket,
-        Err(error @ config::ConfigError::Invalid { .. }) => {
-            socket_of_invalid_config(path).with_context(|| error.to_string())?
-        }
+    let socket = match config::socket_of(path) {
+        Ok(socket) => socket,
+        Err(error @ config::ConfigError::Invalid { .. }) => return Err(error.into()),
         Err(error) => return Err(error).context("reading the daemon's address"),
     };
     Ok(Target::Unix(
         socket.unwrap_or_else(endpoint::default_socket_path),
     ))
-}
-
-/// `daemon.socket` of a config file read leniently, resolved against the file's directory.
-fn socket_of_invalid_config(path: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let text = std::fs::read_to_string(path)?;
-    let document: serde_yaml::Value = serde_yaml::from_str(&text)?;
-    let socket = document
-        .get("daemon")
-        .and_then(|daemon| daemon.get("socket"))
-        .and_then(|socket| socket.as_str());
-    let directory = std::path::absolute(path)?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    Ok(socket.map(|socket| directory.join(socket)))
 }
 
 /// Runs one command and returns the exit status.
@@ -195,22 +178,5 @@ mod tests {
             tcp_target("http://[::1]:7300"),
             Target::Tcp("http://[::1]:7300".into())
         );
-    }
-
-    #[test]
-    fn an_invalid_config_still_names_its_socket() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("taskmaster.yaml");
-        std::fs::write(
-            &path,
-            "daemon:\n  socket: run/t.sock\nprograms:\n  web:\n    numprocs: lots\n",
-        )
-        .unwrap();
-        assert_eq!(
-            config_target(&path).unwrap(),
-            Target::Unix(dir.path().join("run/t.sock"))
-        );
-        std::fs::write(&path, "daemon: [unclosed\n").unwrap();
-        assert!(config_target(&path).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 use std::{
     io,
+    net::SocketAddr,
     os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
 };
@@ -127,15 +128,23 @@ impl Drop for SocketFile {
     }
 }
 
-/// Parses a TCP listen address; a bare port binds loopback (`7300` -> `127.0.0.1:7300`).
-pub fn listen_address(address: &str) -> Result<std::net::SocketAddr, EndpointError> {
+/// Parses a TCP listen address: `IP:PORT`, or a bare port for loopback (`7300` ->
+/// `127.0.0.1:7300`); surrounding blanks are ignored. Port 0 asks for any free port.
+///
+/// The one parser of listen addresses: the config's `daemon.listen`, taskmasterd's `-l` and
+/// [`bind_tcp`] all use it, so a file and a flag accept the same addresses. It lives here
+/// rather than in the config module because the address is the listener's: the config only
+/// says where its value is written and how a YAML value becomes the text parsed here.
+pub fn listen_address(address: &str) -> Result<SocketAddr, EndpointError> {
     let text = address.trim();
-    let full = if text.parse::<u16>().is_ok() {
-        format!("127.0.0.1:{text}")
-    } else {
-        text.to_string()
+    let parsed = match text.parse::<u16>() {
+        // Only digits: `+7300` is not a port.
+        Ok(port) if text.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+        _ => text.parse::<SocketAddr>(),
     };
-    full.parse().map_err(|error| EndpointError::Address {
+    parsed.map_err(|error| EndpointError::Address {
         address: address.to_string(),
         reason: format!("{error} (expected HOST:PORT or PORT)"),
     })
@@ -250,6 +259,23 @@ mod tests {
             listen_address("0.0.0.0:80").unwrap(),
             "0.0.0.0:80".parse().unwrap()
         );
+        assert_eq!(
+            listen_address(" [::1]:7300 ").unwrap(),
+            "[::1]:7300".parse().unwrap()
+        );
+        // Any free port.
+        assert_eq!(listen_address("0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(
+            listen_address("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
         assert!(listen_address("localhost:x").is_err());
+        for bad in ["", "+7300", "70000", "localhost:7300", "127.0.0.1"] {
+            let error = listen_address(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("(expected HOST:PORT or PORT)"),
+                "{bad:?}: {error}"
+            );
+        }
     }
 }

@@ -1,0 +1,106 @@
+//! `taskmasterd`: reads flags and the config, detaches into the background unless told to
+//! stay in the foreground, sets up the event log and signals, and runs the daemon.
+//!
+//! # Layout
+//! - [`flags`]: the command line, and the settings once flags override the config.
+//! - [`detach`]: starting in the background, leaving stdio, the pid file.
+//! - [`event_log`]: the event log writer.
+//! - [`setup`]: process set-up before any thread exists.
+
+mod detach;
+mod event_log;
+mod flags;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use taskmaster::{Listeners, config, endpoint};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::SignalStream;
+
+use detach::PidFile;
+use flags::{Args, HELP, Invocation, Settings, USAGE};
+
+fn main() -> ExitCode {
+    setup::return_freed_memory();
+    let args = match flags::parse_args(std::env::args_os().skip(1)) {
+        Ok(Invocation::Run(args)) => args,
+        Ok(Invocation::Help) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("taskmasterd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("taskmasterd: {error}\n\n{USAGE}\n\nFor more information, try '--help'.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("taskmasterd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let path = config::find(args.config.as_deref())?;
+    let config = match config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("taskmasterd: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let settings = Settings::resolve(&args, &config);
+    if !args.foreground {
+        return Ok(detach::launch_in_background(
+            &args,
+            &config.path,
+            &settings,
+        )?);
+    }
+    setup::before_threads();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(&args, config, &settings))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyhow::Result<()> {
+    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket)?;
+    let tcp = match &settings.listen {
+        Some(address) => Some(endpoint::bind_tcp(address).await?),
+        None => None,
+    };
+    let also_stderr = args.foreground && !args.notify_ready;
+    let _log_guard = event_log::start_event_log(&settings.logfile, also_stderr)
+        .with_context(|| format!("opening event log {}", settings.logfile.display()))?;
+    let _pidfile = match &settings.pidfile {
+        Some(path) => Some(
+            PidFile::write(path).with_context(|| format!("writing pidfile {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let hangup = SignalStream::new(signal(SignalKind::hangup())?);
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    };
+    if args.notify_ready {
+        detach::detach_stdio()?;
+    }
+    taskmaster::run(Listeners { unix, tcp }, config, shutdown, hangup).await?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! What a valid config is: its types, the defaults of every setting and the ranges allowed.
+//! The keys a file may use and how each is read are the checker's (`check.rs`): a new program
+//! key is a field here (with its default) and a line in the checker's table of program keys.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+/// Largest accepted `numprocs`.
+pub(super) const MAX_NUMPROCS: u32 = 100_000;
+/// Largest accepted `startretries`.
+pub(super) const MAX_STARTRETRIES: u32 = 1000;
+/// Largest accepted `starttime` / `stoptime`, in seconds (one day).
+pub(super) const MAX_SECONDS: u64 = 86_400;
+/// Largest accepted exit code.
+pub(super) const MAX_EXIT_CODE: i32 = 255;
+/// Largest accepted `umask`.
+pub(super) const MAX_UMASK: u32 = 0o777;
+/// Longest socket path `bind(2)` accepts (`sun_path` minus its terminating NUL).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) const MAX_SOCKET_PATH: usize = 107;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(super) const MAX_SOCKET_PATH: usize = 103;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Absolute path of the file it was read from.
+    pub path: PathBuf,
+    /// The `daemon:` section.
+    pub daemon: DaemonSettings,
+    /// Programs by name (sorted).
+    pub programs: BTreeMap<String, ProgramConfig>,
+}
+
+/// The `daemon:` section. `None` means "not set": the daemon picks its own default. Paths are
+/// absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DaemonSettings {
+    /// Path of the Unix socket; fits in a `sockaddr_un`.
+    pub socket: Option<PathBuf>,
+    /// TCP listener address as `ip:port` (it parses as a `SocketAddr`); a bare port `P` is stored
+    /// as `127.0.0.1:P`.
+    pub listen: Option<String>,
+    /// The event log.
+    pub logfile: Option<PathBuf>,
+    /// The file the daemon writes its pid to.
+    pub pidfile: Option<PathBuf>,
+}
+
+/// When an exited process is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoRestart {
+    /// After every exit.
+    Always,
+    /// Never.
+    Never,
+    /// When the exit code is not one of `exitcodes` (or the process was killed by a signal).
+    Unexpected,
+}
+
+/// One program of the `programs:` section. Every value is in the range the schema allows and
+/// every path is absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramConfig {
+    /// `cmd` split into words as a shell would; never empty. Two spellings of the same words
+    /// are the same command.
+    pub argv: Vec<String>,
+    /// How many instances run: 1..=100000.
+    pub numprocs: u32,
+    /// Started when the daemon starts or the program is added.
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    /// The expected exit codes: sorted, without duplicates, each 0..=255.
+    pub exitcodes: Vec<i32>,
+    /// How long an instance must stay up to count as started; at most one day.
+    pub starttime: Duration,
+    /// Retries after a failed start before giving up; 0..=1000.
+    pub startretries: u32,
+    /// Sent to stop an instance.
+    pub stopsignal: Signal,
+    /// How long a stopping instance gets before SIGKILL; at most one day.
+    pub stoptime: Duration,
+    /// The file the instances' stdout is appended to; `None`: discard.
+    pub stdout: Option<PathBuf>,
+    /// The file the instances' stderr is appended to; `None`: discard.
+    pub stderr: Option<PathBuf>,
+    /// Keys are non-empty, without `=` or NUL; values without NUL.
+    pub env: BTreeMap<String, String>,
+    /// The directory the program starts in; `None`: the daemon's.
+    pub workingdir: Option<PathBuf>,
+    /// At most 0o777; `None`: the daemon's.
+    pub umask: Option<u32>,
+}
+
+impl ProgramConfig {
+    /// The defaults of every setting, for the given command.
+    pub(super) fn with_command(argv: Vec<String>) -> ProgramConfig {
+        ProgramConfig {
+            argv,
+            numprocs: 1,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            exitcodes: vec![0],
+            starttime: Duration::from_secs(1),
+            startretries: 3,
+            stopsignal: Signal::SIGTERM,
+            stoptime: Duration::from_secs(10),
+            stdout: None,
+            stderr: None,
+            env: BTreeMap::new(),
+            workingdir: None,
+            umask: None,
+        }
+    }
+
+    /// True when the two differ at most in `numprocs`.
+    pub fn same_except_numprocs(&self, other: &ProgramConfig) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let ProgramConfig {
+            argv,
+            numprocs: _,
+            autostart,
+            autorestart,
+            exitcodes,
+            starttime,
+            startretries,
+            stopsignal,
+            stoptime,
+            stdout,
+            stderr,
+            env,
+            workingdir,
+            umask,
+        } = self;
+        *argv == other.argv
+            && *autostart == other.autostart
+            && *autorestart == other.autorestart
+            && *exitcodes == other.exitcodes
+            && *starttime == other.starttime
+            && *startretries == other.startretries
+            && *stopsignal == other.stopsignal
+            && *stoptime == other.stoptime
+            && *stdout == other.stdout
+            && *stderr == other.stderr
+            && *env == other.env
+            && *workingdir == other.workingdir
+            && *umask == other.umask
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::web;
+
+    #[test]
+    fn same_except_numprocs() {
+        let a = web("numprocs: 1");
+        let b = web("numprocs: 5");
+        let c = web("env: {A: b}");
+        assert!(a.same_except_numprocs(&b));
+        assert!(b.same_except_numprocs(&a));
+        assert!(a.same_except_numprocs(&a));
+        assert!(!a.same_except_numprocs(&c));
+        assert_ne!(a, b);
+    }
+}

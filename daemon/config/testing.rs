@@ -1,0 +1,40 @@
+//! Helpers shared by the config module's tests: a config path, a valid program to extend, the
+//! fixture, and parsing that expects success or failure.
+
+use std::path::Path;
+
+use super::{Config, ConfigError, ConfigIssue, ProgramConfig, parse};
+
+/// Where the configs of the tests claim to be.
+pub(super) const PATH: &str = "/srv/taskmaster/taskmaster.yaml";
+/// A valid program to which one setting line is appended (it becomes line 4).
+pub(super) const WEB: &str = "programs:\n  web:\n    cmd: /bin/true\n";
+/// A config using every setting.
+pub(super) const FIXTURE_TEXT: &str = include_str!("../../tests/fixtures/config/taskmaster.yaml");
+
+/// The config of `text`, which must be valid.
+pub(super) fn ok(text: &str) -> Config {
+    parse(text, Path::new(PATH)).unwrap_or_else(|err| panic!("{text:?}:\n{err}"))
+}
+
+/// The problems of `text`, which must be invalid.
+pub(super) fn issues(text: &str) -> Vec<ConfigIssue> {
+    match parse(text, Path::new(PATH)) {
+        Err(ConfigError::Invalid { path, issues }) => {
+            assert_eq!(path, Path::new(PATH));
+            assert!(!issues.is_empty());
+            issues
+        }
+        other => panic!("{text:?}: expected Invalid, got {other:?}"),
+    }
+}
+
+/// The program `web` of [`WEB`] with `line` added to its settings.
+pub(super) fn web(line: &str) -> ProgramConfig {
+    let config = ok(&format!("{WEB}    {line}\n"));
+    config.programs["web"].clone()
+}
+
+pub(super) fn strings(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}

@@ -1,0 +1,342 @@
+//! The value parsers: each turns one YAML value into a setting (a signal, a duration, a umask, a
+//! boolean, a count, a command line, a path, a listen address) or says what is wrong with it.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_yaml::Value;
+
+use super::find::clean;
+use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
+use crate::endpoint;
+
+/// Parses a signal name or number: "TERM", "SIGTERM", "term", "USR1", "15".
+pub fn parse_signal(text: &str) -> Result<Signal, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty signal name".to_string());
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<i32>()
+            .ok()
+            .and_then(|number| Signal::try_from(number).ok())
+            .ok_or_else(|| format!("unknown signal number {text}"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    Signal::from_str(&format!("SIG{name}")).map_err(|_| {
+        format!("unknown signal `{text}`; use a name like TERM, INT, HUP, USR1 or a number like 15")
+    })
+}
+
+/// "expected {what}, found {value}".
+pub(super) fn expected(what: &str, value: &Value) -> String {
+    format!("expected {what}, found {}", describe(value))
+}
+
+/// How a value is named in messages: `string "abc"`, `integer 0`, `a list`...
+pub(super) fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (null)".to_string(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) if n.is_f64() => format!("number `{n}`"),
+        Value::Number(n) => format!("integer `{n}`"),
+        Value::String(s) if s.chars().count() > 40 => {
+            format!(
+                "string {:?}",
+                s.chars().take(40).chain(['…']).collect::<String>()
+            )
+        }
+        Value::String(s) => format!("string {s:?}"),
+        Value::Sequence(_) => "a list".to_string(),
+        Value::Mapping(_) => "a mapping".to_string(),
+        Value::Tagged(tagged) => format!("a value with the unsupported tag `{}`", tagged.tag),
+    }
+}
+
+/// The command line and its words (at least one).
+pub(super) fn command_line(value: &Value) -> Result<Vec<String>, String> {
+    let Value::String(text) = value else {
+        return Err(expected("a command line (a string)", value));
+    };
+    if text.contains('\0') {
+        return Err("the command contains a NUL character".to_string());
+    }
+    match shell_words::split(text) {
+        Ok(argv) if argv.is_empty() => Err("the command is empty".to_string()),
+        Ok(argv) => Ok(argv),
+        Err(err) => Err(format!("cannot split the command into words: {err}")),
+    }
+}
+
+/// An integer in `min..=max`.
+pub(super) fn count(value: &Value, min: u32, max: u32) -> Result<u32, String> {
+    match value {
+        Value::Number(n) if !n.is_f64() => (n.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| format!("must be from {min} to {max}, found {n}")),
+        _ => Err(expected(&format!("an integer from {min} to {max}"), value)),
+    }
+}
+
+pub(super) fn boolean(value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s)
+            if ["yes", "no", "on", "off", "y", "n"]
+                .iter()
+                .any(|word| s.eq_ignore_ascii_case(word)) =>
+        {
+            Err(format!(
+                "expected true or false, found string {s:?} (YAML 1.2 reads `{s}` as a string)"
+            ))
+        }
+        _ => Err(expected("true or false", value)),
+    }
+}
+
+pub(super) fn autorestart(value: &Value) -> Result<AutoRestart, String> {
+    let word = match value {
+        Value::Bool(true) => "always",
+        Value::Bool(false) => "never",
+        Value::String(s) => s,
+        _ => "",
+    };
+    match word.to_ascii_lowercase().as_str() {
+        "always" => Ok(AutoRestart::Always),
+        "never" => Ok(AutoRestart::Never),
+        "unexpected" => Ok(AutoRestart::Unexpected),
+        _ => Err(expected("always, never or unexpected", value)),
+    }
+}
+
+/// Seconds (a number), or a humantime string like "1500ms"; at most a day.
+pub(super) fn duration(value: &Value) -> Result<Duration, String> {
+    let duration = match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(seconds) if seconds < 0.0 => return Err(format!("must not be negative, found {n}")),
+            // NaN and too large to hold give `None`, refused below.
+            seconds => seconds.and_then(|s| Duration::try_from_secs_f64(s).ok()),
+        },
+        Value::String(s) => Some(humantime::parse_duration(s).map_err(|err| {
+            format!("expected seconds (a number >= 0) or a duration like \"1500ms\", found string {s:?} ({err})")
+        })?),
+        _ => return Err(expected("seconds (a number >= 0)", value)),
+    };
+    duration
+        .filter(|duration| *duration <= Duration::from_secs(MAX_SECONDS))
+        .ok_or_else(|| {
+            let found = describe(value);
+            format!("must be at most {MAX_SECONDS} seconds (one day), found {found}")
+        })
+}
+
+pub(super) fn signal(value: &Value) -> Result<Signal, String> {
+    match value {
+        Value::String(s) => parse_signal(s),
+        Value::Number(n) if !n.is_f64() => parse_signal(&n.to_string()),
+        _ => Err(expected(
+            "a signal name like TERM or a number like 15",
+            value,
+        )),
+    }
+}
+
+/// A path, absolute once resolved against the config's directory `dir`; null means not set.
+pub(super) fn file_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, String> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.clone(),
+        // A path may well look like a number: `1.0`.
+        Value::Number(n) => n.to_string(),
+        _ => return Err(expected("a path (null or left out for none)", value)),
+    };
+    if text.is_empty() {
+        Err("the path is empty".to_string())
+    } else if text.contains('\0') {
+        Err("the path contains a NUL character".to_string())
+    } else {
+        Ok(Some(clean(&dir.join(text))))
+    }
+}
+
+/// The path of the Unix socket: a path (see [`file_path`]) that fits in a `sockaddr_un`.
+pub(super) fn socket_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, String> {
+    match file_path(dir, value)? {
+        Some(path) if path.as_os_str().len() > MAX_SOCKET_PATH => Err(format!(
+            "socket path {} is {} bytes long once made absolute; a Unix socket path takes at most {MAX_SOCKET_PATH}",
+            path.display(),
+            path.as_os_str().len()
+        )),
+        socket => Ok(socket),
+    }
+}
+
+/// A TCP address `ip:port`, or a bare port for `127.0.0.1:port`, as
+/// [`endpoint::listen_address`] reads it (port 0: any free port); null means not set. Stored in
+/// the form `SocketAddr` displays.
+pub(super) fn listen(value: &Value) -> Result<Option<String>, String> {
+    let what = "an address like 127.0.0.1:7300 or [::1]:7300, or a port number";
+    let number;
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.as_str(),
+        Value::Number(n) if !n.is_f64() => {
+            number = n.to_string();
+            &number
+        }
+        _ => return Err(expected(what, value)),
+    };
+    match endpoint::listen_address(text) {
+        Ok(address) => Ok(Some(address.to_string())),
+        Err(_) => Err(expected(&format!("{what} (0 to 65535)"), value)),
+    }
+}
+
+/// Octal digits, with or without `0o`, as a string or as an integer as `written` (`umask: 22` is
+/// 0o22, as is `umask: 0o22`); null means not set.
+pub(super) fn umask(value: &Value, written: Option<&str>) -> Result<Option<u32>, String> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.clone(),
+        Value::Number(n) if !n.is_f64() => written.map_or_else(|| n.to_string(), str::to_string),
+        _ => return Err(expected("an octal umask like 022", value)),
+    };
+    let digits = (text.strip_prefix("0o"))
+        .or_else(|| text.strip_prefix("0O"))
+        .unwrap_or(&text);
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!(
+            "expected octal digits 0-7 like 022, found {text:?}"
+        ));
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(mask) if mask <= MAX_UMASK => Ok(Some(mask)),
+        _ => Err(format!("must be at most 0777, found {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AutoRestart;
+    use crate::config::testing::{ok, web};
+
+    #[test]
+    fn two_spellings_of_the_same_words_are_the_same_command() {
+        let program = |cmd: &str| ok(&format!("programs:\n  web:\n    cmd: {cmd}\n")).programs;
+        assert_eq!(program("sleep 1"), program("sleep   '1'"));
+        assert_ne!(program("sleep 1"), program("sleep 2"));
+    }
+
+    #[test]
+    fn umask_forms() {
+        let cases = [
+            ("022", Some(0o22)),
+            ("\"022\"", Some(0o22)),
+            ("'022'", Some(0o22)),
+            ("0o22", Some(0o22)),
+            ("\"0o22\"", Some(0o22)),
+            ("22", Some(0o22)),
+            ("0022", Some(0o22)),
+            ("0", Some(0)),
+            ("777", Some(0o777)),
+            ("0o777", Some(0o777)),
+            ("~", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                web(&format!("umask: {text}")).umask,
+                expected,
+                "umask: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_autorestart_and_signals() {
+        let cases = [
+            ("0", Duration::ZERO),
+            ("2.5", Duration::from_millis(2500)),
+            ("86400", Duration::from_secs(86_400)),
+            ("1500ms", Duration::from_millis(1500)),
+            ("\"1m 30s\"", Duration::from_secs(90)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                web(&format!("starttime: {text}")).starttime,
+                expected,
+                "{text}"
+            );
+            assert_eq!(
+                web(&format!("stoptime: {text}")).stoptime,
+                expected,
+                "{text}"
+            );
+        }
+        let cases = [
+            ("true", AutoRestart::Always),
+            ("false", AutoRestart::Never),
+            ("always", AutoRestart::Always),
+            ("never", AutoRestart::Never),
+            ("Unexpected", AutoRestart::Unexpected),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(web(&format!("autorestart: {text}")).autorestart, expected);
+        }
+        assert_eq!(web("stopsignal: 9").stopsignal, Signal::SIGKILL);
+        assert_eq!(web("stopsignal: int").stopsignal, Signal::SIGINT);
+        assert_eq!(web("stopsignal: SIGHUP").stopsignal, Signal::SIGHUP);
+    }
+
+    #[test]
+    fn parse_signal_names_and_numbers() {
+        for (text, expected) in [
+            ("TERM", Signal::SIGTERM),
+            ("SIGTERM", Signal::SIGTERM),
+            ("term", Signal::SIGTERM),
+            ("sigterm", Signal::SIGTERM),
+            (" USR1 ", Signal::SIGUSR1),
+            ("15", Signal::SIGTERM),
+            ("9", Signal::SIGKILL),
+            ("KILL", Signal::SIGKILL),
+        ] {
+            assert_eq!(parse_signal(text), Ok(expected), "{text:?}");
+        }
+        for text in [
+            "",
+            "SIG",
+            "FOO",
+            "0",
+            "999",
+            "-1",
+            "SIGSIGTERM",
+            "1.5",
+            "99999999999",
+        ] {
+            assert!(parse_signal(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn listen_forms() {
+        for (text, expected) in [
+            ("7300", "127.0.0.1:7300"),
+            ("\"7300\"", "127.0.0.1:7300"),
+            ("127.0.0.1:7300", "127.0.0.1:7300"),
+            ("0.0.0.0:80", "0.0.0.0:80"),
+            ("\"[::1]:7300\"", "[::1]:7300"),
+            // Any free port, as for `taskmasterd -l`.
+            ("0", "127.0.0.1:0"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+        ] {
+            let config = ok(&format!("daemon:\n  listen: {text}\nprograms: {{}}\n"));
+            assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
+        }
+    }
+}
