@@ -101,6 +101,7 @@ pub fn run(target: Target) -> Exit {
     }
 }
 
+/// Whether the shell reads another line after this one.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -111,8 +112,11 @@ enum Flow {
 /// timers go on while reedline blocks the main thread. Commands run on the main thread through
 /// its handle (the driving thread serves their I/O and timers).
 struct Background {
+    /// Where commands and the feed are run from any thread.
     handle: tokio::runtime::Handle,
+    /// Sending on it ends the driving thread; `None` once sent.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The driving thread; `None` once joined.
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -150,6 +154,7 @@ impl Drop for Background {
     }
 }
 
+/// The state of the shell between lines.
 struct Shell {
     /// Runs every RPC, and the event feed.
     runtime: Background,

@@ -41,7 +41,8 @@ pub enum Operands {
 /// What `help` and completion know of a command.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Spec {
-    /// The word that calls it; also the name of its RPC and of its handler.
+    /// The word that calls it; also the name of its handler and, where it has one of its
+    /// own, of its RPC.
     pub name: &'static str,
     /// Its arguments as usage shows them.
     pub args: &'static str,
@@ -88,7 +89,8 @@ pub enum Verb {
 }
 
 impl Verb {
-    /// Every command, in the order `help` lists them.
+    /// Every command, in the order `help` lists them. Invariant: each variant exactly once
+    /// (completion offers these names and [`Verb::named`] finds a command among them).
     pub const ALL: [Verb; 13] = [
         Verb::Status,
         Verb::Start,
@@ -110,6 +112,7 @@ impl Verb {
         Verb::ALL.into_iter().find(|verb| verb.spec().name == name)
     }
 
+    /// Its name, arguments and help.
     pub fn spec(self) -> &'static Spec {
         match self {
             Verb::Status => &Spec {
