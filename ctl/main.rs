@@ -152,7 +152,7 @@ fn one_shot(target: Target, words: &[String]) -> Exit {
         }
     };
     if command.spec().shell_only {
-        eprintln!("`{}` works only in the shell", command.spec().name);
+        eprintln!("{}", command.spec().only_in_the_shell());
         return Exit::Usage;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()

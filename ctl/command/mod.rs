@@ -59,6 +59,11 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// What a shell-only command says outside the shell.
+    pub fn only_in_the_shell(&self) -> String {
+        format!("`{}` works only in the shell", self.name)
+    }
+
     /// `status [--json] [NAME...]`
     pub fn usage(&self) -> String {
         if self.args.is_empty() {
@@ -365,7 +370,7 @@ pub async fn run(
 fn shell_only(verb: Verb) -> Result<Outcome, CtlError> {
     let spec = verb.spec();
     Err(CtlError::Usage(UsageError {
-        message: format!("`{}` works only in the shell", spec.name),
+        message: spec.only_in_the_shell(),
         spec: Some(spec),
     }))
 }
