@@ -13,12 +13,12 @@ use std::{
 };
 
 use taskmaster::{
-    endpoint::{self, Target},
+    endpoint::{EndpointError, Target},
     proto::{self, EventKind},
 };
 
 use crate::{
-    command::Client,
+    connection::{Client, Connection},
     render::{self, Palette},
 };
 
@@ -145,14 +145,16 @@ pub async fn follow(
     palette: Palette,
 ) {
     let mut lines = Lines { sender, dropped: 0 };
+    let mut connection = Connection::new(target.clone());
     let mut link = Link::Opening;
     let mut last_seq: Option<u64> = None;
     let mut last_run: Option<DaemonRun> = None;
     let mut pause = FIRST_PAUSE;
     loop {
-        let (mut client, status) = match connect(&target).await {
+        let (mut client, status) = match connect(&mut connection).await {
             Ok(connected) => connected,
-            Err(()) => {
+            // Whatever the reason, the shell's opening `status` or the loss was said.
+            Err(_unreached) => {
                 if link == Link::Opening {
                     link = Link::Unreached;
                 }
@@ -227,14 +229,27 @@ pub async fn follow(
     }
 }
 
-/// A client and the daemon's status, or `Err` when the daemon cannot be reached.
-async fn connect(target: &Target) -> Result<(Client, proto::StatusResponse), ()> {
-    let channel = endpoint::connect(target).await.map_err(|_| ())?;
-    let mut client = endpoint::client(channel);
+/// Why the feed could not (re)connect; it waits and tries again.
+#[derive(Debug, thiserror::Error)]
+enum Unreached {
+    /// No connection to the daemon.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Connected, but the daemon's status could not be had.
+    #[error("{}", .0.message())]
+    Status(#[from] tonic::Status),
+}
+
+/// A fresh connection, and the daemon's status through it.
+async fn connect(
+    connection: &mut Connection,
+) -> Result<(Client, proto::StatusResponse), Unreached> {
+    // The last connection failed or is failing: never reuse it.
+    connection.forget();
+    let mut client = connection.client().await?;
     let status = client
         .status(proto::StatusRequest { names: Vec::new() })
-        .await
-        .map_err(|_| ())?;
+        .await?;
     Ok((client, status.into_inner()))
 }
 

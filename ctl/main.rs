@@ -3,11 +3,17 @@
 //! interactive shell.
 //!
 //! # Layout
-//! - [`command`]: the command table, parsing, completion and one function per command.
+//! - [`command`]: the command table ([`command::Verb`]), parsing, completion, `help`, and one
+//!   handler per command, reached by one exhaustive `match` ([`command::run`]).
+//! - [`connection`]: the one way to the daemon, used by every command, the shell and its feed.
+//! - [`exit`]: how a command ends ([`exit::Outcome`], [`exit::CtlError`]) and the one exit
+//!   status type, [`exit::Exit`].
 //! - [`render`]: tables, JSON and event lines (pure).
 //! - [`shell`]: the reedline shell; [`follow`]: its live event feed, which reconnects.
 
 mod command;
+mod connection;
+mod exit;
 mod follow;
 mod render;
 mod shell;
@@ -25,7 +31,9 @@ use taskmaster::{
     endpoint::{self, Target},
 };
 
-use command::{Command, Connection, Output};
+use command::{Command, Output};
+use connection::Connection;
+use exit::Exit;
 use render::Palette;
 
 /// Controls taskmasterd: one command, or an interactive shell when none is given.
@@ -56,10 +64,7 @@ struct Args {
 }
 
 fn after_help() -> String {
-    format!(
-        "{}\nExit status: 0 success, 1 a command failed, 2 usage error, 3 daemon unreachable.",
-        command::overview()
-    )
+    format!("{}\n{}", command::overview(), Exit::legend())
 }
 
 fn main() -> ExitCode {
@@ -68,13 +73,13 @@ fn main() -> ExitCode {
         Ok(target) => target,
         Err(error) => {
             eprintln!("taskctl: {error:#}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     if args.command.is_empty() {
-        return ExitCode::from(shell::run(target));
+        return shell::run(target).into();
     }
-    ExitCode::from(one_shot(target, &args.command))
+    one_shot(target, &args.command).into()
 }
 
 /// Where the daemon is: a flag, else the environment, else the default socket.
@@ -121,17 +126,17 @@ fn config_target(path: &Path) -> anyhow::Result<Target> {
 }
 
 /// Runs one command and returns the exit status.
-fn one_shot(target: Target, words: &[String]) -> u8 {
+fn one_shot(target: Target, words: &[String]) -> Exit {
     let command = match command::parse(words) {
         Ok(command) => command,
         Err(usage) => {
             eprintln!("{usage}");
-            return 2;
+            return Exit::Usage;
         }
     };
     if command.spec().shell_only {
-        eprintln!("`{}` works only in the shell", command.spec().name);
-        return 2;
+        eprintln!("{}", command.spec().only_in_the_shell());
+        return Exit::Usage;
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -140,7 +145,7 @@ fn one_shot(target: Target, words: &[String]) -> u8 {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("taskctl: cannot start the tokio runtime: {error}");
-            return 1;
+            return Exit::Failed;
         }
     };
     let mut stdout = io::stdout();
@@ -157,10 +162,10 @@ fn one_shot(target: Target, words: &[String]) -> u8 {
         }
     });
     match outcome {
-        Some(outcome) => command::report(outcome),
+        Some(outcome) => exit::report(outcome),
         // Ctrl-C is how `watch` is meant to end.
-        None if matches!(command, Command::Watch { .. }) => 0,
-        None => 130,
+        None if matches!(command, Command::Watch { .. }) => Exit::Success,
+        None => Exit::Interrupted,
     }
 }
 

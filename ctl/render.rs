@@ -54,10 +54,16 @@ pub fn state_name(state: State) -> &'static str {
     name.strip_prefix("STATE_").unwrap_or(name)
 }
 
-/// "EXITED", "CONFIG_RELOADED", ...
+/// "EXITED", "CONFIG_RELOADED", ...: the proto name without its prefix, as `watch --json`
+/// writes it. The one name of a kind here; [`kind_words`] is its form for event lines.
 pub fn kind_name(kind: EventKind) -> &'static str {
     let name = kind.as_str_name();
     name.strip_prefix("EVENT_KIND_").unwrap_or(name)
+}
+
+/// "exited", "config reloaded", ...: [`kind_name`] as event lines write it.
+pub fn kind_words(kind: EventKind) -> String {
+    kind_name(kind).to_lowercase().replace('_', " ")
 }
 
 /// The width of the widest state name, so descriptions line up.
@@ -180,7 +186,7 @@ where
         return format!("{time}  taskmasterd  missed {} events", event.missed);
     }
     if event.instance.is_empty() {
-        let what = kind_name(kind).to_lowercase().replace('_', " ");
+        let what = kind_words(kind);
         let mut line = format!("{time}  taskmasterd  {what}");
         if !event.message.is_empty() {
             // A rejected config lists one error per line; an event is one line.
@@ -196,7 +202,7 @@ where
             palette.state(new, state_name(new))
         )
     } else {
-        kind_name(kind).to_lowercase().replace('_', " ")
+        kind_words(kind)
     };
     let mut line = format!("{time}  {}  {change}", event.instance);
     if event.pid != 0 {
@@ -463,6 +469,13 @@ mod tests {
             event_line(&lagged, &utc, Palette::PLAIN),
             "2026-11-26 09:10:00.123  taskmasterd  missed 12 events"
         );
+    }
+
+    #[test]
+    fn kinds_have_one_name_in_two_forms() {
+        assert_eq!(kind_name(EventKind::GaveUp), "GAVE_UP");
+        assert_eq!(kind_words(EventKind::GaveUp), "gave up");
+        assert_eq!(kind_words(EventKind::Unspecified), "unspecified");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use taskmaster::endpoint::Target;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    command::{self, Command, Connection, Output},
+    command::{self, Command, Output},
+    connection::Connection,
+    exit::{self, Exit},
     follow::{self, Shared},
     render::Palette,
 };
@@ -36,12 +38,12 @@ const COMPLETION_MENU: &str = "completion";
 
 /// Runs the shell until `exit`, `quit` or Ctrl-D; returns the exit status. When stdin is not a
 /// terminal, runs the commands it reads instead, without prompt or events.
-pub fn run(target: Target) -> u8 {
+pub fn run(target: Target) -> Exit {
     let runtime = match Background::start() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("taskctl: cannot start the tokio runtime: {error}");
-            return 1;
+            return Exit::Failed;
         }
     };
     let interrupt = {
@@ -50,7 +52,7 @@ pub fn run(target: Target) -> u8 {
             Ok(interrupt) => interrupt,
             Err(error) => {
                 eprintln!("taskctl: cannot handle Ctrl-C: {error}");
-                return 1;
+                return Exit::Failed;
             }
         }
     };
@@ -81,24 +83,25 @@ pub fn run(target: Target) -> u8 {
                     eprintln!("taskctl: cannot save the history: {error}");
                 }
                 if shell.line(&line) == Flow::Exit {
-                    return 0;
+                    return Exit::Success;
                 }
             }
             // Reedline has cleared the line.
             Ok(Signal::CtrlC) => {}
             Ok(Signal::CtrlD) => {
                 println!();
-                return 0;
+                return Exit::Success;
             }
             Ok(_) => {}
             Err(error) => {
                 eprintln!("taskctl: terminal error: {error}");
-                return 1;
+                return Exit::Failed;
             }
         }
     }
 }
 
+/// Whether the shell reads another line after this one.
 #[derive(Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
@@ -109,8 +112,11 @@ enum Flow {
 /// timers go on while reedline blocks the main thread. Commands run on the main thread through
 /// its handle (the driving thread serves their I/O and timers).
 struct Background {
+    /// Where commands and the feed are run from any thread.
     handle: tokio::runtime::Handle,
+    /// Sending on it ends the driving thread; `None` once sent.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The driving thread; `None` once joined.
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -148,6 +154,7 @@ impl Drop for Background {
     }
 }
 
+/// The state of the shell between lines.
 struct Shell {
     /// Runs every RPC, and the event feed.
     runtime: Background,
@@ -243,7 +250,7 @@ impl Shell {
     }
 
     /// Runs `command` until it ends or Ctrl-C; returns its exit status.
-    fn execute(&mut self, command: &Command) -> u8 {
+    fn execute(&mut self, command: &Command) -> Exit {
         let Shell {
             runtime,
             connection,
@@ -268,11 +275,11 @@ impl Shell {
             }
         });
         shared.watching.store(false, Ordering::Relaxed);
-        let code = match outcome {
-            Some(outcome) => command::report(outcome),
+        let exit = match outcome {
+            Some(outcome) => exit::report(outcome),
             None => {
                 println!();
-                130
+                Exit::Interrupted
             }
         };
         if let Some(client) = connection.cached_client() {
@@ -281,19 +288,19 @@ impl Shell {
                 .handle
                 .spawn(async move { follow::refresh_names(client, &shared).await });
         }
-        code
+        exit
     }
 
     /// Runs the commands read from stdin; the exit status is the worst of theirs.
-    fn script(&mut self) -> u8 {
-        let mut worst = 0;
+    fn script(&mut self) -> Exit {
+        let mut worst = Exit::Success;
         for line in io::stdin().lock().lines() {
             let Ok(line) = line else { break };
             let words = match shell_words::split(&line) {
                 Ok(words) => words,
                 Err(error) => {
                     eprintln!("{error}");
-                    worst = worst.max(2);
+                    worst = worst.max(Exit::Usage);
                     continue;
                 }
             };
@@ -306,7 +313,7 @@ impl Shell {
                 Ok(command) => worst = worst.max(self.execute(&command)),
                 Err(usage) => {
                     eprintln!("{usage}");
-                    worst = worst.max(2);
+                    worst = worst.max(Exit::Usage);
                 }
             }
         }

@@ -1,0 +1,321 @@
+//! Parsing a command line (`["start", "web"]`) into a [`Command`], the same for one-shot use
+//! and the shell. Every flag is read before the operands are checked, so an unknown flag is
+//! reported first wherever it stands.
+
+use std::fmt;
+
+use super::{Command, Spec, Verb, help::overview};
+
+/// A command line that does not parse; displays the problem and the usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    /// What is wrong, in one line.
+    pub message: String,
+    /// The command it is about; `None` for an unknown command.
+    pub spec: Option<&'static Spec>,
+}
+
+impl UsageError {
+    fn unknown_command(name: &str) -> Self {
+        UsageError {
+            message: format!("unknown command `{name}`"),
+            spec: None,
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.spec {
+            Some(spec) => write!(f, "{}\nusage: {}", self.message, spec.usage()),
+            None => write!(f, "{}\n{}", self.message, overview().trim_end()),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses the words of a command line (`["start", "web"]`).
+pub fn parse(words: &[String]) -> Result<Command, UsageError> {
+    let Some((name, rest)) = words.split_first() else {
+        return Err(UsageError {
+            message: "no command given".into(),
+            spec: None,
+        });
+    };
+    let verb = Verb::named(name).ok_or_else(|| UsageError::unknown_command(name))?;
+    verb.parse(rest)
+}
+
+/// The flags of a command line; each is `false` or `None` where the command has no such flag.
+#[derive(Default)]
+struct Flags {
+    /// `--json` (status, watch).
+    json: bool,
+    /// `-y` or `--yes` (shutdown).
+    yes: bool,
+    /// `--since N` (watch).
+    since: Option<u64>,
+}
+
+impl Verb {
+    /// Parses the words after the command's name.
+    pub fn parse(self, words: &[String]) -> Result<Command, UsageError> {
+        let usage = |message: String| UsageError {
+            message,
+            spec: Some(self.spec()),
+        };
+        let mut words = Words::new(words);
+        let mut flags = Flags::default();
+        while let Some(flag) = words.next_flag() {
+            match (self, flag) {
+                (Verb::Status | Verb::Watch, "--json") => flags.json = true,
+                (Verb::Shutdown, "-y" | "--yes") => flags.yes = true,
+                (Verb::Watch, "--since") => {
+                    let value = words
+                        .value()
+                        .ok_or_else(|| usage("--since needs a sequence number".into()))?;
+                    flags.since = Some(value.parse::<u64>().map_err(|_| {
+                        usage(format!("--since needs a sequence number, not `{value}`"))
+                    })?);
+                }
+                (_, flag) => return Err(usage(format!("unknown option `{flag}`"))),
+            }
+        }
+        let operands = words.operands;
+        let none = |command: Command| match operands.first() {
+            None => Ok(command),
+            Some(extra) => Err(usage(format!("unexpected argument `{extra}`"))),
+        };
+        let some = |operands: Vec<String>| {
+            if operands.is_empty() {
+                Err(usage(format!(
+                    "{} needs at least one name (or all)",
+                    self.spec().name
+                )))
+            } else {
+                Ok(operands)
+            }
+        };
+        let at_most_one = |operands: Vec<String>| match operands.len() {
+            0 | 1 => Ok(operands.into_iter().next()),
+            _ => Err(usage(format!("unexpected argument `{}`", operands[1]))),
+        };
+        match self {
+            Verb::Status => Ok(Command::Status {
+                names: operands,
+                json: flags.json,
+            }),
+            Verb::Start => Ok(Command::Start {
+                names: some(operands)?,
+            }),
+            Verb::Stop => Ok(Command::Stop {
+                names: some(operands)?,
+            }),
+            Verb::Restart => Ok(Command::Restart {
+                names: some(operands)?,
+            }),
+            Verb::Reload => none(Command::Reload),
+            Verb::Shutdown => none(Command::Shutdown { yes: flags.yes }),
+            Verb::Watch => Ok(Command::Watch {
+                names: operands,
+                json: flags.json,
+                since: flags.since,
+            }),
+            Verb::Pid => Ok(Command::Pid {
+                name: at_most_one(operands)?,
+            }),
+            Verb::Version => none(Command::Version),
+            Verb::Events => match operands.as_slice() {
+                [word] if word == "on" => Ok(Command::Events { on: true }),
+                [word] if word == "off" => Ok(Command::Events { on: false }),
+                _ => Err(usage("say `events on` or `events off`".into())),
+            },
+            Verb::Help => match at_most_one(operands)? {
+                Some(topic) if Verb::named(&topic).is_none() => {
+                    Err(UsageError::unknown_command(&topic))
+                }
+                topic => Ok(Command::Help { topic }),
+            },
+            Verb::Exit | Verb::Quit => none(Command::Exit),
+        }
+    }
+}
+
+/// Splits words into flags (with their values) and operands; `--` ends the flags.
+struct Words<'a> {
+    /// The words not looked at yet.
+    rest: std::slice::Iter<'a, String>,
+    /// The words that are not flags, in order.
+    operands: Vec<String>,
+    /// `--` was met: every word after it is an operand.
+    flags_done: bool,
+}
+
+impl<'a> Words<'a> {
+    fn new(words: &'a [String]) -> Self {
+        Words {
+            rest: words.iter(),
+            operands: Vec::new(),
+            flags_done: false,
+        }
+    }
+
+    /// The next flag; operands met on the way are kept.
+    fn next_flag(&mut self) -> Option<&'a str> {
+        for word in self.rest.by_ref() {
+            if !self.flags_done && word == "--" {
+                self.flags_done = true;
+            } else if !self.flags_done && word.len() > 1 && word.starts_with('-') {
+                return Some(word);
+            } else {
+                self.operands.push(word.clone());
+            }
+        }
+        None
+    }
+
+    /// The value of the flag just returned.
+    fn value(&mut self) -> Option<&'a str> {
+        self.rest.next().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Operands;
+
+    fn words(line: &str) -> Vec<String> {
+        shell_words::split(line).unwrap()
+    }
+
+    fn parsed(line: &str) -> Command {
+        parse(&words(line)).unwrap_or_else(|error| panic!("{line}: {error}"))
+    }
+
+    fn refused(line: &str) -> String {
+        match parse(&words(line)) {
+            Ok(command) => panic!("{line} parsed as {command:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_command_parses() {
+        let names = |list: &[&str]| list.iter().map(|name| name.to_string()).collect();
+        assert_eq!(
+            parsed("status"),
+            Command::Status {
+                names: vec![],
+                json: false
+            }
+        );
+        assert_eq!(
+            parsed("status --json web db"),
+            Command::Status {
+                names: names(&["web", "db"]),
+                json: true
+            }
+        );
+        assert_eq!(
+            parsed("start web:0 all"),
+            Command::Start {
+                names: names(&["web:0", "all"])
+            }
+        );
+        assert_eq!(
+            parsed("stop web"),
+            Command::Stop {
+                names: names(&["web"])
+            }
+        );
+        assert_eq!(
+            parsed("restart all"),
+            Command::Restart {
+                names: names(&["all"])
+            }
+        );
+        assert_eq!(parsed("reload"), Command::Reload);
+        assert_eq!(parsed("shutdown"), Command::Shutdown { yes: false });
+        assert_eq!(parsed("shutdown -y"), Command::Shutdown { yes: true });
+        assert_eq!(
+            parsed("watch web --since 12 --json"),
+            Command::Watch {
+                names: names(&["web"]),
+                json: true,
+                since: Some(12)
+            }
+        );
+        assert_eq!(parsed("pid"), Command::Pid { name: None });
+        assert_eq!(
+            parsed("pid web"),
+            Command::Pid {
+                name: Some("web".into())
+            }
+        );
+        assert_eq!(parsed("version"), Command::Version);
+        assert_eq!(parsed("events off"), Command::Events { on: false });
+        assert_eq!(
+            parsed("help stop"),
+            Command::Help {
+                topic: Some("stop".into())
+            }
+        );
+        assert_eq!(parsed("quit"), Command::Exit);
+        assert_eq!(parsed("exit"), Command::Exit);
+    }
+
+    #[test]
+    fn every_spec_has_a_command_and_back() {
+        for verb in Verb::ALL {
+            let spec = verb.spec();
+            assert!(spec.summary.ends_with('.'), "{}", spec.name);
+            assert!(spec.summary.len() <= 50, "{}", spec.name);
+            assert_eq!(Verb::named(spec.name), Some(verb));
+            if spec.name != "quit" {
+                let mut line = vec![spec.name.to_string()];
+                match spec.operands {
+                    Operands::NamesOrAll if spec.args.starts_with("NAME") => {
+                        line.push("all".into())
+                    }
+                    Operands::OnOff => line.push("on".into()),
+                    _ => {}
+                }
+                assert_eq!(parse(&line).unwrap().spec().name, spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_lines_give_usage() {
+        assert_eq!(
+            refused("stop"),
+            "stop needs at least one name (or all)\nusage: stop NAME...|all"
+        );
+        assert_eq!(
+            refused("status --jsno"),
+            "unknown option `--jsno`\nusage: status [--json] [NAME...]"
+        );
+        assert!(refused("reload now").starts_with("unexpected argument `now`\nusage: reload"));
+        assert!(refused("watch --since").starts_with("--since needs a sequence number\n"));
+        assert!(refused("watch --since x").starts_with("--since needs a sequence number, not `x`"));
+        assert!(refused("pid a b").starts_with("unexpected argument `b`"));
+        assert!(refused("events maybe").starts_with("say `events on` or `events off`"));
+        let unknown = refused("frobnicate web");
+        assert!(unknown.starts_with("unknown command `frobnicate`\ncommands:\n"));
+        assert!(unknown.contains("  status [--json] [NAME...]"));
+        assert!(refused("help frobnicate").starts_with("unknown command `frobnicate`"));
+    }
+
+    #[test]
+    fn double_dash_ends_flags() {
+        assert_eq!(
+            parsed("status -- --json"),
+            Command::Status {
+                names: vec!["--json".into()],
+                json: false
+            }
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! How a command ends: its [`Outcome`] when it ran, its [`CtlError`] when it did not, and the
+//! one [`Exit`] status that main, the shell and every command give for either.
+
+use std::{io, process::ExitCode};
+
+use taskmaster::endpoint::{EndpointError, Target};
+
+use crate::command::UsageError;
+
+/// The exit status of taskctl, of a command and of a shell script. Declared from best to
+/// worst, so that the worst of several is their maximum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    Success = 0,
+    /// A command ran but failed, or something it was asked to do failed.
+    Failed = 1,
+    /// A command line that does not parse, or a command that does not work there.
+    Usage = 2,
+    /// The daemon cannot be reached, or the connection to it was lost.
+    Unreachable = 3,
+    /// Ctrl-C ended a command, as a shell reports SIGINT.
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The line of `taskctl --help` that explains the statuses.
+    pub fn legend() -> String {
+        format!(
+            "Exit status: {} success, {} a command failed, {} usage error, {} daemon unreachable.",
+            Exit::Success.code(),
+            Exit::Failed.code(),
+            Exit::Usage.code(),
+            Exit::Unreachable.code(),
+        )
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// How a command that ran went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// It ran, but something it was asked to do failed.
+    Failed,
+}
+
+impl Outcome {
+    pub fn exit(self) -> Exit {
+        match self {
+            Outcome::Success => Exit::Success,
+            Outcome::Failed => Exit::Failed,
+        }
+    }
+}
+
+/// Why a command failed. Each kind has its exit status ([`CtlError::exit`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Unreachable(#[from] EndpointError),
+    #[error("lost connection to taskmasterd at {target}: {reason}")]
+    Lost {
+        /// The daemon the connection was to.
+        target: Target,
+        /// What broke it, as tonic or the stream said.
+        reason: String,
+    },
+    /// The daemon refused: an unknown name, shutting down...
+    #[error("{}", .0.message())]
+    Refused(tonic::Status),
+    /// `reload` of a config with errors; holds them, one per line.
+    #[error("reload rejected; the config has errors:\n{0}")]
+    Rejected(String),
+    #[error("cannot write the output: {0}")]
+    Output(io::Error),
+}
+
+impl CtlError {
+    /// A closed output pipe (`taskctl status | head -1`) is success.
+    pub fn exit(&self) -> Exit {
+        match self {
+            CtlError::Usage(_) => Exit::Usage,
+            CtlError::Unreachable(_) | CtlError::Lost { .. } => Exit::Unreachable,
+            CtlError::Refused(_) | CtlError::Rejected(_) => Exit::Failed,
+            CtlError::Output(_) if self.is_silent() => Exit::Success,
+            CtlError::Output(_) => Exit::Failed,
+        }
+    }
+
+    /// Whether to say anything: a reader that went away needs no message.
+    pub fn is_silent(&self) -> bool {
+        matches!(self, CtlError::Output(error) if error.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Reports a failure on stderr; gives the exit status of a command that ran.
+pub fn report(outcome: Result<Outcome, CtlError>) -> Exit {
+    match outcome {
+        Ok(outcome) => outcome.exit(),
+        Err(error) => {
+            if !error.is_silent() {
+                eprintln!("{error}");
+            }
+            error.exit()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command;
+
+    #[test]
+    fn statuses_keep_their_numbers() {
+        let codes = [
+            Exit::Success,
+            Exit::Failed,
+            Exit::Usage,
+            Exit::Unreachable,
+            Exit::Interrupted,
+        ]
+        .map(Exit::code);
+        assert_eq!(codes, [0, 1, 2, 3, 130]);
+        assert_eq!(Exit::Failed.max(Exit::Usage), Exit::Usage);
+        assert_eq!(
+            Exit::legend(),
+            "Exit status: 0 success, 1 a command failed, 2 usage error, 3 daemon unreachable."
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        let usage = CtlError::Usage(command::parse(&[]).unwrap_err());
+        assert_eq!(usage.exit().code(), 2);
+        let refused = CtlError::Refused(tonic::Status::not_found("no such program or instance: x"));
+        assert_eq!(refused.exit().code(), 1);
+        assert_eq!(refused.to_string(), "no such program or instance: x");
+        let pipe = CtlError::Output(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(pipe.exit().code(), 0);
+        assert!(pipe.is_silent());
+        let lost = CtlError::Lost {
+            target: Target::Unix("/run/t.sock".into()),
+            reason: "transport error".into(),
+        };
+        assert_eq!(lost.exit().code(), 3);
+        assert_eq!(
+            lost.to_string(),
+            "lost connection to taskmasterd at /run/t.sock: transport error"
+        );
+    }
+}
