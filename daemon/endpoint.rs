@@ -25,6 +25,8 @@ pub enum EndpointError {
     Bind { what: String, source: io::Error },
     #[error("bad address {address:?}: {reason}")]
     Address { address: String, reason: String },
+    #[error("bad address {address:?}: {}", PORT_ZERO)]
+    PortZero { address: String },
     #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
     Unreachable { target: String, reason: String },
 }
@@ -128,8 +130,11 @@ impl Drop for SocketFile {
     }
 }
 
+/// Why port 0 is refused: the daemon would listen on a port nobody is told.
+pub const PORT_ZERO: &str = "port 0 (any free port) cannot be used: clients would not know it";
+
 /// Parses a TCP listen address: `IP:PORT`, or a bare port for loopback (`7300` ->
-/// `127.0.0.1:7300`); surrounding blanks are ignored. Port 0 asks for any free port.
+/// `127.0.0.1:7300`); surrounding blanks are ignored. Port 0 is refused ([`PORT_ZERO`]).
 ///
 /// The one parser of listen addresses: the config's `daemon.listen`, taskmasterd's `-l` and
 /// [`bind_tcp`] all use it, so a file and a flag accept the same addresses. It lives here
@@ -144,10 +149,16 @@ pub fn listen_address(address: &str) -> Result<SocketAddr, EndpointError> {
         }
         _ => text.parse::<SocketAddr>(),
     };
-    parsed.map_err(|error| EndpointError::Address {
-        address: address.to_string(),
-        reason: format!("{error} (expected HOST:PORT or PORT)"),
-    })
+    match parsed {
+        Ok(parsed) if parsed.port() == 0 => Err(EndpointError::PortZero {
+            address: address.to_string(),
+        }),
+        Ok(parsed) => Ok(parsed),
+        Err(error) => Err(EndpointError::Address {
+            address: address.to_string(),
+            reason: format!("{error} (expected HOST:PORT or PORT)"),
+        }),
+    }
 }
 
 /// Binds the TCP listener for `address` (see [`listen_address`]).
@@ -263,12 +274,11 @@ mod tests {
             listen_address(" [::1]:7300 ").unwrap(),
             "[::1]:7300".parse().unwrap()
         );
-        // Any free port.
-        assert_eq!(listen_address("0").unwrap(), "127.0.0.1:0".parse().unwrap());
-        assert_eq!(
-            listen_address("127.0.0.1:0").unwrap(),
-            "127.0.0.1:0".parse().unwrap()
-        );
+        // Not any free port: nobody would know which.
+        for zero in ["0", "127.0.0.1:0", "[::1]:0"] {
+            let error = listen_address(zero).unwrap_err().to_string();
+            assert!(error.contains(PORT_ZERO), "{zero:?}: {error}");
+        }
         assert!(listen_address("localhost:x").is_err());
         for bad in ["", "+7300", "70000", "localhost:7300", "127.0.0.1"] {
             let error = listen_address(bad).unwrap_err().to_string();

@@ -989,6 +989,13 @@ mod tests {
                 "expected an address",
             ),
             (
+                "daemon:\n  listen: 127.0.0.1:0\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.listen",
+                "port 0",
+            ),
+            (
                 "daemon:\n  socket: [a]\nprograms: {}\n".into(),
                 2,
                 11,

@@ -177,7 +177,7 @@ pub(super) fn socket_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, 
 }
 
 /// A TCP address `ip:port`, or a bare port for `127.0.0.1:port`, as
-/// [`endpoint::listen_address`] reads it (port 0: any free port); null means not set. Stored in
+/// [`endpoint::listen_address`] reads it (port 0 is refused); null means not set. Stored in
 /// the form `SocketAddr` displays.
 pub(super) fn listen(value: &Value) -> Result<Option<String>, String> {
     let what = "an address like 127.0.0.1:7300 or [::1]:7300, or a port number";
@@ -193,7 +193,8 @@ pub(super) fn listen(value: &Value) -> Result<Option<String>, String> {
     };
     match endpoint::listen_address(text) {
         Ok(address) => Ok(Some(address.to_string())),
-        Err(_) => Err(expected(&format!("{what} (0 to 65535)"), value)),
+        Err(endpoint::EndpointError::PortZero { .. }) => Err(endpoint::PORT_ZERO.to_string()),
+        Err(_) => Err(expected(&format!("{what} (1 to 65535)"), value)),
     }
 }
 
@@ -331,9 +332,6 @@ mod tests {
             ("127.0.0.1:7300", "127.0.0.1:7300"),
             ("0.0.0.0:80", "0.0.0.0:80"),
             ("\"[::1]:7300\"", "[::1]:7300"),
-            // Any free port, as for `taskmasterd -l`.
-            ("0", "127.0.0.1:0"),
-            ("127.0.0.1:0", "127.0.0.1:0"),
         ] {
             let config = ok(&format!("daemon:\n  listen: {text}\nprograms: {{}}\n"));
             assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
