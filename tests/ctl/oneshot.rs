@@ -10,19 +10,12 @@ use crate::{
     support::*,
 };
 
-/// `sleep 1000` with the short timings.
-fn sleeper(name: &str) -> Program {
-    Program::new(name, "sleep 1000")
-        .starttime(0.2)
-        .stoptime(1.0)
-}
-
 /// Two programs, one with two instances, and one that is not started.
 fn programs() -> Config {
     Config::new()
-        .program(sleeper("sleeper"))
-        .program(sleeper("web").numprocs(2))
-        .program(sleeper("idle").autostart(false))
+        .program(Program::sleeper("sleeper"))
+        .program(Program::sleeper("web").numprocs(2))
+        .program(Program::sleeper("idle").autostart(false))
 }
 
 /// The autostart instances of [`programs`].
@@ -185,9 +178,9 @@ async fn reload_prints_what_changed() {
     daemon.wait_running(&AUTOSTART).await;
     daemon.write_config(
         Config::new()
-            .program(sleeper("web").numprocs(3))
-            .program(sleeper("idle").autostart(false))
-            .program(sleeper("api")),
+            .program(Program::sleeper("web").numprocs(3))
+            .program(Program::sleeper("idle").autostart(false))
+            .program(Program::sleeper("api")),
     );
     let run = ctl(&daemon.socket, &["reload"]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -14,14 +14,9 @@ use crate::{
 
 /// Two programs, one with two instances.
 fn programs() -> Config {
-    let sleeper = |name| {
-        Program::new(name, "sleep 1000")
-            .starttime(0.2)
-            .stoptime(1.0)
-    };
     Config::new()
-        .program(sleeper("sleeper"))
-        .program(sleeper("web").numprocs(2))
+        .program(Program::sleeper("sleeper"))
+        .program(Program::sleeper("web").numprocs(2))
 }
 
 /// Every instance of [`programs`].

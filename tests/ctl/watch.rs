@@ -16,12 +16,6 @@ use crate::{
     support::*,
 };
 
-fn sleeper() -> Program {
-    Program::new("sleeper", "sleep 1000")
-        .starttime(0.2)
-        .stoptime(1.0)
-}
-
 /// A running `taskctl watch` and the lines it printed so far.
 struct Watch {
     /// Its stdout, line by line, from a reader thread.
@@ -88,7 +82,7 @@ fn is_timestamp(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_a_kill_9_and_the_restart() {
-    let daemon = Daemon::start(sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     // From the first event on, so nothing can happen before watch listens.
@@ -130,7 +124,7 @@ async fn watch_prints_a_kill_9_and_the_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_json_is_one_object_per_line_and_since_resumes() {
-    let daemon = Daemon::start(sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     wait_state(&mut client, "sleeper", State::Running).await;
     let parse = |line: &str| serde_json::from_str::<serde_json::Value>(line).expect("JSON line");
@@ -162,7 +156,7 @@ async fn watch_json_is_one_object_per_line_and_since_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_ends_with_the_daemon() {
-    let daemon = Daemon::start(sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let mut watch = watch(&daemon.socket, &["--since", "0"]);
     watch.line("the daemon start", |line| {
@@ -180,7 +174,7 @@ async fn watch_ends_with_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_of_an_unknown_name_fails() {
-    let daemon = Daemon::start(sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let run = ctl(&daemon.socket, &["watch", "nope"]);
     assert_eq!(
         (run.code, run.stderr.as_str()),

@@ -11,15 +11,9 @@ use taskmaster::{
 
 use crate::support::*;
 
-fn one_sleeper() -> Program {
-    Program::new("sleeper", "sleep 1000")
-        .starttime(0.2)
-        .stoptime(1.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
-    let daemon = Daemon::start(one_sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     let mut watch = client
@@ -84,12 +78,7 @@ async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
 async fn shutdown_stops_everything_and_exits_0() {
     let mut daemon = Daemon::start(
         Config::new()
-            .program(
-                Program::new("pool", "sleep 1000")
-                    .numprocs(3)
-                    .starttime(0.2)
-                    .stoptime(1.0),
-            )
+            .program(Program::sleeper("pool").numprocs(3))
             .program(
                 Program::new(
                     "stubborn",
@@ -136,7 +125,7 @@ async fn shutdown_stops_everything_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_is_private_and_one_daemon_owns_it() {
-    let daemon = Daemon::start(one_sleeper()).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mode = std::fs::metadata(&daemon.socket)
         .unwrap()
         .permissions()
@@ -165,7 +154,10 @@ async fn a_stale_socket_is_replaced() {
     let stale = dir.path().join("taskmaster.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let daemon = Daemon::launch(one_sleeper()).in_dir(dir).start().await;
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .in_dir(dir)
+        .start()
+        .await;
     assert_eq!(daemon.socket, stale);
     let mut client = daemon.client().await;
     assert_eq!(status(&mut client).await.len(), 1);
@@ -178,7 +170,7 @@ async fn tcp_reflection_and_health() {
         .local_addr()
         .unwrap()
         .port();
-    let daemon = Daemon::launch(one_sleeper())
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
         .arg("--listen")
         .arg(port.to_string())
         .start()

@@ -7,12 +7,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_child_restarts_it_with_a_new_pid() {
-    let daemon = Daemon::start(
-        Program::new("sleeper", "sleep 1000")
-            .starttime(0.2)
-            .stoptime(1.0),
-    )
-    .await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     assert!(alive(first.pid));
@@ -275,14 +270,7 @@ async fn a_grandchild_ignoring_the_stop_signal_does_not_survive_the_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_stop_restart_wait_for_their_target_state() {
-    let daemon = Daemon::start(
-        Program::new("web", "sleep 1000")
-            .numprocs(2)
-            .autostart(false)
-            .starttime(0.2)
-            .stoptime(1.0),
-    )
-    .await;
+    let daemon = Daemon::start(Program::sleeper("web").numprocs(2).autostart(false)).await;
     let mut client = daemon.client().await;
     assert!(
         status(&mut client)

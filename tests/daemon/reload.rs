@@ -7,35 +7,28 @@ use taskmaster::proto::{self, State};
 
 use crate::support::*;
 
-/// `sleep 1000` with the short timings.
-fn sleeper(name: &str) -> Program {
-    Program::new(name, "sleep 1000")
-        .starttime(0.2)
-        .stoptime(1.0)
-}
-
 fn before() -> Config {
     Config::new()
-        .program(sleeper("same"))
-        .program(sleeper("changed"))
-        .program(sleeper("removed"))
-        .program(sleeper("grown").numprocs(2))
-        .program(sleeper("shrunk").numprocs(3))
+        .program(Program::sleeper("same"))
+        .program(Program::sleeper("changed"))
+        .program(Program::sleeper("removed"))
+        .program(Program::sleeper("grown").numprocs(2))
+        .program(Program::sleeper("shrunk").numprocs(3))
 }
 
 /// `same` as it was, `changed` with another command, `removed` gone, `grown` and `shrunk`
 /// with other numprocs, and `added`.
 fn after() -> Config {
     Config::new()
-        .program(sleeper("same"))
+        .program(Program::sleeper("same"))
         .program(
             Program::new("changed", "sleep 1001")
                 .starttime(0.2)
                 .stoptime(1.0),
         )
-        .program(sleeper("grown").numprocs(3))
-        .program(sleeper("shrunk").numprocs(1))
-        .program(sleeper("added"))
+        .program(Program::sleeper("grown").numprocs(3))
+        .program(Program::sleeper("shrunk").numprocs(1))
+        .program(Program::sleeper("added"))
 }
 
 async fn running_pids(client: &mut Client) -> HashMap<String, u32> {

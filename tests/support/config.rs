@@ -22,6 +22,13 @@ impl Program {
         .set("cmd", quoted(cmd))
     }
 
+    /// `sleep 1000` with the short timings of the tests: starttime 0.2 s, stoptime 1 s.
+    pub fn sleeper(name: &str) -> Program {
+        Program::new(name, "sleep 1000")
+            .starttime(0.2)
+            .stoptime(1.0)
+    }
+
     /// Sets `key` to `value`, written into the YAML as it is (so `027`, `[0, 2]` or
     /// `{ A: 1 }` keep their YAML meaning).
     pub fn set(mut self, key: &'static str, value: impl Display) -> Program {
