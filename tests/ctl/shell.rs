@@ -126,6 +126,8 @@ async fn history_is_recalled_searched_and_kept_across_restarts() {
     terminal.wait_prompt("version");
     terminal.send("\r");
     terminal.wait_for("the versions", |view| view.count(&version) == 1);
+    // Back at the prompt first: a Ctrl-D typed while the command runs can be lost.
+    terminal.wait_prompt("");
     terminal.send(CTRL_D);
     assert_eq!(terminal.wait_exit(), 0);
 }
