@@ -77,16 +77,7 @@ impl Launch {
             Some(dir) => dir,
             None => tempfile::tempdir().expect("temp dir"),
         };
-        let socket = dir.path().join("taskmaster.sock");
-        let config_path = dir.path().join("taskmaster.yaml");
-        let log_path = dir.path().join("taskmaster.log");
-        let text = self.config.file(
-            dir.path(),
-            &socket,
-            &log_path,
-            &dir.path().join("taskmaster.pid"),
-        );
-        std::fs::write(&config_path, text).expect("write config");
+        let config_path = write_config(dir.path(), self.config);
         let mut command = foreground(&config_path);
         command.args(&self.flags);
         if self.inherited_child {
@@ -101,15 +92,35 @@ impl Launch {
         }
         let process = spawn_logged(command, &dir.path().join("daemon.stderr"));
         let daemon = Daemon {
-            dir,
-            socket,
+            socket: dir.path().join(SOCKET),
+            log_path: dir.path().join(LOGFILE),
             config_path,
-            log_path,
+            dir,
             process,
         };
         daemon.wait_ready().await;
         daemon
     }
+}
+
+/// The daemon's files, in its directory.
+const CONFIG: &str = "taskmaster.yaml";
+const SOCKET: &str = "taskmaster.sock";
+const LOGFILE: &str = "taskmaster.log";
+const PIDFILE: &str = "taskmaster.pid";
+
+/// Writes `config` as the config file in `dir`, its daemon section pointing into `dir`;
+/// returns the file's path.
+fn write_config(dir: &Path, config: Config) -> PathBuf {
+    let text = config.file(
+        dir,
+        &dir.join(SOCKET),
+        &dir.join(LOGFILE),
+        &dir.join(PIDFILE),
+    );
+    let path = dir.join(CONFIG);
+    std::fs::write(&path, text).expect("write config");
+    path
 }
 
 /// Spawns a daemon under a guard, its stderr kept in `stderr` for failure messages.
@@ -136,13 +147,7 @@ impl Daemon {
 
     /// Rewrites the config file with `config` (for a reload); same daemon section.
     pub fn write_config(&self, config: impl Into<Config>) {
-        let text = config.into().file(
-            self.dir.path(),
-            &self.socket,
-            &self.log_path,
-            &self.path("taskmaster.pid"),
-        );
-        std::fs::write(&self.config_path, text).expect("write config");
+        write_config(self.dir.path(), config.into());
     }
 
     /// Starts another taskmasterd on this daemon's config (and so its socket), once this one
