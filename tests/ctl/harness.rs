@@ -4,7 +4,7 @@
 use std::{
     io::{Read, Write},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Condvar, Mutex},
     thread::JoinHandle,
     time::Instant,
@@ -12,7 +12,7 @@ use std::{
 
 use expectrl::process::unix::{Signal, WaitStatus};
 
-use crate::support::{DEADLINE, wait_exit};
+use crate::support::DEADLINE;
 
 /// Rows and columns of the emulated terminal.
 const ROWS: u16 = 50;
@@ -52,22 +52,6 @@ pub fn run(mut command: Command) -> Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// A child process that is killed when the test ends, whatever happens.
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            if !wait_exit(&mut self.0, DEADLINE) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
     }
 }
 

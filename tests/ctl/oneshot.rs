@@ -6,41 +6,26 @@ use std::{collections::BTreeSet, io::Read, process::Stdio};
 use taskmaster::proto::State;
 
 use crate::{
-    harness::{Guard, ctl, run, taskctl},
+    harness::{ctl, run, taskctl},
     support::*,
 };
 
 /// Two programs, one with two instances, and one that is not started.
-const PROGRAMS: &str = "
-    sleeper:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    web:
-      cmd: sleep 1000
-      numprocs: 2
-      starttime: 0.2
-      stoptime: 1
-    idle:
-      cmd: sleep 1000
-      autostart: false
-      starttime: 0.2
-      stoptime: 1
-";
-
-/// A daemon running [`PROGRAMS`], every autostart instance RUNNING.
-async fn running() -> (Daemon, Client) {
-    let daemon = Daemon::start(PROGRAMS).await;
-    let mut client = daemon.client().await;
-    for name in ["sleeper", "web:0", "web:1"] {
-        wait_state(&mut client, name, State::Running).await;
-    }
-    (daemon, client)
+fn programs() -> Config {
+    Config::new()
+        .program(Program::sleeper("sleeper"))
+        .program(Program::sleeper("web").numprocs(2))
+        .program(Program::sleeper("idle").autostart(false))
 }
+
+/// The autostart instances of [`programs`].
+const AUTOSTART: [&str; 2] = ["sleeper", "web"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_is_a_table_aligned_on_the_longest_name() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&AUTOSTART).await;
+    let mut client = daemon.client().await;
     let run = ctl(&daemon.socket, &["status"]);
     assert_eq!((run.code, run.stderr.as_str()), (0, ""));
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -77,7 +62,9 @@ async fn status_is_a_table_aligned_on_the_longest_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_is_one_array_with_the_status_fields() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&AUTOSTART).await;
+    let mut client = daemon.client().await;
     let run = ctl(&daemon.socket, &["status", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let value: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
@@ -116,7 +103,7 @@ async fn status_json_is_one_array_with_the_status_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_name_fails_with_status_1() {
-    let daemon = Daemon::start(PROGRAMS).await;
+    let daemon = Daemon::start(programs()).await;
     for command in [
         &["status", "nope"][..],
         &["stop", "web", "nope"],
@@ -131,7 +118,9 @@ async fn an_unknown_name_fails_with_status_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_stop_and_restart_print_one_line_per_instance() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&AUTOSTART).await;
+    let mut client = daemon.client().await;
     let socket = &daemon.socket;
     let run = ctl(socket, &["stop", "web"]);
     assert_eq!(
@@ -164,13 +153,10 @@ async fn start_stop_and_restart_print_one_line_per_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_error_is_an_error_line_and_status_1() {
     let daemon = Daemon::start(
-        "
-        broken:
-          cmd: /nonexistent/program
-          autostart: false
-          startretries: 0
-          starttime: 0.2
-        ",
+        Program::new("broken", "/nonexistent/program")
+            .autostart(false)
+            .startretries(0)
+            .starttime(0.2),
     )
     .await;
     let run = ctl(&daemon.socket, &["start", "broken"]);
@@ -188,24 +174,13 @@ async fn a_spawn_error_is_an_error_line_and_status_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_prints_what_changed() {
-    let (daemon, _client) = running().await;
-    daemon.write_programs(
-        "
-        web:
-          cmd: sleep 1000
-          numprocs: 3
-          starttime: 0.2
-          stoptime: 1
-        idle:
-          cmd: sleep 1000
-          autostart: false
-          starttime: 0.2
-          stoptime: 1
-        api:
-          cmd: sleep 1000
-          starttime: 0.2
-          stoptime: 1
-        ",
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&AUTOSTART).await;
+    daemon.write_config(
+        Config::new()
+            .program(Program::sleeper("web").numprocs(3))
+            .program(Program::sleeper("idle").autostart(false))
+            .program(Program::sleeper("api")),
     );
     let run = ctl(&daemon.socket, &["reload"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -217,15 +192,16 @@ async fn reload_prints_what_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_of_a_bad_config_prints_every_error() {
-    let daemon = Daemon::start(PROGRAMS).await;
-    daemon.write_programs(
+    let daemon = Daemon::start(programs()).await;
+    // Literal: the errors are the point.
+    daemon.write_config(Config::yaml(
         "
         web:
           cmd: sleep 1000
           numprocs: 0
           starttime: soon
         ",
-    );
+    ));
     let run = ctl(&daemon.socket, &["reload"]);
     assert_eq!(run.code, 1);
     assert_eq!(run.stdout, "");
@@ -239,7 +215,9 @@ async fn reload_of_a_bad_config_prints_every_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pid_gives_the_daemon_or_the_instances() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&AUTOSTART).await;
+    let mut client = daemon.client().await;
     let run = ctl(&daemon.socket, &["pid"]);
     assert_eq!(
         (run.code, run.stdout.clone()),
@@ -259,7 +237,7 @@ async fn pid_gives_the_daemon_or_the_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_gives_both_versions() {
-    let daemon = Daemon::start("").await;
+    let daemon = Daemon::start(Config::new()).await;
     let run = ctl(&daemon.socket, &["version"]);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
@@ -360,7 +338,7 @@ fn an_absent_daemon_is_one_line_and_status_3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_address_comes_from_the_environment_or_a_config_file() {
-    let daemon = Daemon::start(PROGRAMS).await;
+    let daemon = Daemon::start(programs()).await;
     let mut command = taskctl();
     command.env("TASKMASTER_SOCKET", &daemon.socket).arg("pid");
     let run = run(command);
@@ -372,7 +350,7 @@ async fn the_address_comes_from_the_environment_or_a_config_file() {
     assert_eq!((run.code, run.stdout), (0, format!("{}\n", daemon.pid())));
 
     // A config the daemon would reject still names the socket: reload can show the errors.
-    daemon.write_programs("web:\n  numprocs: 2\n");
+    daemon.write_config(Config::yaml("web:\n  numprocs: 2\n"));
     let mut command = taskctl();
     command.arg("-c").arg(&daemon.config_path).arg("reload");
     let run = crate::harness::run(command);
@@ -392,7 +370,11 @@ async fn tcp_with_host_or_its_environment_variable() {
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let daemon = Daemon::start_with_flags("", &["--listen", &address]).await;
+    let daemon = Daemon::launch(Config::new())
+        .arg("--listen")
+        .arg(&address)
+        .start()
+        .await;
     let mut command = taskctl();
     command.args(["-H", &address, "pid"]);
     let run = run(command);
@@ -408,7 +390,7 @@ async fn tcp_with_host_or_its_environment_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_output_pipe_is_success() {
-    let daemon = Daemon::start(PROGRAMS).await;
+    let daemon = Daemon::start(programs()).await;
     for args in [&["status"][..], &["watch"]] {
         let mut command = taskctl();
         command
@@ -417,14 +399,15 @@ async fn a_closed_output_pipe_is_success() {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = Guard(command.spawn().unwrap());
+        let mut child = Guard::spawn(&mut command);
         // Like `taskctl status | head -0`: the reader is gone before anything is written.
-        drop(child.0.stdout.take());
-        assert!(wait_exit(&mut child.0, DEADLINE), "{args:?} did not exit");
-        let status = child.0.wait().unwrap();
+        drop(child.child().stdout.take());
+        let status = child
+            .wait_exit()
+            .unwrap_or_else(|| panic!("{args:?} did not exit"));
         let mut stderr = String::new();
         child
-            .0
+            .child()
             .stderr
             .take()
             .unwrap()
@@ -436,15 +419,11 @@ async fn a_closed_output_pipe_is_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_the_daemon() {
-    let mut daemon = Daemon::start(PROGRAMS).await;
+    let mut daemon = Daemon::start(programs()).await;
     let run = ctl(&daemon.socket, &["shutdown"]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
         (0, "taskmasterd is shutting down\n")
     );
-    expect("the daemon to exit", || {
-        let exited = daemon.try_exit().is_some();
-        async move { exited.then_some(()) }
-    })
-    .await;
+    daemon.wait_exit().await;
 }

@@ -2,48 +2,30 @@
 //! completion, history, live events above a half-typed line, reconnection, confirmation,
 //! Ctrl-C and Ctrl-D.
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-};
+use std::path::Path;
 
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
-use taskmaster::proto::{self, State};
+use nix::sys::signal::Signal;
+use taskmaster::proto;
 
 use crate::{
-    harness::{Guard, Terminal, history_file, home},
+    harness::{Terminal, history_file, home},
     support::*,
 };
 
-const PROGRAMS: &str = "
-    sleeper:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    web:
-      cmd: sleep 1000
-      numprocs: 2
-      starttime: 0.2
-      stoptime: 1
-";
+/// Two programs, one with two instances.
+fn programs() -> Config {
+    Config::new()
+        .program(Program::sleeper("sleeper"))
+        .program(Program::sleeper("web").numprocs(2))
+}
+
+/// Every instance of [`programs`].
+const ALL: [&str; 2] = ["sleeper", "web"];
 
 const UP: &str = "\x1b[A";
 const CTRL_C: &str = "\x03";
 const CTRL_D: &str = "\x04";
 const CTRL_R: &str = "\x12";
-
-/// A daemon running [`PROGRAMS`], every instance RUNNING.
-async fn running() -> (Daemon, Client) {
-    let daemon = Daemon::start(PROGRAMS).await;
-    let mut client = daemon.client().await;
-    for name in ["sleeper", "web:0", "web:1"] {
-        wait_state(&mut client, name, State::Running).await;
-    }
-    (daemon, client)
-}
 
 /// A table row of a running instance (an event line has `RUNNING ->` instead).
 fn running_row(name: &str) -> String {
@@ -59,32 +41,15 @@ fn open(socket: &Path, home: &Path) -> Terminal {
     terminal
 }
 
-/// Starts another taskmasterd on the config (and so the socket) of `daemon`, which has stopped.
-fn start_again(daemon: &Daemon) -> Guard {
-    let child = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
-        .arg("--foreground")
-        .arg("--config")
-        .arg(&daemon.config_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn taskmasterd");
-    Guard(child)
-}
-
 async fn shut_down(daemon: &mut Daemon, client: &mut Client) {
     client.shutdown(proto::ShutdownRequest {}).await.unwrap();
-    expect("the daemon to exit", || {
-        let exited = daemon.try_exit().is_some();
-        async move { exited.then_some(()) }
-    })
-    .await;
+    daemon.wait_exit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tab_completes_commands_and_program_names() {
-    let (daemon, _client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     terminal.send("sta");
@@ -125,7 +90,8 @@ async fn tab_completes_commands_and_program_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_is_recalled_searched_and_kept_across_restarts() {
-    let (daemon, _client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
     let home = home();
     let version = format!("taskmasterd {}", env!("CARGO_PKG_VERSION"));
     {
@@ -160,28 +126,25 @@ async fn history_is_recalled_searched_and_kept_across_restarts() {
     terminal.wait_prompt("version");
     terminal.send("\r");
     terminal.wait_for("the versions", |view| view.count(&version) == 1);
+    // Back at the prompt first: a Ctrl-D typed while the command runs can be lost.
+    terminal.wait_prompt("");
     terminal.send(CTRL_D);
     assert_eq!(terminal.wait_exit(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_appears_above_a_half_typed_line_that_stays_intact() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
+    let mut client = daemon.client().await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     terminal.send("stat");
     terminal.wait_prompt("stat");
     // From outside: kill -9 of a program, which the daemon restarts.
     let first = instance(&mut client, "sleeper").await;
-    kill(Pid::from_raw(first.pid as i32), Signal::SIGKILL).unwrap();
-    let second = expect("a new sleeper", || {
-        let mut client = client.clone();
-        async move {
-            let now = instance(&mut client, "sleeper").await;
-            (now.state() == State::Running && now.pid != first.pid).then_some(now)
-        }
-    })
-    .await;
+    send(first.pid, Signal::SIGKILL);
+    let second = wait_new_pid(&mut client, "sleeper", first.pid).await;
     let restarted = format!("  sleeper  STARTING -> RUNNING  pid {}", second.pid);
     let view = terminal.wait_for("the restart above the prompt", |view| {
         view.text.contains(&restarted) && view.cursor_line() == "taskmaster> stat"
@@ -207,7 +170,9 @@ async fn an_event_appears_above_a_half_typed_line_that_stays_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_in_the_shell_ends_with_ctrl_c() {
-    let (daemon, mut client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
+    let mut client = daemon.client().await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     let first = instance(&mut client, "sleeper").await;
@@ -216,7 +181,7 @@ async fn watch_in_the_shell_ends_with_ctrl_c() {
         "  sleeper  STARTING -> RUNNING  pid {}",
         first.pid
     ));
-    kill(Pid::from_raw(first.pid as i32), Signal::SIGKILL).unwrap();
+    send(first.pid, Signal::SIGKILL);
     terminal.wait_text(&format!("  sleeper  RUNNING -> EXITED  pid {}", first.pid));
     terminal.send(CTRL_C);
     terminal.wait_prompt("");
@@ -226,7 +191,9 @@ async fn watch_in_the_shell_ends_with_ctrl_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shell_reconnects_when_the_daemon_comes_back() {
-    let (mut daemon, mut client) = running().await;
+    let mut daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
+    let mut client = daemon.client().await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     shut_down(&mut daemon, &mut client).await;
@@ -238,13 +205,13 @@ async fn the_shell_reconnects_when_the_daemon_comes_back() {
     terminal.wait_text(&format!(
         "cannot reach taskmasterd at {socket}: no such file or directory; is it running?"
     ));
-    let again = start_again(&daemon);
+    let again = daemon.spawn_again();
     terminal.wait_text(&format!("reconnected to taskmasterd at {socket}"));
     // The new daemon's events, from its start.
     terminal.wait_text("  taskmasterd  daemon started");
     terminal.wait_text("  sleeper  STARTING -> RUNNING");
     terminal.send("pid\r");
-    terminal.wait_text(&format!("\n{}\n", again.0.id()));
+    terminal.wait_text(&format!("\n{}\n", again.pid()));
     assert_eq!(
         daemon.log().matches("daemon started").count(),
         2,
@@ -255,7 +222,9 @@ async fn the_shell_reconnects_when_the_daemon_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shell_opens_without_a_daemon_and_connects_when_it_starts() {
-    let (mut daemon, mut client) = running().await;
+    let mut daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
+    let mut client = daemon.client().await;
     shut_down(&mut daemon, &mut client).await;
     let home = home();
     let socket = daemon.socket.display();
@@ -264,14 +233,15 @@ async fn the_shell_opens_without_a_daemon_and_connects_when_it_starts() {
         "cannot reach taskmasterd at {socket}: no such file or directory; is it running?"
     ));
     terminal.wait_prompt("");
-    let _again = start_again(&daemon);
+    let _again = daemon.spawn_again();
     terminal.wait_text(&format!("connected to taskmasterd at {socket}"));
     terminal.wait_text("  sleeper  STARTING -> RUNNING");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_asks_first() {
-    let (mut daemon, _client) = running().await;
+    let mut daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     let question = format!(
@@ -287,17 +257,14 @@ async fn shutdown_asks_first() {
     terminal.wait_for("the question again", |view| view.count(&question) == 2);
     terminal.send("y\r");
     terminal.wait_text("taskmasterd is shutting down");
-    expect("the daemon to exit", || {
-        let exited = daemon.try_exit().is_some();
-        async move { exited.then_some(()) }
-    })
-    .await;
+    daemon.wait_exit().await;
     terminal.wait_text("lost connection to taskmasterd");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mistakes_are_explained_and_ctrl_c_clears_and_ctrl_d_leaves() {
-    let (daemon, _client) = running().await;
+    let daemon = Daemon::start(programs()).await;
+    daemon.wait_running(&ALL).await;
     let home = home();
     let mut terminal = open(&daemon.socket, home.path());
     terminal.send("frobnicate\r");

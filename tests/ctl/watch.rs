@@ -8,23 +8,13 @@ use std::{
     time::Instant,
 };
 
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 use taskmaster::proto::State;
 
 use crate::{
-    harness::{Guard, ctl, taskctl},
+    harness::{ctl, taskctl},
     support::*,
 };
-
-const SLEEPER: &str = "
-    sleeper:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-";
 
 /// A running `taskctl watch` and the lines it printed so far.
 struct Watch {
@@ -41,8 +31,8 @@ fn watch(socket: &Path, args: &[&str]) -> Watch {
         .arg("watch")
         .args(args)
         .stdout(Stdio::piped());
-    let mut child = command.spawn().expect("spawn taskctl watch");
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Guard::spawn(&mut command);
+    let stdout = child.child().stdout.take().unwrap();
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -52,10 +42,7 @@ fn watch(socket: &Path, args: &[&str]) -> Watch {
             }
         }
     });
-    Watch {
-        lines,
-        child: Guard(child),
-    }
+    Watch { lines, child }
 }
 
 impl Watch {
@@ -75,14 +62,12 @@ impl Watch {
 
     /// Ctrl-C, then the exit status.
     fn interrupt(mut self) -> Option<i32> {
-        let pid = Pid::from_raw(self.child.0.id() as i32);
-        kill(pid, Signal::SIGINT).unwrap();
+        send(self.child.pid(), Signal::SIGINT);
         self.exit_code()
     }
 
     fn exit_code(&mut self) -> Option<i32> {
-        assert!(wait_exit(&mut self.child.0, DEADLINE), "watch did not exit");
-        self.child.0.wait().unwrap().code()
+        self.child.wait_exit().expect("watch did not exit").code()
     }
 }
 
@@ -97,7 +82,7 @@ fn is_timestamp(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_a_kill_9_and_the_restart() {
-    let daemon = Daemon::start(SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     // From the first event on, so nothing can happen before watch listens.
@@ -108,7 +93,7 @@ async fn watch_prints_a_kill_9_and_the_restart() {
             first.pid
         ))
     });
-    kill(Pid::from_raw(first.pid as i32), Signal::SIGKILL).unwrap();
+    send(first.pid, Signal::SIGKILL);
     let exited = watch.line("sleeper exited", |line| {
         line.contains("  sleeper  RUNNING -> EXITED")
     });
@@ -139,7 +124,7 @@ async fn watch_prints_a_kill_9_and_the_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_json_is_one_object_per_line_and_since_resumes() {
-    let daemon = Daemon::start(SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     wait_state(&mut client, "sleeper", State::Running).await;
     let parse = |line: &str| serde_json::from_str::<serde_json::Value>(line).expect("JSON line");
@@ -171,7 +156,7 @@ async fn watch_json_is_one_object_per_line_and_since_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_ends_with_the_daemon() {
-    let daemon = Daemon::start(SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let mut watch = watch(&daemon.socket, &["--since", "0"]);
     watch.line("the daemon start", |line| {
@@ -189,7 +174,7 @@ async fn watch_ends_with_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_of_an_unknown_name_fails() {
-    let daemon = Daemon::start(SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let run = ctl(&daemon.socket, &["watch", "nope"]);
     assert_eq!(
         (run.code, run.stderr.as_str()),

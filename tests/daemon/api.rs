@@ -1,9 +1,9 @@
 //! The API surface: WatchEvents, Shutdown, the socket rules, TCP, reflection and health, and
 //! the daemon's start-up modes.
 
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::{os::unix::fs::PermissionsExt, path::Path};
 
+use nix::sys::signal::Signal;
 use taskmaster::{
     endpoint::{self, Target},
     proto::{self, EventKind, State},
@@ -11,16 +11,9 @@ use taskmaster::{
 
 use crate::support::*;
 
-const ONE_SLEEPER: &str = "
-    sleeper:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    ";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
-    let daemon = Daemon::start(ONE_SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     let mut watch = client
@@ -31,11 +24,7 @@ async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
         .await
         .unwrap()
         .into_inner();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    send(first.pid, Signal::SIGKILL);
     let mut seen = Vec::new();
     while seen.last().map(|e: &proto::Event| e.kind()) != Some(EventKind::Started) {
         seen.push(watch.message().await.unwrap().expect("an event"));
@@ -88,23 +77,22 @@ async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_everything_and_exits_0() {
     let mut daemon = Daemon::start(
-        "
-        pool:
-          cmd: sleep 1000
-          numprocs: 3
-          starttime: 0.2
-          stoptime: 1
-        stubborn:
-          cmd: /bin/sh -c 'trap \"\" TERM; sleep 1000 & wait'
-          starttime: 0.2
-          stoptime: 1
-        ",
+        Config::new()
+            .program(Program::sleeper("pool").numprocs(3))
+            .program(
+                Program::new(
+                    "stubborn",
+                    r#"/bin/sh -c 'trap "" TERM; sleep 1000 & wait'"#,
+                )
+                .starttime(0.2)
+                .stoptime(1.0),
+            ),
     )
     .await;
     let mut client = daemon.client().await;
-    for name in ["pool:0", "pool:1", "pool:2", "stubborn"] {
-        wait_state(&mut client, name, State::Running).await;
-    }
+    daemon
+        .wait_running(&["pool:0", "pool:1", "pool:2", "stubborn"])
+        .await;
     let mut pids: Vec<u32> = daemon.children();
     for child in pids.clone() {
         pids.extend(children_of(child));
@@ -123,11 +111,7 @@ async fn shutdown_stops_everything_and_exits_0() {
     }
     assert!(kinds.contains(&EventKind::DaemonStopping), "{kinds:?}");
     drop(client);
-    let status = expect("the daemon to exit", || {
-        let exited = daemon.try_exit();
-        async move { exited }
-    })
-    .await;
+    let status = daemon.wait_exit().await;
     assert!(status.success(), "{status:?}");
     for pid in pids {
         assert!(!alive(pid), "{pid} survived the shutdown");
@@ -141,7 +125,7 @@ async fn shutdown_stops_everything_and_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_is_private_and_one_daemon_owns_it() {
-    let daemon = Daemon::start(ONE_SLEEPER).await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mode = std::fs::metadata(&daemon.socket)
         .unwrap()
         .permissions()
@@ -154,12 +138,7 @@ async fn the_socket_is_private_and_one_daemon_owns_it() {
     .await;
     assert_eq!(pid, daemon.pid());
     // A second daemon on the same socket refuses to start.
-    let second = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
-        .args(["--foreground", "--config"])
-        .arg(&daemon.config_path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let second = foreground(&daemon.config_path).output().unwrap();
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("already running"), "{stderr}");
@@ -175,7 +154,10 @@ async fn a_stale_socket_is_replaced() {
     let stale = dir.path().join("taskmaster.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
-    let daemon = Daemon::start_in(dir, ONE_SLEEPER, &[]).await;
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .in_dir(dir)
+        .start()
+        .await;
     assert_eq!(daemon.socket, stale);
     let mut client = daemon.client().await;
     assert_eq!(status(&mut client).await.len(), 1);
@@ -188,7 +170,11 @@ async fn tcp_reflection_and_health() {
         .local_addr()
         .unwrap()
         .port();
-    let daemon = Daemon::start_with_flags(ONE_SLEEPER, &["--listen", &port.to_string()]).await;
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .arg("--listen")
+        .arg(port.to_string())
+        .start()
+        .await;
     let channel = endpoint::connect(&Target::Tcp(format!("http://127.0.0.1:{port}")))
         .await
         .unwrap();
@@ -243,12 +229,7 @@ async fn a_bad_config_at_start_names_file_line_column_and_key() {
         "programs:\n  web:\n    cmd: sleep 1\n    autorestart: sometimes\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
-        .args(["--foreground", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = foreground(&config).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -260,42 +241,21 @@ async fn a_bad_config_at_start_names_file_line_column_and_key() {
     );
 }
 
-/// Stops a daemon that is not our child (it detached) when dropped.
-struct Detached(u32);
-
-impl Drop for Detached {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0 as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = std::time::Instant::now() + DEADLINE;
-        while alive(self.0) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        if alive(self.0) {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_foreground_it_detaches_once_listening() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("bg.sock");
     let config = dir.path().join("taskmaster.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "daemon:\n  socket: {}\n  pidfile: bg.pid\n  logfile: bg.log\nprograms:\n  sleeper:\n    cmd: sleep 1000\n    stoptime: 1\n",
-            socket.display()
-        ),
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_taskmasterd"))
-        .arg("-c")
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    // Relative log and pid files.
+    let text = Config::from(Program::new("sleeper", "sleep 1000").stoptime(1.0)).file(
+        dir.path(),
+        &socket,
+        Path::new("bg.log"),
+        Path::new("bg.pid"),
+    );
+    std::fs::write(&config, text).unwrap();
+    // No --foreground: it detaches, so it is not our child; the guard adopts it.
+    let output = taskmasterd().arg("-c").arg(&config).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout} {output:?}");
     let pid: u32 = stdout
@@ -303,7 +263,7 @@ async fn without_foreground_it_detaches_once_listening() {
         .and_then(|rest| rest.split(',').next())
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("unexpected output {stdout:?}"));
-    let guard = Detached(pid);
+    let guard = Guard::adopt(pid);
     assert!(
         stdout.contains(&format!("socket {}", socket.display())),
         "{stdout}"
@@ -316,10 +276,7 @@ async fn without_foreground_it_detaches_once_listening() {
     let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
     assert_eq!(status(&mut client).await.len(), 1);
     client.shutdown(proto::ShutdownRequest {}).await.unwrap();
-    expect("the daemon to exit", || async {
-        (!alive(pid)).then_some(())
-    })
-    .await;
+    wait_gone("the daemon to exit", pid).await;
     assert!(!dir.path().join("bg.pid").exists());
     assert!(read(&dir.path().join("bg.log")).contains("daemon stopping"));
     drop(guard);

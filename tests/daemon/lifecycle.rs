@@ -1,36 +1,18 @@
 //! The lifecycle of processes: start, restart by policy, retries and FATAL, stop.
 
+use nix::sys::signal::Signal;
 use taskmaster::proto::{self, State};
 
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_child_restarts_it_with_a_new_pid() {
-    let daemon = Daemon::start(
-        "
-        sleeper:
-          cmd: sleep 1000
-          starttime: 0.2
-          stoptime: 1
-        ",
-    )
-    .await;
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
     assert!(alive(first.pid));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let second = expect("a new pid for sleeper", || {
-        let mut client = client.clone();
-        async move {
-            let now = instance(&mut client, "sleeper").await;
-            (now.state() == State::Running && now.pid != first.pid).then_some(now)
-        }
-    })
-    .await;
+    send(first.pid, Signal::SIGKILL);
+    let second = wait_new_pid(&mut client, "sleeper", first.pid).await;
     assert!(alive(second.pid));
     assert!(!alive(first.pid));
     assert_eq!(second.restarts, 1);
@@ -41,12 +23,9 @@ async fn kill_9_of_a_child_restarts_it_with_a_new_pid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_always_fails_ends_fatal_after_startretries() {
     let daemon = Daemon::start(
-        "
-        failing:
-          cmd: /bin/sh -c 'echo spawn >> {dir}/spawns; exit 3'
-          starttime: 0.2
-          startretries: 2
-        ",
+        Program::new("failing", "/bin/sh -c 'echo spawn >> {dir}/spawns; exit 3'")
+            .starttime(0.2)
+            .startretries(2),
     )
     .await;
     let mut client = daemon.client().await;
@@ -66,15 +45,13 @@ async fn a_program_that_always_fails_ends_fatal_after_startretries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_error_is_a_failed_start_with_its_reason() {
     let daemon = Daemon::start(
-        "
-        missing:
-          cmd: /nonexistent/binary --flag
-          startretries: 0
-        baddir:
-          cmd: sleep 100
-          workingdir: /nonexistent/dir
-          startretries: 0
-        ",
+        Config::new()
+            .program(Program::new("missing", "/nonexistent/binary --flag").startretries(0))
+            .program(
+                Program::new("baddir", "sleep 100")
+                    .workingdir("/nonexistent/dir")
+                    .startretries(0),
+            ),
     )
     .await;
     let mut client = daemon.client().await;
@@ -107,28 +84,22 @@ async fn a_spawn_error_is_a_failed_start_with_its_reason() {
 }
 
 /// Exits with `code` once started, and logs each run to `{dir}/runs.<name>`.
-fn exits_with(name: &str, code: i32, autorestart: &str, exitcodes: &str) -> String {
-    format!(
-        "
-        {name}:
-          cmd: /bin/sh -c 'echo run >> {{dir}}/runs.{name}; sleep 0.4; exit {code}'
-          starttime: 0.2
-          autorestart: {autorestart}
-          exitcodes: {exitcodes}
-        "
-    )
+fn exits_with(name: &str, code: i32, autorestart: &str, exitcodes: &str) -> Program {
+    let cmd = format!("/bin/sh -c 'echo run >> {{dir}}/runs.{name}; sleep 0.4; exit {code}'");
+    Program::new(name, &cmd)
+        .starttime(0.2)
+        .autorestart(autorestart)
+        .exitcodes(exitcodes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autorestart_follows_policy_and_exitcodes() {
-    let programs = [
-        exits_with("always_ok", 0, "always", "0"),
-        exits_with("never_bad", 1, "never", "0"),
-        exits_with("unexpected_ok", 2, "unexpected", "[0, 2]"),
-        exits_with("unexpected_bad", 1, "unexpected", "[0, 2]"),
-    ]
-    .concat();
-    let daemon = Daemon::start(&programs).await;
+    let programs = Config::new()
+        .program(exits_with("always_ok", 0, "always", "0"))
+        .program(exits_with("never_bad", 1, "never", "0"))
+        .program(exits_with("unexpected_ok", 2, "unexpected", "[0, 2]"))
+        .program(exits_with("unexpected_bad", 1, "unexpected", "[0, 2]"));
+    let daemon = Daemon::start(programs).await;
     let mut client = daemon.client().await;
     let runs = |name: &str| read(&daemon.path(&format!("runs.{name}"))).lines().count();
 
@@ -170,15 +141,13 @@ async fn autorestart_follows_policy_and_exitcodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttime_decides_between_running_and_a_failed_start() {
     let daemon = Daemon::start(
-        "
-        quick_exit:
-          cmd: /bin/sh -c 'sleep 0.3; exit 0'
-          starttime: 5
-          startretries: 0
-        steady:
-          cmd: sleep 1000
-          starttime: 0.6
-        ",
+        Config::new()
+            .program(
+                Program::new("quick_exit", "/bin/sh -c 'sleep 0.3; exit 0'")
+                    .starttime(5.0)
+                    .startretries(0),
+            )
+            .program(Program::new("steady", "sleep 1000").starttime(0.6)),
     )
     .await;
     let mut client = daemon.client().await;
@@ -214,14 +183,12 @@ async fn starttime_decides_between_running_and_a_failed_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_sends_the_programs_own_signal() {
+    let trapper = r#"/bin/sh -c 'trap "echo got USR1 > {dir}/trapped; exit 0" USR1; while true; do sleep 0.1; done'"#;
     let daemon = Daemon::start(
-        "
-        trapper:
-          cmd: /bin/sh -c 'trap \"echo got USR1 > {dir}/trapped; exit 0\" USR1; while true; do sleep 0.1; done'
-          starttime: 0.2
-          stopsignal: USR1
-          stoptime: 5
-        ",
+        Program::new("trapper", trapper)
+            .starttime(0.2)
+            .stopsignal("USR1")
+            .stoptime(5.0),
     )
     .await;
     let mut client = daemon.client().await;
@@ -244,13 +211,12 @@ async fn stop_sends_the_programs_own_signal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_ignores_its_stop_signal_is_killed_after_stoptime() {
+    let stubborn =
+        r#"/bin/sh -c 'trap "" TERM; echo $$ > {dir}/pid; sleep 1000 & sleep 1000 & wait'"#;
     let daemon = Daemon::start(
-        "
-        stubborn:
-          cmd: /bin/sh -c 'trap \"\" TERM; echo $$ > {dir}/pid; sleep 1000 & sleep 1000 & wait'
-          starttime: 0.2
-          stoptime: 1
-        ",
+        Program::new("stubborn", stubborn)
+            .starttime(0.2)
+            .stoptime(1.0),
     )
     .await;
     let mut client = daemon.client().await;
@@ -275,10 +241,7 @@ async fn a_process_that_ignores_its_stop_signal_is_killed_after_stoptime() {
     assert_eq!(stopped.signal, Some(9));
     assert!(!alive(running.pid));
     for pid in grandchildren {
-        expect("the grandchild to be gone", || async {
-            (!alive(pid)).then_some(())
-        })
-        .await;
+        wait_gone("the grandchild to be gone", pid).await;
     }
     let log = daemon.log();
     assert!(log.contains("stubborn: killed"), "{log}");
@@ -286,15 +249,8 @@ async fn a_process_that_ignores_its_stop_signal_is_killed_after_stoptime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grandchild_ignoring_the_stop_signal_does_not_survive_the_stop() {
-    let daemon = Daemon::start(
-        "
-        parent:
-          cmd: /bin/sh -c '/bin/sh -c \"trap \\\"\\\" TERM; echo \\$\\$ > {dir}/grandchild; while true; do sleep 0.1; done\" & wait'
-          starttime: 0.2
-          stoptime: 5
-        ",
-    )
-    .await;
+    let parent = r#"/bin/sh -c '/bin/sh -c "trap \"\" TERM; echo \$\$ > {dir}/grandchild; while true; do sleep 0.1; done" & wait'"#;
+    let daemon = Daemon::start(Program::new("parent", parent).starttime(0.2).stoptime(5.0)).await;
     let mut client = daemon.client().await;
     wait_state(&mut client, "parent", State::Running).await;
     let grandchild: u32 = expect("the grandchild's pid", || async {
@@ -309,25 +265,12 @@ async fn a_grandchild_ignoring_the_stop_signal_does_not_survive_the_stop() {
         })
         .await
         .unwrap();
-    expect("the grandchild to be gone", || async {
-        (!alive(grandchild)).then_some(())
-    })
-    .await;
+    wait_gone("the grandchild to be gone", grandchild).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_stop_restart_wait_for_their_target_state() {
-    let daemon = Daemon::start(
-        "
-        web:
-          cmd: sleep 1000
-          numprocs: 2
-          autostart: false
-          starttime: 0.2
-          stoptime: 1
-        ",
-    )
-    .await;
+    let daemon = Daemon::start(Program::sleeper("web").numprocs(2).autostart(false)).await;
     let mut client = daemon.client().await;
     assert!(
         status(&mut client)
@@ -398,14 +341,7 @@ async fn start_stop_restart_wait_for_their_target_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_name_is_not_found_and_nothing_is_done() {
-    let daemon = Daemon::start(
-        "
-        idle:
-          cmd: sleep 1000
-          autostart: false
-        ",
-    )
-    .await;
+    let daemon = Daemon::start(Program::new("idle", "sleep 1000").autostart(false)).await;
     let mut client = daemon.client().await;
     let error = client
         .start(proto::StartRequest {
@@ -431,13 +367,10 @@ async fn an_unknown_name_is_not_found_and_nothing_is_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_is_spaced_and_does_not_starve_the_daemon() {
     let mut daemon = Daemon::start(
-        "
-        crasher:
-          cmd: /bin/false
-          numprocs: 20
-          starttime: 0
-          autorestart: always
-        ",
+        Program::new("crasher", "/bin/false")
+            .numprocs(20)
+            .starttime(0.0)
+            .autorestart("always"),
     )
     .await;
     let mut client = daemon.client().await;
@@ -468,11 +401,7 @@ async fn a_crash_loop_is_spaced_and_does_not_starve_the_daemon() {
     client.shutdown(proto::ShutdownRequest {}).await.unwrap();
     drop(client);
     drop(watch);
-    let exit = expect("the daemon to exit", || {
-        let exited = daemon.try_exit();
-        async move { exited }
-    })
-    .await;
+    let exit = daemon.wait_exit().await;
     assert!(exit.success(), "{exit:?}");
 }
 
@@ -485,19 +414,17 @@ async fn a_fifo_without_reader_as_output_is_a_spawn_error() {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .unwrap();
-    let daemon = Daemon::start_in(
-        dir,
-        "
-        piped:
-          cmd: sleep 1000
-          stdout: {dir}/fifo
-          startretries: 0
-        other:
-          cmd: sleep 1000
-          starttime: 0.2
-        ",
-        &[],
+    let daemon = Daemon::launch(
+        Config::new()
+            .program(
+                Program::new("piped", "sleep 1000")
+                    .stdout("{dir}/fifo")
+                    .startretries(0),
+            )
+            .program(Program::new("other", "sleep 1000").starttime(0.2)),
     )
+    .in_dir(dir)
+    .start()
     .await;
     let mut client = daemon.client().await;
     let piped = wait_state(&mut client, "piped", State::Fatal).await;
@@ -513,7 +440,10 @@ async fn a_fifo_without_reader_as_output_is_a_spawn_error() {
 /// is reaped when it exits, not left a zombie.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_it_did_not_start_is_reaped_when_it_exits() {
-    let daemon = Daemon::start_with_inherited_child("").await;
+    let daemon = Daemon::launch(Config::new())
+        .with_inherited_child()
+        .start()
+        .await;
     // No programs: the daemon's only child is the inherited sleep.
     let stranger = expect("the inherited child", || async {
         match daemon.children().as_slice() {
@@ -523,11 +453,7 @@ async fn a_child_it_did_not_start_is_reaped_when_it_exits() {
     })
     .await;
     assert!(alive(stranger), "the inherited sleep runs");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(stranger as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    send(stranger, Signal::SIGKILL);
     // A zombie is still listed among the children until it is reaped.
     expect("the inherited child reaped", || async {
         daemon.children().is_empty().then_some(())

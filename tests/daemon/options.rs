@@ -19,17 +19,15 @@ fn status_field(pid: u32, field: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_workingdir_and_umask_reach_the_process() {
     let daemon = Daemon::start(
-        "
-        configured:
-          cmd: sleep 1000
-          starttime: 0.2
-          env: { STARTED_BY: taskmaster, ANSWER: 42, VERBOSE: true, RATIO: 1.5 }
-          workingdir: {dir}
-          umask: 027
-        plain:
-          cmd: sleep 1000
-          starttime: 0.2
-        ",
+        Config::new()
+            .program(
+                Program::new("configured", "sleep 1000")
+                    .starttime(0.2)
+                    .env("{ STARTED_BY: taskmaster, ANSWER: 42, VERBOSE: true, RATIO: 1.5 }")
+                    .workingdir("{dir}")
+                    .umask("027"),
+            )
+            .program(Program::new("plain", "sleep 1000").starttime(0.2)),
     )
     .await;
     let mut client = daemon.client().await;
@@ -59,14 +57,7 @@ async fn env_workingdir_and_umask_reach_the_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_child_gets_its_own_group_only_fds_0_to_2_and_clean_signals() {
-    let daemon = Daemon::start(
-        "
-        clean:
-          cmd: sleep 1000
-          starttime: 0.2
-        ",
-    )
-    .await;
+    let daemon = Daemon::start(Program::new("clean", "sleep 1000").starttime(0.2)).await;
     let mut client = daemon.client().await;
     let clean = wait_state(&mut client, "clean", State::Running).await;
     let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", clean.pid))
@@ -99,14 +90,14 @@ async fn the_child_gets_its_own_group_only_fds_0_to_2_and_clean_signals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_and_stderr_are_appended_to_their_files() {
     let daemon = Daemon::start(
-        "
-        talker:
-          cmd: /bin/sh -c 'echo out-$$; echo err-$$ >&2; exec sleep 1000'
-          starttime: 0.2
-          stoptime: 1
-          stdout: {dir}/talker.out
-          stderr: {dir}/talker.err
-        ",
+        Program::new(
+            "talker",
+            "/bin/sh -c 'echo out-$$; echo err-$$ >&2; exec sleep 1000'",
+        )
+        .starttime(0.2)
+        .stoptime(1.0)
+        .stdout("{dir}/talker.out")
+        .stderr("{dir}/talker.err"),
     )
     .await;
     let mut client = daemon.client().await;
@@ -140,15 +131,13 @@ async fn stdout_and_stderr_are_appended_to_their_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn numprocs_and_autostart() {
     let daemon = Daemon::start(
-        "
-        pool:
-          cmd: sleep 1000
-          numprocs: 3
-          starttime: 0.2
-        manual:
-          cmd: sleep 1000
-          autostart: false
-        ",
+        Config::new()
+            .program(
+                Program::new("pool", "sleep 1000")
+                    .numprocs(3)
+                    .starttime(0.2),
+            )
+            .program(Program::new("manual", "sleep 1000").autostart(false)),
     )
     .await;
     let mut client = daemon.client().await;

@@ -2,59 +2,34 @@
 
 use std::collections::HashMap;
 
+use nix::sys::signal::Signal;
 use taskmaster::proto::{self, State};
 
 use crate::support::*;
 
-const BEFORE: &str = "
-    same:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    changed:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    removed:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    grown:
-      cmd: sleep 1000
-      numprocs: 2
-      starttime: 0.2
-      stoptime: 1
-    shrunk:
-      cmd: sleep 1000
-      numprocs: 3
-      starttime: 0.2
-      stoptime: 1
-    ";
+fn before() -> Config {
+    Config::new()
+        .program(Program::sleeper("same"))
+        .program(Program::sleeper("changed"))
+        .program(Program::sleeper("removed"))
+        .program(Program::sleeper("grown").numprocs(2))
+        .program(Program::sleeper("shrunk").numprocs(3))
+}
 
-const AFTER: &str = "
-    same:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    changed:
-      cmd: sleep 1001
-      starttime: 0.2
-      stoptime: 1
-    grown:
-      cmd: sleep 1000
-      numprocs: 3
-      starttime: 0.2
-      stoptime: 1
-    shrunk:
-      cmd: sleep 1000
-      numprocs: 1
-      starttime: 0.2
-      stoptime: 1
-    added:
-      cmd: sleep 1000
-      starttime: 0.2
-      stoptime: 1
-    ";
+/// `same` as it was, `changed` with another command, `removed` gone, `grown` and `shrunk`
+/// with other numprocs, and `added`.
+fn after() -> Config {
+    Config::new()
+        .program(Program::sleeper("same"))
+        .program(
+            Program::new("changed", "sleep 1001")
+                .starttime(0.2)
+                .stoptime(1.0),
+        )
+        .program(Program::sleeper("grown").numprocs(3))
+        .program(Program::sleeper("shrunk").numprocs(1))
+        .program(Program::sleeper("added"))
+}
 
 async fn running_pids(client: &mut Client) -> HashMap<String, u32> {
     status(client)
@@ -65,20 +40,6 @@ async fn running_pids(client: &mut Client) -> HashMap<String, u32> {
         .collect()
 }
 
-async fn all_running(client: &mut Client, names: &[&str]) -> HashMap<String, u32> {
-    expect("every instance RUNNING", || {
-        let mut client = client.clone();
-        async move {
-            let pids = running_pids(&mut client).await;
-            names
-                .iter()
-                .all(|name| pids.contains_key(*name))
-                .then_some(pids)
-        }
-    })
-    .await
-}
-
 const BEFORE_NAMES: [&str; 8] = [
     "same", "changed", "removed", "grown:0", "grown:1", "shrunk:0", "shrunk:1", "shrunk:2",
 ];
@@ -87,7 +48,7 @@ const AFTER_NAMES: [&str; 7] = [
     "added", "changed", "grown:0", "grown:1", "grown:2", "same", "shrunk",
 ];
 
-/// Checks the state after the AFTER config is applied, against the pids from before.
+/// Checks the state after the [`after`] config is applied, against the pids from before.
 async fn check_applied(daemon: &Daemon, client: &mut Client, before: &HashMap<String, u32>) {
     let after = expect("the reload to be applied", || {
         let mut client = client.clone();
@@ -127,10 +88,10 @@ async fn check_applied(daemon: &Daemon, client: &mut Client, before: &HashMap<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_by_rpc_applies_only_the_difference() {
-    let daemon = Daemon::start(BEFORE).await;
+    let daemon = Daemon::start(before()).await;
     let mut client = daemon.client().await;
-    let before = all_running(&mut client, &BEFORE_NAMES).await;
-    daemon.write_programs(AFTER);
+    let before = daemon.wait_running(&BEFORE_NAMES).await;
+    daemon.write_config(after());
     let summary = client
         .reload(proto::ReloadRequest {})
         .await
@@ -152,24 +113,21 @@ async fn reload_by_rpc_applies_only_the_difference() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_by_sighup_applies_only_the_difference() {
-    let daemon = Daemon::start(BEFORE).await;
+    let daemon = Daemon::start(before()).await;
     let mut client = daemon.client().await;
-    let before = all_running(&mut client, &BEFORE_NAMES).await;
-    daemon.write_programs(AFTER);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    let before = daemon.wait_running(&BEFORE_NAMES).await;
+    daemon.write_config(after());
+    send(daemon.pid(), Signal::SIGHUP);
     check_applied(&daemon, &mut client, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_config_changes_nothing_and_the_daemon_keeps_running() {
-    let mut daemon = Daemon::start(BEFORE).await;
+    let mut daemon = Daemon::start(before()).await;
     let mut client = daemon.client().await;
-    let before = all_running(&mut client, &BEFORE_NAMES).await;
-    daemon.write_programs(
+    let before = daemon.wait_running(&BEFORE_NAMES).await;
+    // Literal: the errors' lines and columns are checked.
+    daemon.write_config(Config::yaml(
         "
         same:
           cmd: sleep 1000
@@ -178,7 +136,7 @@ async fn a_broken_config_changes_nothing_and_the_daemon_keeps_running() {
           cmd: sleep 1000
           colour: blue
         ",
-    );
+    ));
     let error = client.reload(proto::ReloadRequest {}).await.unwrap_err();
     assert_eq!(error.code(), tonic::Code::InvalidArgument);
     let message = error.message();
@@ -193,11 +151,7 @@ async fn a_broken_config_changes_nothing_and_the_daemon_keeps_running() {
         "{message}"
     );
     // SIGHUP takes the same path: rejected too.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    send(daemon.pid(), Signal::SIGHUP);
     expect("the second rejection in the log", || async {
         (daemon.log().matches("config rejected").count() == 2).then_some(())
     })

@@ -1,0 +1,247 @@
+//! A real taskmasterd: the one place that spawns it, on a temporary socket in a temporary
+//! directory, under a [`Guard`]; waiting until it answers and until given instances run.
+
+use std::{
+    collections::HashMap,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus, Stdio},
+};
+
+use taskmaster::{
+    endpoint::{self, Target},
+    proto::{State, taskmaster_client::TaskmasterClient},
+};
+
+use super::{
+    config::Config,
+    process::{Guard, children_of},
+    rpc::{Client, status},
+    wait::{expect, wait_until},
+};
+
+/// `taskmasterd` with nothing on its stdin.
+pub fn taskmasterd() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskmasterd"));
+    command.stdin(Stdio::null());
+    command
+}
+
+/// `taskmasterd --foreground --config CONFIG`.
+pub fn foreground(config: &Path) -> Command {
+    let mut command = taskmasterd();
+    command.arg("--foreground").arg("--config").arg(config);
+    command
+}
+
+/// A running daemon in its own temporary directory.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    process: Guard,
+}
+
+/// How to start a daemon, beyond its config: see [`Daemon::launch`].
+pub struct Launch {
+    config: Config,
+    dir: Option<tempfile::TempDir>,
+    flags: Vec<OsString>,
+    inherited_child: bool,
+}
+
+impl Launch {
+    /// An extra command-line argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Launch {
+        self.flags.push(arg.into());
+        self
+    }
+
+    /// In a directory the test prepared, instead of a new one.
+    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Launch {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// From a shell that starts `sleep 1000` in the background and then execs the daemon: that
+    /// sleep is a child the daemon inherits but did not start.
+    pub fn with_inherited_child(mut self) -> Launch {
+        self.inherited_child = true;
+        self
+    }
+
+    /// Starts the daemon and waits until it answers.
+    pub async fn start(self) -> Daemon {
+        let dir = match self.dir {
+            Some(dir) => dir,
+            None => tempfile::tempdir().expect("temp dir"),
+        };
+        let config_path = write_config(dir.path(), self.config);
+        let mut command = foreground(&config_path);
+        command.args(&self.flags);
+        if self.inherited_child {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg("sleep 1000 & exec \"$0\" \"$@\"")
+                .arg(command.get_program())
+                .args(command.get_args())
+                .stdin(Stdio::null());
+            command = shell;
+        }
+        let process = spawn_logged(command, &dir.path().join("daemon.stderr"));
+        let daemon = Daemon {
+            socket: dir.path().join(SOCKET),
+            log_path: dir.path().join(LOGFILE),
+            config_path,
+            dir,
+            process,
+        };
+        daemon.wait_ready().await;
+        daemon
+    }
+}
+
+/// The daemon's files, in its directory.
+const CONFIG: &str = "taskmaster.yaml";
+const SOCKET: &str = "taskmaster.sock";
+const LOGFILE: &str = "taskmaster.log";
+const PIDFILE: &str = "taskmaster.pid";
+
+/// Writes `config` as the config file in `dir`, its daemon section pointing into `dir`;
+/// returns the file's path.
+fn write_config(dir: &Path, config: Config) -> PathBuf {
+    let text = config.file(
+        dir,
+        &dir.join(SOCKET),
+        &dir.join(LOGFILE),
+        &dir.join(PIDFILE),
+    );
+    let path = dir.join(CONFIG);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Spawns a daemon under a guard, its stderr kept in `stderr` for failure messages.
+fn spawn_logged(mut command: Command, stderr: &Path) -> Guard {
+    let stderr = std::fs::File::create(stderr).expect("stderr file");
+    Guard::spawn(command.stdout(Stdio::null()).stderr(stderr))
+}
+
+impl Daemon {
+    /// Starts a daemon on `config` and waits until it answers.
+    pub async fn start(config: impl Into<Config>) -> Daemon {
+        Daemon::launch(config).start().await
+    }
+
+    /// Like [`Daemon::start`], with more to say about how: [`Launch`].
+    pub fn launch(config: impl Into<Config>) -> Launch {
+        Launch {
+            config: config.into(),
+            dir: None,
+            flags: Vec::new(),
+            inherited_child: false,
+        }
+    }
+
+    /// Rewrites the config file with `config` (for a reload); same daemon section.
+    pub fn write_config(&self, config: impl Into<Config>) {
+        write_config(self.dir.path(), config.into());
+    }
+
+    /// Starts another taskmasterd on this daemon's config (and so its socket), once this one
+    /// has stopped; it does not wait for it to answer.
+    pub fn spawn_again(&self) -> Guard {
+        spawn_logged(
+            foreground(&self.config_path),
+            &self.path("daemon-again.stderr"),
+        )
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Unix(self.socket.clone())
+    }
+
+    /// The daemon's exit status if it has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.process.try_exit()
+    }
+
+    /// Waits for the daemon to exit; fails the test after the deadline.
+    pub async fn wait_exit(&mut self) -> ExitStatus {
+        expect("the daemon to exit", || {
+            let exited = self.try_exit();
+            async move { exited }
+        })
+        .await
+    }
+
+    async fn wait_ready(&self) {
+        let target = self.target();
+        let stderr_path = self.path("daemon.stderr");
+        wait_until("the daemon to answer", || async {
+            endpoint::connect(&target).await.ok().map(|_| ())
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "taskmasterd did not answer; its stderr:\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            )
+        });
+    }
+
+    pub async fn client(&self) -> Client {
+        let channel = endpoint::connect(&self.target())
+            .await
+            .expect("connect to taskmasterd");
+        TaskmasterClient::new(channel)
+    }
+
+    /// Waits until every instance `names` gives is RUNNING: an instance name (`web:0`), or a
+    /// program name for all its instances (`web`). Returns the pid of every RUNNING instance
+    /// then.
+    pub async fn wait_running(&self, names: &[&str]) -> HashMap<String, u32> {
+        let client = self.client().await;
+        let what = format!("{} to be RUNNING", names.join(", "));
+        expect(&what, || {
+            let mut client = client.clone();
+            async move {
+                let now = status(&mut client).await;
+                let all_run = names.iter().all(|name| {
+                    let mut named = now
+                        .iter()
+                        .filter(|i| i.name == *name || i.program == *name)
+                        .peekable();
+                    named.peek().is_some() && named.all(|i| i.state() == State::Running)
+                });
+                all_run.then(|| {
+                    now.iter()
+                        .filter(|i| i.state() == State::Running)
+                        .map(|i| (i.name.clone(), i.pid))
+                        .collect()
+                })
+            }
+        })
+        .await
+    }
+
+    /// The event log's text.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Every live process the daemon started (its direct children).
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+}

@@ -1,0 +1,57 @@
+//! The gRPC side: a client to the daemon and the status queries and waits the tests share.
+
+use taskmaster::proto::{self, taskmaster_client::TaskmasterClient};
+use tonic::transport::Channel;
+
+use super::wait::expect;
+
+pub type Client = TaskmasterClient<Channel>;
+
+/// The status of every instance, by name.
+pub async fn status(client: &mut Client) -> Vec<proto::InstanceStatus> {
+    client
+        .status(proto::StatusRequest { names: vec![] })
+        .await
+        .expect("Status")
+        .into_inner()
+        .instances
+}
+
+/// The status of one instance.
+pub async fn instance(client: &mut Client, name: &str) -> proto::InstanceStatus {
+    status(client)
+        .await
+        .into_iter()
+        .find(|instance| instance.name == name)
+        .unwrap_or_else(|| panic!("no instance {name}"))
+}
+
+/// Waits until instance `name` is in `state`; returns its status then.
+pub async fn wait_state(
+    client: &mut Client,
+    name: &str,
+    state: proto::State,
+) -> proto::InstanceStatus {
+    let what = format!("{name} to be {state:?}");
+    expect(&what, || {
+        let mut client = client.clone();
+        async move {
+            let found = instance(&mut client, name).await;
+            (found.state() == state).then_some(found)
+        }
+    })
+    .await
+}
+
+/// Waits until instance `name` runs again with a pid other than `old`; its status then.
+pub async fn wait_new_pid(client: &mut Client, name: &str, old: u32) -> proto::InstanceStatus {
+    let what = format!("a new pid for {name}");
+    expect(&what, || {
+        let mut client = client.clone();
+        async move {
+            let now = instance(&mut client, name).await;
+            (now.state() == proto::State::Running && now.pid != old).then_some(now)
+        }
+    })
+    .await
+}
