@@ -137,13 +137,22 @@ struct DaemonRun {
     started_at: Option<prost_types::Timestamp>,
 }
 
-/// Follows the events of the daemon at `target` until the shell exits.
+/// Follows the events of the daemon at `target` until the shell exits. `ready` is told once
+/// the first try is over (subscribed, or the daemon not reached), so that the shell can show
+/// its prompt knowing that nothing from then on is missed.
 pub async fn follow(
     target: Target,
     sender: SyncSender<String>,
     shared: Arc<Shared>,
     palette: Palette,
+    ready: tokio::sync::oneshot::Sender<()>,
 ) {
+    let mut ready = Some(ready);
+    let mut first_try_over = || {
+        if let Some(ready) = ready.take() {
+            let _ = ready.send(());
+        }
+    };
     let mut lines = Lines { sender, dropped: 0 };
     let mut connection = Connection::new(target.clone());
     let mut link = Link::Opening;
@@ -158,6 +167,7 @@ pub async fn follow(
                 if link == Link::Opening {
                     link = Link::Unreached;
                 }
+                first_try_over();
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_PAUSE);
                 continue;
@@ -183,7 +193,9 @@ pub async fn follow(
             names: Vec::new(),
             since,
         };
-        let mut events = match client.watch_events(request).await {
+        let watched = client.watch_events(request).await;
+        first_try_over();
+        let mut events = match watched {
             Ok(response) => response.into_inner(),
             Err(_) => {
                 tokio::time::sleep(pause).await;

@@ -61,9 +61,10 @@ pub fn kind_name(kind: EventKind) -> &'static str {
     name.strip_prefix("EVENT_KIND_").unwrap_or(name)
 }
 
-/// "exited", "config reloaded", ...: [`kind_name`] as event lines write it.
-pub fn kind_words(kind: EventKind) -> String {
-    kind_name(kind).to_lowercase().replace('_', " ")
+/// "exited", "gave up", "config reloaded", ...: the daemon's own name of the kind, as its
+/// event log writes it ("event" for a kind this taskctl does not know).
+pub fn kind_words(kind: EventKind) -> &'static str {
+    taskmaster::server::wire::event_kind_of(kind).map_or("event", |kind| kind.name())
 }
 
 /// The width of the widest state name, so descriptions line up.
@@ -202,7 +203,7 @@ where
             palette.state(new, state_name(new))
         )
     } else {
-        kind_words(kind)
+        kind_words(kind).to_string()
     };
     let mut line = format!("{time}  {}  {change}", event.instance);
     if event.pid != 0 {
@@ -475,7 +476,8 @@ mod tests {
     fn kinds_have_one_name_in_two_forms() {
         assert_eq!(kind_name(EventKind::GaveUp), "GAVE_UP");
         assert_eq!(kind_words(EventKind::GaveUp), "gave up");
-        assert_eq!(kind_words(EventKind::Unspecified), "unspecified");
+        assert_eq!(kind_words(EventKind::ConfigReloaded), "config reloaded");
+        assert_eq!(kind_words(EventKind::Unspecified), "event");
     }
 
     #[test]

@@ -35,6 +35,8 @@ const HISTORY_SIZE: usize = 10_000;
 /// How often reedline looks for event lines while it waits for keys.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 const COMPLETION_MENU: &str = "completion";
+/// How long the shell waits for its event feed to listen before it shows the prompt anyway.
+const FEED_READY: Duration = Duration::from_secs(2);
 
 /// Runs the shell until `exit`, `quit` or Ctrl-D; returns the exit status. When stdin is not a
 /// terminal, runs the commands it reads instead, without prompt or events.
@@ -68,8 +70,15 @@ pub fn run(target: Target) -> Exit {
         return shell.script();
     }
     let printer = ExternalPrinter::new(PRINTER_CAPACITY);
-    let feed = follow::follow(target, printer.sender(), shared, shell.palette);
+    let (ready, subscribed) = tokio::sync::oneshot::channel();
+    let feed = follow::follow(target, printer.sender(), shared, shell.palette, ready);
     shell.runtime.handle.spawn(feed);
+    // Events from the opening status on reach the screen: the feed listens before it is
+    // shown (a daemon slow to answer delays the prompt by FEED_READY at most).
+    let _ = shell
+        .runtime
+        .handle
+        .block_on(tokio::time::timeout(FEED_READY, subscribed));
     let mut editor = shell.editor(printer);
     // As supervisorctl does.
     shell.execute(&Command::Status {

@@ -1,13 +1,18 @@
 //! Taskmaster: a process supervisor. This library is the daemon (`taskmasterd`) and the pieces
-//! the control program (`taskctl`) shares with it.
+//! the control program (`taskctl`) shares with it. The binaries' own code lives beside it:
+//! `daemon/bin/` (taskmasterd: flags, detaching, event log, process set-up) and `ctl/`.
 //!
 //! # Layout
-//! - [`config`]: the YAML file: schema, defaults, validation reporting every error.
-//! - [`supervisor`]: the actor that owns every program and instance; [`supervisor::state`] holds
-//!   the pure lifecycle transitions, [`supervisor::process`] spawns, signals and reaps children,
-//!   [`supervisor::event`] numbers, logs and broadcasts events.
-//! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`].
-//! - [`endpoint`]: socket paths, binding and connecting (shared with `taskctl`).
+//! - [`config`]: the YAML file: schema and defaults, finding the file, key positions, the
+//!   checker that reports every error at once, value parsers, and the socket a file names.
+//! - [`supervisor`]: the actor that owns every program and instance, split by responsibility
+//!   (its own `# Layout` lists the parts): the pure lifecycle table in [`supervisor::state`],
+//!   the pure reload plan in [`supervisor::plan`], the operating system behind
+//!   [`supervisor::os::Os`], events in [`supervisor::event`]. It speaks domain types only.
+//! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`];
+//!   [`server::wire`] is the one place where domain types become `proto` types.
+//! - [`endpoint`]: socket paths, binding and connecting, the one listen-address parser
+//!   (shared with `taskctl` and the config).
 //! - [`run`]: serves the API until shutdown; only `main` exits the process.
 
 pub mod config;
