@@ -78,7 +78,7 @@ pub fn run(target: Target) -> Exit {
     let _ = shell
         .runtime
         .handle
-        .block_on(tokio::time::timeout(FEED_READY, subscribed));
+        .block_on(async { tokio::time::timeout(FEED_READY, subscribed).await });
     let mut editor = shell.editor(printer);
     // As supervisorctl does.
     shell.execute(&Command::Status {

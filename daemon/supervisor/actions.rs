@@ -24,6 +24,9 @@ impl From<UnknownNames> for SupervisorError {
     }
 }
 
+/// An instance an action may act on: its result slot, its id, its state before the action.
+type Accepted = (usize, InstanceId, State);
+
 impl<O: Os> Supervisor<O> {
     pub(super) fn status(&self, names: &[String]) -> Result<Vec<InstanceView>, SupervisorError> {
         let now = Instant::now();
@@ -41,13 +44,10 @@ impl<O: Os> Supervisor<O> {
         wait: Wait,
         reply: Reply<Vec<InstanceResult>>,
     ) {
-        let Some((waiter, ids)) = self.begin_action(Goal::Running, names, reply) else {
+        let Some((waiter, accepted)) = self.begin_action(Goal::Running, names, reply) else {
             return;
         };
-        for (slot, id) in ids.into_iter().enumerate() {
-            let Some(before) = self.accepts(waiter, slot, id) else {
-                continue;
-            };
+        for (slot, id, before) in accepted {
             // While STOPPING, it starts once reaped.
             self.apply(id, Input::Start);
             self.answer(waiter, slot, id, before, wait, "starting");
@@ -55,13 +55,10 @@ impl<O: Os> Supervisor<O> {
     }
 
     pub(super) fn stop(&mut self, names: &[String], wait: Wait, reply: Reply<Vec<InstanceResult>>) {
-        let Some((waiter, ids)) = self.begin_action(Goal::Stopped, names, reply) else {
+        let Some((waiter, accepted)) = self.begin_action(Goal::Stopped, names, reply) else {
             return;
         };
-        for (slot, id) in ids.into_iter().enumerate() {
-            let Some(before) = self.accepts(waiter, slot, id) else {
-                continue;
-            };
+        for (slot, id, before) in accepted {
             // Also calls off a start planned for after a stop, and a pending autorestart.
             self.apply(id, Input::Stop);
             self.answer(waiter, slot, id, before, wait, "stopping");
@@ -74,13 +71,10 @@ impl<O: Os> Supervisor<O> {
         wait: Wait,
         reply: Reply<Vec<InstanceResult>>,
     ) {
-        let Some((waiter, ids)) = self.begin_action(Goal::Running, names, reply) else {
+        let Some((waiter, accepted)) = self.begin_action(Goal::Running, names, reply) else {
             return;
         };
-        for (slot, id) in ids.into_iter().enumerate() {
-            let Some(before) = self.accepts(waiter, slot, id) else {
-                continue;
-            };
+        for (slot, id, before) in accepted {
             if let Some(instance) = self.registry.get(id) {
                 let event =
                     instance.event(EventKind::Restarting, before, "restart requested".into());
@@ -92,14 +86,17 @@ impl<O: Os> Supervisor<O> {
         }
     }
 
-    /// Resolves the names of an action and registers its waiter; `None` when it is already
-    /// answered (an error, or no instance at all).
+    /// Resolves the names of an action and registers its waiter; returns the instances it may
+    /// act on, each with its result slot and its state before, or `None` when the request is
+    /// answered already (an error, or no instance at all). An instance that a reload is
+    /// removing gets its answer here. Acting on one instance never changes whether another
+    /// is accepted, so all are checked first.
     fn begin_action(
         &mut self,
         goal: Goal,
         names: &[String],
         reply: Reply<Vec<InstanceResult>>,
-    ) -> Option<(WaiterId, Vec<InstanceId>)> {
+    ) -> Option<(WaiterId, Vec<Accepted>)> {
         if self.shutdown.is_some() {
             let _ = reply.send(Err(SupervisorError::ShuttingDown));
             return None;
@@ -112,24 +109,24 @@ impl<O: Os> Supervisor<O> {
             }
         };
         let waiter = self.waiters.add(goal, ids.len(), reply)?;
-        Some((waiter, ids))
-    }
-
-    /// The state of instance `id` if an action may touch it; one that a reload is removing
-    /// gets its answer here.
-    fn accepts(&mut self, waiter: WaiterId, slot: usize, id: InstanceId) -> Option<State> {
-        let instance = self.registry.get(id)?;
-        if instance.life.is_being_removed() {
-            let outcome = InstanceResult::new(
-                &instance.name,
-                false,
-                "being removed by a config reload",
-                instance.life.state,
-            );
-            self.waiters.answer(waiter, slot, outcome);
-            return None;
+        let mut accepted = Vec::with_capacity(ids.len());
+        for (slot, id) in ids.into_iter().enumerate() {
+            let Some(instance) = self.registry.get(id) else {
+                continue;
+            };
+            if instance.life.is_being_removed() {
+                let outcome = InstanceResult::new(
+                    &instance.name,
+                    false,
+                    "being removed by a config reload",
+                    instance.life.state,
+                );
+                self.waiters.answer(waiter, slot, outcome);
+            } else {
+                accepted.push((slot, id, instance.life.state));
+            }
         }
-        Some(instance.life.state)
+        Some((waiter, accepted))
     }
 
     /// Answers `slot` of `waiter` for instance `id` (in state `before` when the action came):
