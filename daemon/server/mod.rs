@@ -55,13 +55,13 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        let views = self
+        let instances = self
             .supervisor
-            .status(request.into_inner().names)
+            .status(request.into_inner().names, wire::instance_status)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::StatusResponse {
-            instances: views.into_iter().map(wire::instance_status).collect(),
+            instances,
             daemon: Some((*self.daemon).clone()),
         }))
     }

@@ -57,8 +57,8 @@ pub fn event_kind_of(kind: proto::EventKind) -> Option<EventKind> {
 
 pub fn instance_status(view: InstanceView) -> proto::InstanceStatus {
     proto::InstanceStatus {
-        name: view.name.to_string(),
-        program: view.program.to_string(),
+        name: view.name,
+        program: view.program,
         state: state(view.state).into(),
         pid: view.pid,
         uptime_secs: view.uptime.map(|uptime| uptime.as_secs()),
@@ -67,7 +67,7 @@ pub fn instance_status(view: InstanceView) -> proto::InstanceStatus {
         signal: view.exit.and_then(ExitInfo::signal),
         restarts: view.restarts,
         description: view.description,
-        spawn_error: view.spawn_error.map(String::from).unwrap_or_default(),
+        spawn_error: view.spawn_error,
     }
 }
 

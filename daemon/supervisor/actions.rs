@@ -8,12 +8,12 @@ use tokio::{sync::oneshot, time::Instant};
 use super::{
     Supervisor,
     event::{EventFilter, EventKind, Record, Watch},
-    handle::{Reply, SupervisorError},
+    handle::{Reply, StatusCollector, SupervisorError},
     os::Os,
     plan::{self, Change, Plan},
     registry::{InstanceId, UnknownNames},
     state::{Input, State},
-    view::{InstanceResult, InstanceView, ReloadSummary, Wait},
+    view::{InstanceResult, ReloadSummary, Wait},
     waiters::{self, Goal, WaiterId},
 };
 use crate::config::{Config, ConfigError, ProgramConfig};
@@ -28,14 +28,18 @@ impl From<UnknownNames> for SupervisorError {
 type Accepted = (usize, InstanceId, State);
 
 impl<O: Os> Supervisor<O> {
-    pub(super) fn status(&self, names: &[String]) -> Result<Vec<InstanceView>, SupervisorError> {
+    pub(super) fn status(&self, names: &[String], collect: StatusCollector) {
         let now = Instant::now();
-        let ids = self.registry.resolve(names)?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| self.registry.get(*id))
-            .map(|instance| instance.view(now))
-            .collect())
+        match self.registry.resolve(names) {
+            Ok(ids) => {
+                let mut views = ids
+                    .iter()
+                    .filter_map(|id| self.registry.get(*id))
+                    .map(|instance| instance.view(now));
+                collect(Ok(&mut views));
+            }
+            Err(unknown) => collect(Err(unknown.into())),
+        }
     }
 
     pub(super) fn start(

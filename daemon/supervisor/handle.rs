@@ -24,12 +24,21 @@ pub enum SupervisorError {
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
 
+/// The views a Status request answers with, in status order, as the supervisor's task makes
+/// them.
+pub(super) type Views<'a> = &'a mut dyn Iterator<Item = InstanceView>;
+
+/// Takes the answer of a Status request on the supervisor's task: the caller's conversion is
+/// applied to each view as it is made, so that a Status of thousands of instances is built in
+/// one pass, with no list of views in between.
+pub(super) type StatusCollector = Box<dyn FnOnce(Result<Views<'_>, SupervisorError>) + Send>;
+
 /// A request to the supervisor. Each has exactly one handler, reached from the flat `match` in
 /// the supervisor's run loop.
 pub(super) enum Request {
     Status {
         names: Vec<String>,
-        reply: Reply<Vec<InstanceView>>,
+        collect: StatusCollector,
     },
     Start {
         names: Vec<String>,
@@ -69,8 +78,24 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub async fn status(&self, names: Vec<String>) -> Result<Vec<InstanceView>, SupervisorError> {
-        self.ask(|reply| Request::Status { names, reply }).await
+    /// The instances `names` designate (all for none), each as `convert` makes it of its view.
+    pub async fn status<T: Send + 'static>(
+        &self,
+        names: Vec<String>,
+        convert: fn(InstanceView) -> T,
+    ) -> Result<Vec<T>, SupervisorError> {
+        self.ask(|reply| Request::Status {
+            names,
+            collect: Box::new(move |views: Result<Views<'_>, SupervisorError>| {
+                let _ = reply.send(views.map(|views| {
+                    // One allocation: the views are as many as the names resolved to.
+                    let mut converted = Vec::with_capacity(views.size_hint().1.unwrap_or(0));
+                    converted.extend(views.map(convert));
+                    converted
+                }));
+            }),
+        })
+        .await
     }
 
     pub async fn start(

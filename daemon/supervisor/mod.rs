@@ -147,9 +147,7 @@ impl<O: Os> Supervisor<O> {
     /// One handler per request.
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Status { names, reply } => {
-                let _ = reply.send(self.status(&names));
-            }
+            Request::Status { names, collect } => self.status(&names, collect),
             Request::Start { names, wait, reply } => self.start(&names, wait, reply),
             Request::Stop { names, wait, reply } => self.stop(&names, wait, reply),
             Request::Restart { names, wait, reply } => self.restart(&names, wait, reply),

@@ -124,15 +124,17 @@ impl Instance {
 
     /// supervisorctl's description column; `now` is the time of the request.
     pub fn description(&self, now: Instant) -> String {
-        use std::fmt::Write;
         let at = || humantime::format_rfc3339_seconds(self.since).to_string();
         match self.life.state {
             State::Stopped if !self.ever_started => "Not started".to_string(),
             State::Stopped => format!("Stopped at {}", at()),
             State::Starting => format!("pid {}, starting", self.pid),
+            // The common case of a large Status: written without the formatting machinery.
             State::Running => {
                 let mut text = String::with_capacity(32);
-                let _ = write!(text, "pid {}, uptime ", self.pid);
+                text.push_str("pid ");
+                text.push_str(itoa::Buffer::new().format(self.pid));
+                text.push_str(", uptime ");
                 write_clock(&mut text, self.uptime(now));
                 text
             }
@@ -157,8 +159,8 @@ impl Instance {
 
     pub fn view(&self, now: Instant) -> InstanceView {
         InstanceView {
-            name: self.name.clone(),
-            program: self.program.clone(),
+            name: self.name.to_string(),
+            program: self.program.to_string(),
             state: self.life.state,
             pid: self.pid,
             uptime: (self.pid != 0 && self.spawned_at.is_some()).then(|| self.uptime(now)),
@@ -167,8 +169,8 @@ impl Instance {
             restarts: self.life.restarts,
             description: self.description(now),
             spawn_error: match &self.failure {
-                Some(Failure::Spawn(reason)) => Some(reason.clone()),
-                _ => None,
+                Some(Failure::Spawn(reason)) => reason.to_string(),
+                _ => String::new(),
             },
         }
     }
@@ -176,15 +178,14 @@ impl Instance {
 
 /// Appends H:MM:SS.
 fn write_clock(text: &mut String, elapsed: Duration) {
-    use std::fmt::Write;
     let secs = elapsed.as_secs();
-    let _ = write!(
-        text,
-        "{}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    text.push_str(itoa::Buffer::new().format(secs / 3600));
+    for part in [secs / 60 % 60, secs % 60] {
+        text.push(':');
+        // Two digits: `part` is below 60.
+        text.push(char::from(b'0' + (part / 10) as u8));
+        text.push(char::from(b'0' + (part % 10) as u8));
+    }
 }
 
 /// A single instance shares its program's name.
@@ -395,6 +396,20 @@ mod tests {
             .all()
             .map(|id| registry.get(id).unwrap().name.to_string())
             .collect()
+    }
+
+    #[test]
+    fn the_clock_is_hours_then_two_digit_minutes_and_seconds() {
+        let clock = |secs| {
+            let mut text = String::new();
+            write_clock(&mut text, Duration::from_secs(secs));
+            text
+        };
+        assert_eq!(clock(0), "0:00:00");
+        assert_eq!(clock(59), "0:00:59");
+        assert_eq!(clock(61), "0:01:01");
+        assert_eq!(clock(3600 * 27 + 600 + 9), "27:10:09");
+        assert_eq!(clock(3600 * 100_000), "100000:00:00");
     }
 
     #[test]

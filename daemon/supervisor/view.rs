@@ -5,12 +5,13 @@ use std::{sync::Arc, time::Duration, time::SystemTime};
 
 use super::{process::ExitInfo, state::State};
 
-/// One instance as `status` shows it.
+/// One instance as `status` shows it. Owned strings: the gRPC layer moves them into its
+/// message, so a Status of thousands of instances copies each name once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceView {
     /// "web" when its program has one instance, else "web:0", "web:1", ...
-    pub name: Arc<str>,
-    pub program: Arc<str>,
+    pub name: String,
+    pub program: String,
     pub state: State,
     /// 0 when no process is alive.
     pub pid: u32,
@@ -24,8 +25,8 @@ pub struct InstanceView {
     pub restarts: u32,
     /// supervisorctl's description column: "pid 123, uptime 0:00:05", "Exited too quickly".
     pub description: String,
-    /// The reason of the last failed spawn, if that is why it is not running.
-    pub spawn_error: Option<Box<str>>,
+    /// The reason of the last failed spawn, if that is why it is not running; else empty.
+    pub spawn_error: String,
 }
 
 /// What a Start, Stop or Restart did to one instance.
