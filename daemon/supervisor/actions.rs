@@ -1,7 +1,10 @@
 //! What the supervisor does for each request, one function per verb: Status, Start, Stop,
 //! Restart, Reload (carrying out a [`Plan`]), Shutdown and WatchEvents.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
 
 use tokio::{sync::oneshot, time::Instant};
 
@@ -219,11 +222,7 @@ impl<O: Os> Supervisor<O> {
         plan.summary()
     }
 
-    fn carry_out(
-        &mut self,
-        plan: &Plan,
-        configs: &mut std::collections::BTreeMap<String, ProgramConfig>,
-    ) {
+    fn carry_out(&mut self, plan: &Plan, configs: &mut BTreeMap<String, ProgramConfig>) {
         for (name, change) in &plan.changes {
             let config = configs.remove(name).map(Arc::new);
             match (*change, config) {
@@ -259,8 +258,9 @@ impl<O: Os> Supervisor<O> {
             .program(name)
             .map(|program| program.instances.clone())
             .unwrap_or_default();
+        let created: HashSet<InstanceId> = resized.created.into_iter().collect();
         for id in ids {
-            if resized.created.contains(&id) {
+            if created.contains(&id) {
                 if autostart {
                     self.apply(id, Input::Start);
                 }

@@ -48,7 +48,7 @@ use handle::Request;
 pub use handle::{Handle, SupervisorError};
 use os::Os;
 use process::ExitInfo;
-use registry::{Failure, InstanceId, Registry};
+use registry::{Failure, Instance, InstanceId, Registry};
 use state::{Context, Effect, Input, State};
 use timers::{Purpose, Timers};
 pub use view::{InstanceResult, InstanceView, ReloadSummary, Wait};
@@ -287,13 +287,13 @@ impl<O: Os> Supervisor<O> {
             self.spawn(id, old);
             return;
         }
-        if next.state != old {
-            let event = self.transition_event(id, old, input, effect);
-            self.journal.publish(event);
-        }
         let Some(instance) = self.registry.get(id) else {
             return;
         };
+        if next.state != old {
+            self.journal
+                .publish(transition_event(instance, old, input, effect));
+        }
         match effect {
             Effect::SignalStop => {
                 // The process is not reaped yet: only the supervisor reaps, and not before
@@ -321,66 +321,6 @@ impl<O: Os> Supervisor<O> {
             Effect::None | Effect::Spawn => {}
         }
         self.settle(id);
-    }
-
-    /// The event for a transition that did not spawn.
-    fn transition_event(&self, id: InstanceId, old: State, input: Input, effect: Effect) -> Record {
-        let instance = self.registry.get(id).expect("the instance just moved");
-        let exited = matches!(input, Input::Exited { .. });
-        let exit_text = || instance.last_exit.map_or(String::new(), ExitInfo::describe);
-        let failure = || {
-            instance
-                .failure
-                .as_ref()
-                .map_or_else(String::new, Failure::to_string)
-        };
-        let mut event = match instance.life.state {
-            State::Running => instance.event(EventKind::Started, old, String::new()),
-            State::Backoff => {
-                let retry = match effect {
-                    Effect::ScheduleRetry(delay) => format!("; retry in {}s", delay.as_secs()),
-                    _ => String::new(),
-                };
-                instance.event(EventKind::Backoff, old, format!("{}{retry}", failure()))
-            }
-            State::Fatal => instance.event(
-                EventKind::GaveUp,
-                old,
-                match instance.life.failed_starts {
-                    1 => format!("{}; gave up after 1 try", failure()),
-                    tries => format!("{}; gave up after {tries} tries", failure()),
-                },
-            ),
-            State::Exited => {
-                let expected = instance.expected();
-                let mut event = instance.event(
-                    EventKind::Exited,
-                    old,
-                    format!(
-                        "{} ({})",
-                        exit_text(),
-                        if expected { "expected" } else { "unexpected" }
-                    ),
-                );
-                event.expected = expected;
-                event
-            }
-            State::Stopping => instance.event(
-                EventKind::Stopping,
-                old,
-                format!("{} sent", instance.config.stopsignal.as_str()),
-            ),
-            State::Stopped if exited => instance.event(EventKind::Stopped, old, exit_text()),
-            State::Stopped => {
-                instance.event(EventKind::Stopped, old, "retry cancelled".to_string())
-            }
-            // Entered only by a spawn, which publishes its own event.
-            State::Starting => instance.event(EventKind::Spawned, old, String::new()),
-        };
-        if exited {
-            event.exit = instance.last_exit;
-        }
-        event
     }
 
     /// Spawns a process for instance `id`, which has just entered STARTING from `old`.
@@ -445,4 +385,61 @@ impl<O: Os> Supervisor<O> {
             self.waiters.forget(id, &instance);
         }
     }
+}
+
+/// The event for a transition that did not spawn.
+fn transition_event(instance: &Instance, old: State, input: Input, effect: Effect) -> Record {
+    let exited = matches!(input, Input::Exited { .. });
+    let exit_text = || instance.last_exit.map_or(String::new(), ExitInfo::describe);
+    let failure = || {
+        instance
+            .failure
+            .as_ref()
+            .map_or_else(String::new, Failure::to_string)
+    };
+    let mut event = match instance.life.state {
+        State::Running => instance.event(EventKind::Started, old, String::new()),
+        State::Backoff => {
+            let retry = match effect {
+                Effect::ScheduleRetry(delay) => format!("; retry in {}s", delay.as_secs()),
+                _ => String::new(),
+            };
+            instance.event(EventKind::Backoff, old, format!("{}{retry}", failure()))
+        }
+        State::Fatal => instance.event(
+            EventKind::GaveUp,
+            old,
+            match instance.life.failed_starts {
+                1 => format!("{}; gave up after 1 try", failure()),
+                tries => format!("{}; gave up after {tries} tries", failure()),
+            },
+        ),
+        State::Exited => {
+            let expected = instance.expected();
+            let mut event = instance.event(
+                EventKind::Exited,
+                old,
+                format!(
+                    "{} ({})",
+                    exit_text(),
+                    if expected { "expected" } else { "unexpected" }
+                ),
+            );
+            event.expected = expected;
+            event
+        }
+        State::Stopping => instance.event(
+            EventKind::Stopping,
+            old,
+            format!("{} sent", instance.config.stopsignal.as_str()),
+        ),
+        State::Stopped if exited => instance.event(EventKind::Stopped, old, exit_text()),
+        State::Stopped => instance.event(EventKind::Stopped, old, "retry cancelled".to_string()),
+        // Entered only by a spawn, which publishes its own event.
+        State::Starting => instance.event(EventKind::Spawned, old, String::new()),
+    };
+    if exited {
+        event.exit = instance.last_exit;
+    }
+    event
 }

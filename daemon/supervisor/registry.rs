@@ -351,10 +351,11 @@ impl Registry {
         }
         list.sort_by_key(|id| self.instances[id].index);
         for id in &list {
-            let instance = self.instances.get_mut(id).expect("listed instances exist");
-            instance.name = instance_name(&program_name, numprocs, instance.index);
-            if instance.index >= numprocs {
-                resized.extra.push(*id);
+            if let Some(instance) = self.instances.get_mut(id) {
+                instance.name = instance_name(&program_name, numprocs, instance.index);
+                if instance.index >= numprocs {
+                    resized.extra.push(*id);
+                }
             }
         }
         resized.extra.reverse();
