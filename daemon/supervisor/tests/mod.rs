@@ -94,9 +94,7 @@ impl Rig {
     }
 
     async fn status(&self, name: &str) -> InstanceView {
-        let mut views = self
-            .handle
-            .status(vec![name.to_string()], |view| view)
+        let mut views = within(self.handle.status(vec![name.to_string()], |view| view))
             .await
             .unwrap();
         assert_eq!(views.len(), 1, "{name} names one instance");
@@ -104,7 +102,9 @@ impl Rig {
     }
 
     async fn states(&self) -> Vec<(String, State)> {
-        let views = self.handle.status(Vec::new(), |view| view).await.unwrap();
+        let views = within(self.handle.status(Vec::new(), |view| view))
+            .await
+            .unwrap();
         views
             .into_iter()
             .map(|view| (view.name, view.state))
@@ -113,7 +113,7 @@ impl Rig {
 
     async fn reload(&self, programs: &[&str]) -> Result<ReloadSummary, SupervisorError> {
         std::fs::write(&self.path, config_text(programs)).unwrap();
-        self.handle.reload().await
+        within(self.handle.reload()).await
     }
 
     /// The pid of the live process of `name`.
@@ -125,7 +125,7 @@ impl Rig {
 
     /// Shuts down and waits for the supervisor's end.
     async fn shutdown(mut self) -> Fake {
-        self.handle.shutdown().await;
+        within(self.handle.shutdown()).await;
         if let Some(task) = self.task.take() {
             tokio::time::timeout(PATIENCE, task)
                 .await
@@ -134,6 +134,14 @@ impl Rig {
         }
         self.fake.clone()
     }
+}
+
+/// `request`'s answer, which must come within [`PATIENCE`]: a request the supervisor never
+/// answers fails its test instead of hanging it.
+async fn within<T>(request: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, request)
+        .await
+        .expect("the supervisor answers every request")
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -229,9 +237,7 @@ async fn stop_signals_the_group_and_answers_once_reaped() {
     let mut rig = Rig::start(&["web: {cmd: serve, starttime: 0, stopsignal: USR1}"]).await;
     rig.event(EventKind::Started, "web").await;
     let pid = rig.pid("web").await;
-    let result = one(rig
-        .handle
-        .stop(names(&["web"]), Wait::ForOutcome)
+    let result = one(within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!(
@@ -259,9 +265,7 @@ async fn stop_signals_the_group_and_answers_once_reaped() {
     let stopped = rig.event(EventKind::Stopped, "web").await;
     assert_eq!(&*stopped.message, "killed by SIGUSR1");
     // Stopping what is stopped is no error.
-    let again = one(rig
-        .handle
-        .stop(names(&["web"]), Wait::ForOutcome)
+    let again = one(within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!((again.ok, again.message.as_str()), (true, "not running"));
@@ -272,9 +276,7 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_stoptime() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
     let asked = Instant::now();
-    let result = one(rig
-        .handle
-        .stop(names(&["mule"]), Wait::ForOutcome)
+    let result = one(within(rig.handle.stop(names(&["mule"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert!(result.ok);
@@ -297,9 +299,7 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_stoptime() {
 async fn start_answers_once_the_instance_has_run_for_starttime() {
     let rig = Rig::start(&["web: {cmd: serve, starttime: 2, autostart: false}"]).await;
     let asked = Instant::now();
-    let result = one(rig
-        .handle
-        .start(names(&["web"]), Wait::ForOutcome)
+    let result = one(within(rig.handle.start(names(&["web"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!(
@@ -307,9 +307,7 @@ async fn start_answers_once_the_instance_has_run_for_starttime() {
         (true, "started", State::Running)
     );
     assert!(about(asked.elapsed(), Duration::from_secs(2)));
-    let again = one(rig
-        .handle
-        .start(names(&["web"]), Wait::ForOutcome)
+    let again = one(within(rig.handle.start(names(&["web"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!(
@@ -317,12 +315,13 @@ async fn start_answers_once_the_instance_has_run_for_starttime() {
         (true, "already running")
     );
     // Without waiting, the answer comes at once.
-    rig.handle
-        .stop(names(&["web"]), Wait::ForOutcome)
+    within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
         .await
         .unwrap();
     let asked = Instant::now();
-    let quick = one(rig.handle.start(names(&["web"]), Wait::No).await.unwrap());
+    let quick = one(within(rig.handle.start(names(&["web"]), Wait::No))
+        .await
+        .unwrap());
     assert_eq!(
         (quick.ok, quick.message.as_str(), quick.state),
         (true, "starting", State::Starting)
@@ -333,11 +332,11 @@ async fn start_answers_once_the_instance_has_run_for_starttime() {
 #[tokio::test(start_paused = true)]
 async fn start_of_a_program_that_cannot_run_answers_with_its_failure() {
     let rig = Rig::start(&["crasher: {cmd: crash, startretries: 2, autostart: false}"]).await;
-    let result = one(rig
-        .handle
-        .start(names(&["crasher"]), Wait::ForOutcome)
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.start(names(&["crasher"]), Wait::ForOutcome))
+            .await
+            .unwrap(),
+    );
     assert_eq!((result.ok, result.state), (false, State::Fatal));
     assert_eq!(result.message, "Exited too quickly (exit status 1)");
     assert_eq!(rig.fake.spawned("crash").len(), 3);
@@ -347,11 +346,11 @@ async fn start_of_a_program_that_cannot_run_answers_with_its_failure() {
 async fn start_while_stopping_starts_again_once_reaped() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
-    let stopping = one(rig.handle.stop(names(&["mule"]), Wait::No).await.unwrap());
+    let stopping = one(within(rig.handle.stop(names(&["mule"]), Wait::No))
+        .await
+        .unwrap());
     assert_eq!(stopping.state, State::Stopping);
-    let result = one(rig
-        .handle
-        .start(names(&["mule"]), Wait::ForOutcome)
+    let result = one(within(rig.handle.start(names(&["mule"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!((result.ok, result.state), (true, State::Running));
@@ -369,11 +368,11 @@ async fn restart_stops_then_starts_and_counts() {
     let mut rig = Rig::start(&["web: {cmd: serve, starttime: 0}"]).await;
     rig.event(EventKind::Started, "web").await;
     let first = rig.pid("web").await;
-    let result = one(rig
-        .handle
-        .restart(names(&["web"]), Wait::ForOutcome)
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.restart(names(&["web"]), Wait::ForOutcome))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (result.ok, result.message.as_str(), result.state),
         (true, "started", State::Running)
@@ -393,8 +392,7 @@ async fn restart_in_backoff_starts_at_once() {
     let mut rig = Rig::start(&["crasher: {cmd: crash, startretries: 5}"]).await;
     rig.event(EventKind::Backoff, "crasher").await;
     let asked = Instant::now();
-    rig.handle
-        .restart(names(&["crasher"]), Wait::No)
+    within(rig.handle.restart(names(&["crasher"]), Wait::No))
         .await
         .unwrap();
     let cancelled = rig.event(EventKind::Stopped, "crasher").await;
@@ -456,9 +454,7 @@ async fn stop_calls_off_a_pending_autorestart() {
     rig.event(EventKind::Started, "blip").await;
     rig.fake.exit(rig.pid("blip").await, 0);
     rig.event(EventKind::Exited, "blip").await;
-    let result = one(rig
-        .handle
-        .stop(names(&["blip"]), Wait::ForOutcome)
+    let result = one(within(rig.handle.stop(names(&["blip"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!((result.ok, result.state), (true, State::Exited));
@@ -473,7 +469,9 @@ async fn stop_calls_off_a_pending_autorestart() {
 async fn reload_while_stopping_restarts_with_the_new_config_once_reaped() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn old, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
-    rig.handle.stop(names(&["mule"]), Wait::No).await.unwrap();
+    within(rig.handle.stop(names(&["mule"]), Wait::No))
+        .await
+        .unwrap();
     assert_eq!(rig.status("mule").await.state, State::Stopping);
     let summary = rig
         .reload(&["mule: {cmd: stubborn new, starttime: 0, stoptime: 1}"])
@@ -505,7 +503,7 @@ async fn reload_removing_a_running_program_stops_and_forgets_it() {
     );
     rig.event(EventKind::Stopped, "db").await;
     assert!(matches!(
-        rig.handle.status(names(&["db"]), |view| view).await,
+        within(rig.handle.status(names(&["db"]), |view| view)).await,
         Err(SupervisorError::UnknownNames { .. })
     ));
     assert!(rig.fake.spawned("serve db")[0].reaped);
@@ -548,9 +546,7 @@ async fn a_program_readded_while_being_removed_starts_again() {
     assert_eq!(removed.removed, names(&["mule"]));
     assert_eq!(rig.status("mule").await.state, State::Stopping);
     // Requests for it are refused while it is being removed.
-    let refused = one(rig
-        .handle
-        .start(names(&["mule"]), Wait::ForOutcome)
+    let refused = one(within(rig.handle.start(names(&["mule"]), Wait::ForOutcome))
         .await
         .unwrap());
     assert_eq!(
@@ -574,7 +570,9 @@ async fn a_waiter_is_answered_when_its_instance_is_removed() {
     rig.event(EventKind::Started, "mule").await;
     let handle = rig.handle.clone();
     let restart =
-        tokio::spawn(async move { handle.restart(names(&["mule"]), Wait::ForOutcome).await });
+        tokio::spawn(
+            async move { within(handle.restart(names(&["mule"]), Wait::ForOutcome)).await },
+        );
     rig.event(EventKind::Stopping, "mule").await;
     rig.reload(&[]).await.unwrap();
     let result = one(restart.await.unwrap().unwrap());
@@ -606,8 +604,7 @@ async fn shutdown_with_instances_in_every_state_ends_once_all_are_reaped() {
     rig.event(EventKind::Exited, "exited").await;
     rig.fake.exit(rig.pid("pending").await, 0);
     rig.event(EventKind::Exited, "pending").await;
-    rig.handle
-        .stop(names(&["stopping"]), Wait::No)
+    within(rig.handle.stop(names(&["stopping"]), Wait::No))
         .await
         .unwrap();
     let states: Vec<State> = rig
@@ -640,11 +637,12 @@ async fn shutdown_with_instances_in_every_state_ends_once_all_are_reaped() {
 async fn unknown_names_fail_the_whole_request_and_change_nothing() {
     let mut rig = Rig::start(&["web: {cmd: serve, starttime: 0}"]).await;
     rig.event(EventKind::Started, "web").await;
-    let error = rig
-        .handle
-        .stop(names(&["web", "nope", "web:3"]), Wait::ForOutcome)
-        .await
-        .unwrap_err();
+    let error = within(
+        rig.handle
+            .stop(names(&["web", "nope", "web:3"]), Wait::ForOutcome),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "no such program or instance: nope, web:3"
