@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigIssue;
+use super::output::{Capture, Output, OutputPath, PathTemplate};
 use super::positions::{LazyIndex, Pos, issue, last};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
@@ -31,6 +32,7 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     }),
     ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
     ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
+    ("logdir", |c, key, value, d| d.logdir = c.path(key, value)),
 ];
 
 /// The keys allowed in a program, each with how its value is read into the program's settings
@@ -65,8 +67,8 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("stoptime", |c, key, value, p| {
         set(&mut p.stoptime, c.check(key, duration(value)));
     }),
-    ("stdout", |c, key, value, p| p.stdout = c.path(key, value)),
-    ("stderr", |c, key, value, p| p.stderr = c.path(key, value)),
+    ("stdout", |c, key, value, p| p.stdout = c.output(key, value)),
+    ("stderr", |c, key, value, p| p.stderr = c.output(key, value)),
     ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
     ("workingdir", |c, key, value, p| {
         p.workingdir = c.path(key, value)
@@ -227,6 +229,17 @@ impl Checker<'_> {
     /// A path setting resolved against the config's directory; `None` when not set or bad.
     fn path(&mut self, key: &[String], value: &Value) -> Option<PathBuf> {
         self.check(key, file_path(self.dir, value)).flatten()
+    }
+
+    /// An output stream: a path, or null to discard.
+    fn output(&mut self, key: &[String], value: &Value) -> Output {
+        match self.path(key, value) {
+            Some(path) => Output::Capture(Capture {
+                path: OutputPath::Template(PathTemplate::literal(&path)),
+                ..Capture::default()
+            }),
+            None => Output::Discard,
+        }
     }
 
     /// The whole document. `None` when something is missing; problems are in `self.issues`.

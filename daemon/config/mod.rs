@@ -12,6 +12,7 @@
 
 mod check;
 mod find;
+pub mod output;
 mod positions;
 mod schema;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use find::{DEFAULT_FILE_NAME, find};
+pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{AutoRestart, Config, DaemonSettings, ProgramConfig};
 pub use values::parse_signal;
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::output::Output;
+
 /// Largest accepted `numprocs`.
 pub(super) const MAX_NUMPROCS: u32 = 100_000;
 /// Largest accepted `startretries`.
@@ -48,6 +50,8 @@ pub struct DaemonSettings {
     pub logfile: Option<PathBuf>,
     /// The file the daemon writes its pid to.
     pub pidfile: Option<PathBuf>,
+    /// The folder of captured output files; default: `logs/` beside the event log.
+    pub logdir: Option<PathBuf>,
 }
 
 /// When an exited process is started again.
@@ -83,10 +87,12 @@ pub struct ProgramConfig {
     pub stopsignal: Signal,
     /// How long a stopping instance gets before SIGKILL; at most one day.
     pub stoptime: Duration,
-    /// The file the instances' stdout is appended to; `None`: discard.
-    pub stdout: Option<PathBuf>,
-    /// The file the instances' stderr is appended to; `None`: discard.
-    pub stderr: Option<PathBuf>,
+    /// Where the instances' stdout goes; captured under the log folder by default.
+    pub stdout: Output,
+    /// Where the instances' stderr goes; unused with `redirect_stderr`.
+    pub stderr: Output,
+    /// stderr goes where stdout goes, through the same pipe.
+    pub redirect_stderr: bool,
     /// Keys are non-empty, without `=` or NUL; values without NUL.
     pub env: BTreeMap<String, String>,
     /// The directory the program starts in; `None`: the daemon's.
@@ -108,8 +114,9 @@ impl ProgramConfig {
             startretries: 3,
             stopsignal: Signal::SIGTERM,
             stoptime: Duration::from_secs(10),
-            stdout: None,
-            stderr: None,
+            stdout: Output::default(),
+            stderr: Output::default(),
+            redirect_stderr: false,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
@@ -131,6 +138,7 @@ impl ProgramConfig {
             stoptime,
             stdout,
             stderr,
+            redirect_stderr,
             env,
             workingdir,
             umask,
@@ -145,6 +153,7 @@ impl ProgramConfig {
             && *stoptime == other.stoptime
             && *stdout == other.stdout
             && *stderr == other.stderr
+            && *redirect_stderr == other.redirect_stderr
             && *env == other.env
             && *workingdir == other.workingdir
             && *umask == other.umask

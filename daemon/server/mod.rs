@@ -48,6 +48,7 @@ fn to_status(error: SupervisorError) -> Status {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
+type OutputStream = Pin<Box<dyn Stream<Item = Result<proto::OutputChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Taskmaster for TaskmasterService {
@@ -124,6 +125,38 @@ impl Taskmaster for TaskmasterService {
     ) -> Result<Response<proto::ShutdownResponse>, Status> {
         self.shutdown_requested.cancel();
         Ok(Response::new(proto::ShutdownResponse {}))
+    }
+
+    type TailStream = OutputStream;
+
+    async fn tail(
+        &self,
+        _request: Request<proto::TailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
+        Err(Status::unimplemented("Tail is being built"))
+    }
+
+    type MainTailStream = OutputStream;
+
+    async fn main_tail(
+        &self,
+        _request: Request<proto::MainTailRequest>,
+    ) -> Result<Response<Self::MainTailStream>, Status> {
+        Err(Status::unimplemented("MainTail is being built"))
+    }
+
+    async fn reopen(
+        &self,
+        _request: Request<proto::ReopenRequest>,
+    ) -> Result<Response<proto::ReopenResponse>, Status> {
+        Err(Status::unimplemented("Reopen is being built"))
+    }
+
+    async fn clear(
+        &self,
+        _request: Request<proto::ClearRequest>,
+    ) -> Result<Response<proto::ClearResponse>, Status> {
+        Err(Status::unimplemented("Clear is being built"))
     }
 
     type WatchEventsStream = EventStream;

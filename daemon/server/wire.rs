@@ -68,6 +68,8 @@ pub fn instance_status(view: InstanceView) -> proto::InstanceStatus {
         restarts: view.restarts,
         description: view.description,
         spawn_error: view.spawn_error,
+        last_stderr: String::new(),
+        output_dropped_bytes: 0,
     }
 }
 
@@ -115,6 +117,7 @@ pub fn event(record: &Record) -> proto::Event {
         expected: record.expected,
         message: record.message.to_string(),
         missed: 0,
+        last_stderr: String::new(),
     }
 }
 

@@ -138,8 +138,8 @@ fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
         .args(&config.argv[1..])
         .envs(&config.env)
         .stdin(null()?)
-        .stdout(output(config.stdout.as_deref())?)
-        .stderr(output(config.stderr.as_deref())?)
+        .stdout(output(literal_path(&config.stdout).as_deref())?)
+        .stderr(output(literal_path(&config.stderr).as_deref())?)
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
         .process_group(0);
     if let Some(dir) = &config.workingdir {
@@ -162,6 +162,17 @@ fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
         .spawn()
         .map(|child| child.id())
         .map_err(|error| SpawnError::from_io(None, &error))
+}
+
+/// Scaffolding until the daemon captures output: a literal path is appended to by the child.
+fn literal_path(output: &crate::config::Output) -> Option<std::path::PathBuf> {
+    match output {
+        crate::config::Output::Capture(crate::config::Capture {
+            path: crate::config::OutputPath::Template(template),
+            ..
+        }) if !template.has_placeholders() => Some(template.render("", 0, "")),
+        _ => None,
+    }
 }
 
 /// Where a child's output goes: appended to `path` (created if missing), or discarded.
