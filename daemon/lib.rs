@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod output;
 pub mod server;
 pub mod supervisor;
 
@@ -57,23 +58,36 @@ pub enum RunError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
-    #[error("watching for child exits (SIGCHLD): {0}")]
+    #[error("watching for child exits (SIGCHLD) or starting the output drainer: {0}")]
     ChildExits(std::io::Error),
 }
 
-/// Supervises the programs of `config` and serves the API on `listeners` until `shutdown`
-/// completes or a client asks for a Shutdown; each item of `reload` reloads the config (as
-/// SIGHUP does). Returns once every program is stopped and every stream ended.
+/// What the daemon is told by signals, as streams: each item of `reload` reloads the config
+/// (SIGHUP), each item of `reopen` reopens every output file (SIGUSR1).
+pub struct Signals<R, O> {
+    pub reload: R,
+    pub reopen: O,
+}
+
+/// Supervises the programs of `config` (captured output as `output` says) and serves the API
+/// on `listeners` until `shutdown` completes or a client asks for a Shutdown, following
+/// `signals`. Returns once every program is stopped and every stream ended.
 ///
 /// The supervisor reaps every child of the process, its own and any other (as PID 1 must): run
 /// it in a process whose other children nobody else waits for.
 pub async fn run(
     listeners: Listeners,
     config: config::Config,
+    output: supervisor::OutputSettings,
     shutdown: impl Future<Output = ()>,
-    mut reload: impl Stream<Item = ()> + Unpin,
+    signals: Signals<impl Stream<Item = ()> + Unpin, impl Stream<Item = ()> + Unpin>,
 ) -> Result<(), RunError> {
-    let (supervisor, supervisor_task) = supervisor::start(config).map_err(RunError::ChildExits)?;
+    let Signals {
+        mut reload,
+        mut reopen,
+    } = signals;
+    let (supervisor, supervisor_task) =
+        supervisor::start(config, output).map_err(RunError::ChildExits)?;
     let shutdown_requested = CancellationToken::new();
     let closing = CancellationToken::new();
     let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested.clone());
@@ -99,6 +113,11 @@ pub async fn run(
             Some(()) = reload.next() => {
                 // The outcome is published as an event and logged by the supervisor.
                 let _ = supervisor.reload().await;
+            }
+            Some(()) = reopen.next() => {
+                for error in supervisor.reopen().await.unwrap_or_default() {
+                    tracing::warn!("reopening {error}");
+                }
             }
         }
     }

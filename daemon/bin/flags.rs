@@ -88,12 +88,25 @@ pub struct Settings {
     /// The event log: `--logfile`, else `daemon.logfile`, else taskmaster.log beside the config.
     pub logfile: PathBuf,
     pub pidfile: Option<PathBuf>,
+    /// The folder of captured output: `daemon.logdir`, else `logs/` beside the event log.
+    pub logdir: PathBuf,
 }
 
 impl Settings {
     pub fn resolve(args: &Args, config: &config::Config) -> Settings {
         let daemon = &config.daemon;
         let config_dir = config.path.parent().unwrap_or(Path::new("/"));
+        let logfile = args
+            .logfile
+            .clone()
+            .or_else(|| daemon.logfile.clone())
+            .unwrap_or_else(|| config_dir.join("taskmaster.log"));
+        let logdir = daemon.logdir.clone().unwrap_or_else(|| {
+            logfile
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join("logs")
+        });
         Settings {
             socket: args
                 .socket
@@ -101,12 +114,9 @@ impl Settings {
                 .or_else(|| daemon.socket.clone())
                 .unwrap_or_else(endpoint::default_socket_path),
             listen: args.listen.clone().or_else(|| daemon.listen.clone()),
-            logfile: args
-                .logfile
-                .clone()
-                .or_else(|| daemon.logfile.clone())
-                .unwrap_or_else(|| config_dir.join("taskmaster.log")),
+            logfile,
             pidfile: args.pidfile.clone().or_else(|| daemon.pidfile.clone()),
+            logdir,
         }
     }
 }

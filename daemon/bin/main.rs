@@ -15,7 +15,7 @@ mod setup;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use taskmaster::{Listeners, config, endpoint};
+use taskmaster::{Listeners, Signals, config, endpoint, supervisor::OutputSettings};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::SignalStream;
 
@@ -81,7 +81,7 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
         None => None,
     };
     let also_stderr = args.foreground && !args.notify_ready;
-    let _log_guard = event_log::start_event_log(&settings.logfile, also_stderr)
+    let (_log_guard, event_log) = event_log::start_event_log(&settings.logfile, also_stderr)
         .with_context(|| format!("opening event log {}", settings.logfile.display()))?;
     let _pidfile = match &settings.pidfile {
         Some(path) => Some(
@@ -92,6 +92,7 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let hangup = SignalStream::new(signal(SignalKind::hangup())?);
+    let user1 = SignalStream::new(signal(SignalKind::user_defined1())?);
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => {}
@@ -101,6 +102,14 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
     if args.notify_ready {
         detach::detach_stdio()?;
     }
-    taskmaster::run(Listeners { unix, tcp }, config, shutdown, hangup).await?;
+    let output = OutputSettings {
+        logdir: settings.logdir.clone(),
+        event_log: Some(event_log),
+    };
+    let signals = Signals {
+        reload: hangup,
+        reopen: user1,
+    };
+    taskmaster::run(Listeners { unix, tcp }, config, output, shutdown, signals).await?;
     Ok(())
 }

@@ -5,12 +5,16 @@ pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
-use tokio_stream::{Stream, StreamExt};
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
     proto::{self, taskmaster_server::Taskmaster},
+    output::{Capture, StreamKind},
     supervisor::{Handle, SupervisorError, Wait, Watch},
 };
 
@@ -44,6 +48,8 @@ fn to_status(error: SupervisorError) -> Status {
         SupervisorError::UnknownNames { .. } => Status::not_found(error.to_string()),
         SupervisorError::ConfigRejected(_) => Status::invalid_argument(error.to_string()),
         SupervisorError::ShuttingDown => Status::unavailable(error.to_string()),
+        SupervisorError::NotCaptured { .. } => Status::failed_precondition(error.to_string()),
+        SupervisorError::NotOneInstance { .. } => Status::invalid_argument(error.to_string()),
     }
 }
 
@@ -131,32 +137,57 @@ impl Taskmaster for TaskmasterService {
 
     async fn tail(
         &self,
-        _request: Request<proto::TailRequest>,
+        request: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        Err(Status::unimplemented("Tail is being built"))
+        let request = request.into_inner();
+        let stream = match request.stream() {
+            proto::Stream::Stdout => StreamKind::Stdout,
+            proto::Stream::Stderr => StreamKind::Stderr,
+        };
+        let capture = self
+            .supervisor
+            .tail(request.name, stream)
+            .await
+            .map_err(to_status)?;
+        let start = Start::of(request.lines, request.bytes);
+        let stream = self.output_stream(capture, start, request.follow)?;
+        Ok(Response::new(stream))
     }
 
     type MainTailStream = OutputStream;
 
     async fn main_tail(
         &self,
-        _request: Request<proto::MainTailRequest>,
+        request: Request<proto::MainTailRequest>,
     ) -> Result<Response<Self::MainTailStream>, Status> {
-        Err(Status::unimplemented("MainTail is being built"))
+        let request = request.into_inner();
+        let capture = self
+            .supervisor
+            .event_log()
+            .ok_or_else(|| Status::failed_precondition("this daemon writes no event log"))?;
+        let start = Start::of(request.lines, request.bytes);
+        let stream = self.output_stream(capture, start, request.follow)?;
+        Ok(Response::new(stream))
     }
 
     async fn reopen(
         &self,
         _request: Request<proto::ReopenRequest>,
     ) -> Result<Response<proto::ReopenResponse>, Status> {
-        Err(Status::unimplemented("Reopen is being built"))
+        let errors = self.supervisor.reopen().await.map_err(to_status)?;
+        Ok(Response::new(proto::ReopenResponse { errors }))
     }
 
     async fn clear(
         &self,
-        _request: Request<proto::ClearRequest>,
+        request: Request<proto::ClearRequest>,
     ) -> Result<Response<proto::ClearResponse>, Status> {
-        Err(Status::unimplemented("Clear is being built"))
+        let cleared = self
+            .supervisor
+            .clear(request.into_inner().names)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(proto::ClearResponse { cleared }))
     }
 
     type WatchEventsStream = EventStream;
@@ -174,6 +205,94 @@ impl Taskmaster for TaskmasterService {
         let stream = event_stream(watch);
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Where a tail begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The last this many lines.
+    Lines(usize),
+    /// The last this many bytes.
+    Bytes(u64),
+}
+
+/// Lines shown when none are asked for, as supervisorctl's tail.
+const DEFAULT_LINES: usize = 20;
+/// How far back a tail of lines looks for them.
+const LINES_LOOK_BACK: u64 = 256 * 1024;
+
+impl Start {
+    fn of(lines: u32, bytes: Option<u64>) -> Start {
+        match (bytes, lines) {
+            (Some(bytes), _) => Start::Bytes(bytes),
+            (None, 0) => Start::Lines(DEFAULT_LINES),
+            (None, lines) => Start::Lines(lines as usize),
+        }
+    }
+}
+
+impl TaskmasterService {
+    /// The start of `capture`'s output as `start` says, then (with `follow`) what comes, until
+    /// the client hangs up or the supervisor ends.
+    fn output_stream(
+        &self,
+        capture: Arc<Capture>,
+        start: Start,
+        follow: bool,
+    ) -> Result<OutputStream, Status> {
+        let look_back = match start {
+            Start::Bytes(bytes) => bytes,
+            Start::Lines(_) => LINES_LOOK_BACK,
+        };
+        let snapshot = capture
+            .snapshot(look_back)
+            .map_err(|error| Status::internal(format!("reading {}: {error}", capture.label)))?;
+        let first = match start {
+            Start::Bytes(bytes) => {
+                let skip = snapshot.data.len().saturating_sub(bytes as usize);
+                snapshot.data[skip..].to_vec()
+            }
+            Start::Lines(lines) => last_lines(&snapshot.data, lines).to_vec(),
+        };
+        let head = tokio_stream::iter([Ok(proto::OutputChunk {
+            data: first,
+            missed_bytes: 0,
+        })]);
+        if !follow {
+            return Ok(Box::pin(head));
+        }
+        let mut expected = snapshot.next_offset;
+        let live = BroadcastStream::new(snapshot.live).filter_map(move |item| match item {
+            Ok(chunk) => {
+                let missed = chunk.offset.saturating_sub(expected);
+                expected = chunk.offset + chunk.data.len() as u64;
+                Some(Ok(proto::OutputChunk {
+                    data: chunk.data.to_vec(),
+                    missed_bytes: missed,
+                }))
+            }
+            // The next chunk's offset tells how much was missed.
+            Err(BroadcastStreamRecvError::Lagged(_)) => None,
+        });
+        let supervisor = self.supervisor.clone();
+        let ended = async move { supervisor.closed().await };
+        Ok(Box::pin(futures_util::StreamExt::take_until(
+            head.chain(live),
+            ended,
+        )))
+    }
+}
+
+/// The last `lines` lines of `data` (a final line without its newline counts as one).
+fn last_lines(data: &[u8], lines: usize) -> &[u8] {
+    if lines == 0 {
+        return &data[data.len()..];
+    }
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let start = memchr::memrchr_iter(b'\n', body)
+        .nth(lines - 1)
+        .map_or(0, |newline| newline + 1);
+    &data[start..]
 }
 
 /// The wire's `no_wait` flag as the supervisor's [`Wait`].
@@ -204,6 +323,15 @@ mod tests {
             instance: instance.into(),
             ..Record::new(event::EventKind::Spawned)
         }
+    }
+
+    #[test]
+    fn last_lines_counts_a_final_line_without_newline() {
+        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
+        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
+        assert_eq!(last_lines(b"", 3), b"");
+        assert_eq!(last_lines(b"a\nb\n", 0), b"");
     }
 
     #[tokio::test]

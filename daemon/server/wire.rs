@@ -45,6 +45,7 @@ pub fn event_kind(kind: EventKind) -> proto::EventKind {
         EventKind::DaemonStarted => proto::EventKind::DaemonStarted,
         EventKind::DaemonStopping => proto::EventKind::DaemonStopping,
         EventKind::Lagged => proto::EventKind::Lagged,
+        EventKind::OutputDropped => proto::EventKind::OutputDropped,
     }
 }
 
@@ -68,8 +69,8 @@ pub fn instance_status(view: InstanceView) -> proto::InstanceStatus {
         restarts: view.restarts,
         description: view.description,
         spawn_error: view.spawn_error,
-        last_stderr: String::new(),
-        output_dropped_bytes: 0,
+        last_stderr: view.last_stderr,
+        output_dropped_bytes: view.output_dropped,
     }
 }
 
@@ -117,7 +118,7 @@ pub fn event(record: &Record) -> proto::Event {
         expected: record.expected,
         message: record.message.to_string(),
         missed: 0,
-        last_stderr: String::new(),
+        last_stderr: record.last_stderr.as_deref().unwrap_or("").to_string(),
     }
 }
 

@@ -19,7 +19,10 @@ use super::{
     view::{InstanceResult, ReloadSummary, Wait},
     waiters::{self, Goal, WaiterId},
 };
-use crate::config::{Config, ConfigError, ProgramConfig};
+use crate::{
+    config::{Config, ConfigError, ProgramConfig},
+    output::{Capture, StreamKind},
+};
 
 impl From<UnknownNames> for SupervisorError {
     fn from(UnknownNames(names): UnknownNames) -> Self {
@@ -308,5 +311,59 @@ impl<O: Os> Supervisor<O> {
             subscription: self.journal.subscribe(since),
             filter,
         })
+    }
+
+    /// The capture of stream `stream` of the one instance `name`.
+    pub(super) fn tail(
+        &self,
+        name: &str,
+        stream: StreamKind,
+    ) -> Result<Arc<Capture>, SupervisorError> {
+        let ids = self.registry.resolve(&[name.to_string()])?;
+        let [id] = ids[..] else {
+            return Err(SupervisorError::NotOneInstance {
+                name: name.to_string(),
+                count: ids.len(),
+            });
+        };
+        let instance = self.registry.get(id).ok_or_else(|| UnknownNames(vec![name.into()]))?;
+        // With redirect_stderr, stderr is in stdout.
+        let stream = match stream {
+            StreamKind::Stderr if instance.config.redirect_stderr => StreamKind::Stdout,
+            other => other,
+        };
+        instance
+            .capture(stream)
+            .cloned()
+            .ok_or_else(|| SupervisorError::NotCaptured {
+                name: instance.name.to_string(),
+                stream: stream.name(),
+            })
+    }
+
+    /// Reopens every output file; the errors.
+    pub(super) fn reopen(&mut self) -> Vec<String> {
+        self.outputs.reopen()
+    }
+
+    /// Empties the output files of the instances `names` designate; their names.
+    pub(super) fn clear(&mut self, names: &[String]) -> Result<Vec<String>, SupervisorError> {
+        let ids = self.registry.resolve(names)?;
+        let mut cleared = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(instance) = self.registry.get_mut(id) else {
+                continue;
+            };
+            for kind in [StreamKind::Stdout, StreamKind::Stderr] {
+                if let Some(capture) = instance.capture(kind)
+                    && let Err(error) = capture.clear()
+                {
+                    tracing::warn!("clearing {}: {error}", capture.label);
+                }
+            }
+            instance.last_stderr = None;
+            cleared.push(instance.name.to_string());
+        }
+        Ok(cleared)
     }
 }

@@ -42,10 +42,12 @@ pub enum EventKind {
     DaemonStopping,
     /// A watcher fell behind and missed events (never kept in the journal).
     Lagged,
+    /// Output of an instance could not be written to its file (reported at a bounded rate).
+    OutputDropped,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Spawned,
         EventKind::Started,
         EventKind::Exited,
@@ -60,6 +62,7 @@ impl EventKind {
         EventKind::DaemonStarted,
         EventKind::DaemonStopping,
         EventKind::Lagged,
+        EventKind::OutputDropped,
     ];
 
     /// The event-log name of a kind: "spawned", "gave up", "config reloaded", ...
@@ -79,6 +82,7 @@ impl EventKind {
             EventKind::DaemonStarted => "daemon started",
             EventKind::DaemonStopping => "daemon stopping",
             EventKind::Lagged => "lagged",
+            EventKind::OutputDropped => "output dropped",
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Record {
     /// For EXITED: whether the exit code is one of `exitcodes`.
     pub expected: bool,
     pub message: Box<str>,
+    /// For unexpected exits, BACKOFF and GAVE_UP: the last lines of stderr.
+    pub last_stderr: Option<Arc<str>>,
 }
 
 impl Record {
@@ -120,6 +126,7 @@ impl Record {
             exit: None,
             expected: false,
             message: Box::from(""),
+            last_stderr: None,
         }
     }
 

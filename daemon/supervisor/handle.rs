@@ -9,7 +9,10 @@ use super::{
     event::Watch,
     view::{InstanceResult, InstanceView, ReloadSummary, Wait},
 };
-use crate::config::ConfigError;
+use crate::{
+    config::ConfigError,
+    output::{Capture, StreamKind},
+};
 
 /// What a request can fail with. The gRPC layer maps each to a status code in one place.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,10 @@ pub enum SupervisorError {
     ConfigRejected(#[from] ConfigError),
     #[error("taskmasterd is shutting down")]
     ShuttingDown,
+    #[error("the {stream} of {name} is not captured (it is discarded)")]
+    NotCaptured { name: String, stream: &'static str },
+    #[error("{name} has {count} instances: name one ({name}:0, ...)")]
+    NotOneInstance { name: String, count: usize },
 }
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
@@ -66,6 +73,18 @@ pub(super) enum Request {
         since: Option<u64>,
         reply: Reply<Watch>,
     },
+    Tail {
+        name: String,
+        stream: StreamKind,
+        reply: Reply<Arc<Capture>>,
+    },
+    Reopen {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    Clear {
+        names: Vec<String>,
+        reply: Reply<Vec<String>>,
+    },
 }
 
 /// A cheap, cloneable way to talk to the supervisor.
@@ -75,6 +94,8 @@ pub struct Handle {
     pub(super) requests: mpsc::Sender<Request>,
     /// The file `reload` reads again.
     pub(super) config_path: Arc<PathBuf>,
+    /// The event log, for MainTail.
+    pub(super) event_log: Option<Arc<Capture>>,
 }
 
 impl Handle {
@@ -157,6 +178,45 @@ impl Handle {
 
     pub fn config_path(&self) -> &std::path::Path {
         &self.config_path
+    }
+
+    /// The capture of stream `stream` of the one instance `name`.
+    pub async fn tail(
+        &self,
+        name: String,
+        stream: StreamKind,
+    ) -> Result<Arc<Capture>, SupervisorError> {
+        self.ask(|reply| Request::Tail {
+            name,
+            stream,
+            reply,
+        })
+        .await
+    }
+
+    /// The event log, when the daemon writes one.
+    pub fn event_log(&self) -> Option<Arc<Capture>> {
+        self.event_log.clone()
+    }
+
+    /// Reopens every output file; the errors.
+    pub async fn reopen(&self) -> Result<Vec<String>, SupervisorError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Reopen { reply })
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)
+    }
+
+    /// Empties the output of the instances `names` designate; their names.
+    pub async fn clear(&self, names: Vec<String>) -> Result<Vec<String>, SupervisorError> {
+        self.ask(|reply| Request::Clear { names, reply }).await
+    }
+
+    /// Resolves once the supervisor has ended (after a shutdown).
+    pub async fn closed(&self) {
+        self.requests.closed().await
     }
 
     async fn ask<T>(

@@ -31,7 +31,7 @@ pub mod waiters;
 #[cfg(test)]
 mod tests;
 
-use std::time::SystemTime;
+use std::{path::PathBuf, sync::Arc, time::SystemTime};
 
 use nix::sys::signal::Signal;
 use tokio::{
@@ -40,13 +40,16 @@ use tokio::{
     time::Instant,
 };
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    output::{Capture, Notice, Outputs, Pipe, StreamKind},
+};
 use children::{Children, Owner};
 pub use event::{EventFilter, Watch};
 use event::{EventKind, Journal, Record};
 use handle::Request;
 pub use handle::{Handle, SupervisorError};
-use os::Os;
+use os::{ChildStdio, Os};
 use process::ExitInfo;
 use registry::{Failure, Instance, InstanceId, Registry};
 use state::{Context, Effect, Input, State};
@@ -54,25 +57,44 @@ use timers::{Purpose, Timers};
 pub use view::{InstanceResult, InstanceView, ReloadSummary, Wait};
 use waiters::Waiters;
 
+/// Where captured output goes: the folder of default output files, and the event log (as a
+/// capture, for MainTail and Reopen) when the daemon writes one.
+pub struct OutputSettings {
+    pub logdir: PathBuf,
+    pub event_log: Option<Arc<Capture>>,
+}
+
 /// Starts the supervisor task on `config` with the real operating system (autostart programs
 /// are started) and returns its handle. The task ends after a shutdown has stopped everything.
-/// Fails only if child exits cannot be watched (no SIGCHLD handler).
-pub fn start(config: Config) -> std::io::Result<(Handle, JoinHandle<()>)> {
+/// Fails only if child exits cannot be watched (no SIGCHLD handler) or the output drainer
+/// cannot start.
+pub fn start(
+    config: Config,
+    output: OutputSettings,
+) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed.
     let os = process::System::new()?;
-    Ok(start_with(os, config))
+    start_with(os, config, output)
 }
 
 /// [`start`] on any [`Os`].
-pub fn start_with<O: Os>(os: O, config: Config) -> (Handle, JoinHandle<()>) {
+pub fn start_with<O: Os>(
+    os: O,
+    config: Config,
+    output: OutputSettings,
+) -> std::io::Result<(Handle, JoinHandle<()>)> {
     let (requests, requests_rx) = mpsc::channel(256);
+    let (notices, notices_rx) = mpsc::unbounded_channel();
+    let outputs = Outputs::new(output.logdir, output.event_log.clone(), notices)?;
     let handle = Handle {
         requests,
-        config_path: std::sync::Arc::new(config.path.clone()),
+        config_path: Arc::new(config.path.clone()),
+        event_log: output.event_log,
     };
     let mut supervisor = Supervisor {
         config_path: config.path.clone(),
         os,
+        outputs,
         registry: Registry::default(),
         children: Children::default(),
         timers: Timers::default(),
@@ -90,16 +112,22 @@ pub fn start_with<O: Os>(os: O, config: Config) -> (Handle, JoinHandle<()>) {
             ),
         ));
         supervisor.apply_config(config);
-        supervisor.run(requests_rx).await;
+        supervisor.run(requests_rx, notices_rx).await;
     });
-    (handle, task)
+    Ok((handle, task))
 }
+
+/// How much of stderr an unexpected exit or a failed start carries.
+const LAST_STDERR_LINES: usize = 10;
+const LAST_STDERR_BYTES: usize = 2048;
 
 struct Supervisor<O: Os> {
     /// The file a reload reads.
-    config_path: std::path::PathBuf,
+    config_path: PathBuf,
     /// Spawns, signals and reaps; nothing else touches processes.
     os: O,
+    /// Captured output: pipes, files, the drainer thread.
+    outputs: Outputs,
     registry: Registry,
     /// Every process spawned and not yet reaped.
     children: Children,
@@ -113,7 +141,11 @@ struct Supervisor<O: Os> {
 }
 
 impl<O: Os> Supervisor<O> {
-    async fn run(&mut self, mut requests: mpsc::Receiver<Request>) {
+    async fn run(
+        &mut self,
+        mut requests: mpsc::Receiver<Request>,
+        mut notices: mpsc::UnboundedReceiver<Notice>,
+    ) {
         // Fair between the branches: a crash-looping program must not starve clients (or the
         // shutdown request) of the supervisor's attention.
         let mut requests_open = true;
@@ -126,6 +158,7 @@ impl<O: Os> Supervisor<O> {
                 Some((id, purpose)) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)) => {
                     self.on_due(id, purpose);
                 }
+                Some(notice) = notices.recv() => self.on_notice(notice),
                 request = requests.recv(), if requests_open => match request {
                     Some(request) => self.on_request(request),
                     // Every handle is gone: nobody can ask for anything any more.
@@ -164,6 +197,42 @@ impl<O: Os> Supervisor<O> {
                 reply,
             } => {
                 let _ = reply.send(self.watch_events(&names, since));
+            }
+            Request::Tail {
+                name,
+                stream,
+                reply,
+            } => {
+                let _ = reply.send(self.tail(&name, stream));
+            }
+            Request::Reopen { reply } => {
+                let _ = reply.send(self.reopen());
+            }
+            Request::Clear { names, reply } => {
+                let _ = reply.send(self.clear(&names));
+            }
+        }
+    }
+
+    /// What the output side reports.
+    fn on_notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Dropped {
+                instance,
+                kind,
+                total,
+                reason,
+            } => {
+                let event = Record {
+                    instance,
+                    message: format!(
+                        "{total} bytes of {} could not be written so far: {reason}",
+                        kind.name()
+                    )
+                    .into(),
+                    ..Record::new(EventKind::OutputDropped)
+                };
+                self.journal.publish(event);
             }
         }
     }
@@ -221,10 +290,30 @@ impl<O: Os> Supervisor<O> {
             .take()
             .map_or(std::time::Duration::ZERO, |spawned| spawned.elapsed());
         instance.last_exit = Some(exit);
-        if instance.life.state == State::Starting {
+        let failed_start = instance.life.state == State::Starting;
+        if failed_start {
             instance.failure = Some(Failure::TooQuick(exit));
         }
         let expected = instance.expected();
+        // Its last words are in before its exit is told; the drainer has the rest (a
+        // grandchild may hold the pipe).
+        for pipe in std::mem::take(&mut instance.pipes) {
+            self.outputs.drain_now(&pipe);
+        }
+        if failed_start || (instance.life.state == State::Running && !expected) {
+            let kind = if instance.config.redirect_stderr {
+                StreamKind::Stdout
+            } else {
+                StreamKind::Stderr
+            };
+            instance.last_stderr = instance
+                .capture(kind)
+                .map(|capture| capture.last_lines(LAST_STDERR_LINES, LAST_STDERR_BYTES))
+                .filter(|lines| !lines.is_empty())
+                .map(Arc::from);
+        } else if expected {
+            instance.last_stderr = None;
+        }
         // Its start or kill deadline ends with the state change the exit makes.
         self.apply(id, Input::Exited { expected, ran_for });
     }
@@ -338,8 +427,23 @@ impl<O: Os> Supervisor<O> {
         };
         instance.config = current;
         instance.ever_started = true;
-        match self.os.spawn(&instance.config) {
+        let (stdio, pipes) = match prepare_output(&mut self.outputs, instance) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                instance.last_pid = 0;
+                instance.failure = Some(Failure::Spawn(error.into()));
+                self.apply(id, Input::SpawnFailed);
+                return;
+            }
+        };
+        match self.os.spawn(&instance.config, stdio) {
             Ok(pid) => {
+                for pipe in &pipes {
+                    if let Err(error) = self.outputs.drain(pipe.clone()) {
+                        tracing::error!(instance = %instance.name, "cannot drain output: {error}");
+                    }
+                }
+                instance.pipes = pipes;
                 self.children.insert(pid, Owner::Instance(id));
                 instance.pid = pid;
                 instance.spawned_at = Some(Instant::now());
@@ -441,5 +545,69 @@ fn transition_event(instance: &Instance, old: State, input: Input, effect: Effec
     if exited {
         event.exit = instance.last_exit;
     }
+    let failed = match instance.life.state {
+        State::Backoff | State::Fatal => true,
+        State::Exited => !event.expected,
+        _ => false,
+    };
+    if failed {
+        event.last_stderr = instance.last_stderr.clone();
+    }
     event
+}
+
+/// Makes (or keeps) the captures of `instance`'s streams for its config and the pipes of its
+/// next process: what the child gets, and the read ends to drain once it is spawned.
+fn prepare_output(
+    outputs: &mut Outputs,
+    instance: &mut Instance,
+) -> Result<(ChildStdio, Vec<Arc<Pipe>>), String> {
+    let config = instance.config.clone();
+    let redirect = config.redirect_stderr;
+    let (program, index, name) = (instance.program.clone(), instance.index, instance.name.clone());
+    instance.stdout = outputs.capture(
+        instance.stdout.take(),
+        &config.stdout,
+        StreamKind::Stdout,
+        &program,
+        index,
+        &name,
+        redirect,
+    );
+    instance.stderr = if redirect {
+        None
+    } else {
+        outputs.capture(
+            instance.stderr.take(),
+            &config.stderr,
+            StreamKind::Stderr,
+            &program,
+            index,
+            &name,
+            true,
+        )
+    };
+    let mut stdio = ChildStdio::default();
+    let mut pipes = Vec::new();
+    let failed = |kind: StreamKind| {
+        move |error: std::io::Error| format!("cannot make the {} pipe: {error}", kind.name())
+    };
+    if let Some(kept) = &instance.stdout {
+        let (write, pipe) = outputs
+            .pipe(&kept.capture)
+            .map_err(failed(StreamKind::Stdout))?;
+        if redirect {
+            stdio.stderr = Some(write.try_clone().map_err(failed(StreamKind::Stderr))?);
+        }
+        stdio.stdout = Some(write);
+        pipes.push(pipe);
+    }
+    if let Some(kept) = &instance.stderr {
+        let (write, pipe) = outputs
+            .pipe(&kept.capture)
+            .map_err(failed(StreamKind::Stderr))?;
+        stdio.stderr = Some(write);
+        pipes.push(pipe);
+    }
+    Ok((stdio, pipes))
 }

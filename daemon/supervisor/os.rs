@@ -3,7 +3,10 @@
 //! them. [`super::process::System`] implements it with real processes; the actor's unit tests
 //! implement it with a fake, so that they run in-process with paused time.
 
-use std::task::{Context, Poll};
+use std::{
+    os::fd::OwnedFd,
+    task::{Context, Poll},
+};
 
 use nix::sys::signal::Signal;
 
@@ -12,9 +15,10 @@ use crate::config::ProgramConfig;
 
 /// What the supervisor asks of the operating system. Every method returns at once.
 pub trait Os: Send + 'static {
-    /// Spawns one process of `config` in a process group of its own and returns its pid (also
-    /// the group's id). The caller owns the pid until it reaps it.
-    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError>;
+    /// Spawns one process of `config` in a process group of its own, with `stdio` as its
+    /// stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
+    /// until it reaps it.
+    fn spawn(&mut self, config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError>;
 
     /// Signals the process group led by `pid`; a group that is already gone is no error.
     fn signal_group(&mut self, pid: u32, signal: Signal);
@@ -30,4 +34,12 @@ pub trait Os: Send + 'static {
     /// Ready with `Some` whenever children may have exited since the last notice (SIGCHLD);
     /// one notice may stand for many exits. `None` once no notice can come any more.
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>>;
+}
+
+/// Where a new process's stdout and stderr go: the write end of a capture pipe, or `None` for
+/// /dev/null. The same pipe may serve both (`redirect_stderr`).
+#[derive(Debug, Default)]
+pub struct ChildStdio {
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }

@@ -6,7 +6,6 @@
 use std::{
     fs::{File, OpenOptions},
     os::unix::{
-        fs::OpenOptionsExt,
         process::{CommandExt, ExitStatusExt},
     },
     path::Path,
@@ -23,7 +22,7 @@ use nix::{
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::os::Os;
+use super::os::{ChildStdio, Os};
 use crate::config::ProgramConfig;
 
 /// The real operating system: processes spawned with `posix_spawn`, exits noticed on SIGCHLD.
@@ -42,8 +41,8 @@ impl System {
 }
 
 impl Os for System {
-    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError> {
-        spawn(config)
+    fn spawn(&mut self, config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
+        spawn(config, stdio)
     }
 
     fn signal_group(&mut self, pid: u32, signal: Signal) {
@@ -128,18 +127,22 @@ impl SpawnError {
     }
 }
 
-/// Spawns one process of `config` in its own process group, with stdin on /dev/null, only fds
-/// 0-2 open, an empty signal mask and default signal dispositions, and returns its pid (also
-/// its process group id). The caller owns the pid: it alone may signal it, until it reaps it
-/// after [`exited_child`] has reported it.
-fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
+/// Spawns one process of `config` in its own process group, with stdin on /dev/null, stdout
+/// and stderr as `stdio` says, only fds 0-2 open, an empty signal mask and default signal
+/// dispositions, and returns its pid (also its process group id). The caller owns the pid: it
+/// alone may signal it, until it reaps it after [`exited_child`] has reported it.
+fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
+    let output = |fd: Option<std::os::fd::OwnedFd>| match fd {
+        Some(fd) => Ok(Stdio::from(fd)),
+        None => null(),
+    };
     let mut command = Command::new(&config.argv[0]);
     command
         .args(&config.argv[1..])
         .envs(&config.env)
         .stdin(null()?)
-        .stdout(output(literal_path(&config.stdout).as_deref())?)
-        .stderr(output(literal_path(&config.stderr).as_deref())?)
+        .stdout(output(stdio.stdout)?)
+        .stderr(output(stdio.stderr)?)
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
         .process_group(0);
     if let Some(dir) = &config.workingdir {
@@ -157,43 +160,12 @@ fn spawn(config: &ProgramConfig) -> Result<u32, SpawnError> {
         }
     }
     // Dropping std's `Child` neither waits for nor kills the process: the pid is all that is
-    // kept, and no descriptor per child (every later spawn would copy it).
+    // kept, and no descriptor per child (every later spawn would copy it). The command, and
+    // with it the daemon's copy of each pipe's write end, is dropped on return.
     command
         .spawn()
         .map(|child| child.id())
         .map_err(|error| SpawnError::from_io(None, &error))
-}
-
-/// Scaffolding until the daemon captures output: a literal path is appended to by the child.
-fn literal_path(output: &crate::config::Output) -> Option<std::path::PathBuf> {
-    match output {
-        crate::config::Output::Capture(crate::config::Capture {
-            path: crate::config::OutputPath::Template(template),
-            ..
-        }) if !template.has_placeholders() => Some(template.render("", 0, "")),
-        _ => None,
-    }
-}
-
-/// Where a child's output goes: appended to `path` (created if missing), or discarded.
-fn output(path: Option<&Path>) -> Result<Stdio, SpawnError> {
-    let Some(path) = path else {
-        return null();
-    };
-    // O_NONBLOCK: opening a FIFO nobody reads must fail (ENXIO) rather than block the
-    // supervisor. The child gets a blocking descriptor, as it expects.
-    let file: File = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|error| SpawnError::from_io(Some(path), &error))?;
-    nix::fcntl::fcntl(
-        &file,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
-    )
-    .map_err(|errno| SpawnError::from_io(Some(path), &std::io::Error::from(errno)))?;
-    Ok(Stdio::from(file))
 }
 
 /// /dev/null for a child's stdio: opened once, then duplicated (cheaper than a path lookup

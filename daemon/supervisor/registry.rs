@@ -17,7 +17,10 @@ use super::{
     state::{Lifecycle, State},
     view::InstanceView,
 };
-use crate::config::ProgramConfig;
+use crate::{
+    config::ProgramConfig,
+    output::{Capture, Kept, Pipe, StreamKind},
+};
 
 /// Identifies an instance for its whole life; never reused.
 pub type InstanceId = u64;
@@ -54,6 +57,15 @@ pub struct Instance {
     pub failure: Option<Failure>,
     /// Whether it has ever been started.
     pub ever_started: bool,
+    /// Its captured stdout and stderr, kept across restarts; `None`: discarded (or, for
+    /// stderr, carried by stdout).
+    pub stdout: Option<Kept>,
+    pub stderr: Option<Kept>,
+    /// The read ends of the live process's pipes.
+    pub pipes: Vec<Arc<Pipe>>,
+    /// The last lines of stderr at the last unexpected exit or failed start; cleared by an
+    /// expected exit.
+    pub last_stderr: Option<Arc<str>>,
 }
 
 /// Why the last start of an instance failed.
@@ -89,7 +101,29 @@ impl Instance {
             last_exit: None,
             failure: None,
             ever_started: false,
+            stdout: None,
+            stderr: None,
+            pipes: Vec::new(),
+            last_stderr: None,
         }
+    }
+
+    /// Output bytes of this instance that could not be written to their files.
+    pub fn output_dropped(&self) -> u64 {
+        [&self.stdout, &self.stderr]
+            .into_iter()
+            .flatten()
+            .map(|kept| kept.capture.dropped())
+            .sum()
+    }
+
+    /// The capture of `kind`, if that stream is captured.
+    pub fn capture(&self, kind: StreamKind) -> Option<&Arc<Capture>> {
+        match kind {
+            StreamKind::Stdout => self.stdout.as_ref(),
+            StreamKind::Stderr => self.stderr.as_ref(),
+        }
+        .map(|kept| &kept.capture)
     }
 
     /// An event about this instance, which has just left state `old`.
@@ -172,6 +206,8 @@ impl Instance {
                 Some(Failure::Spawn(reason)) => reason.to_string(),
                 _ => String::new(),
             },
+            last_stderr: self.last_stderr.as_deref().unwrap_or("").to_string(),
+            output_dropped: self.output_dropped(),
         }
     }
 }

@@ -27,6 +27,10 @@ pub struct InstanceView {
     pub description: String,
     /// The reason of the last failed spawn, if that is why it is not running; else empty.
     pub spawn_error: String,
+    /// The last lines of stderr at the last unexpected exit or failed start; else empty.
+    pub last_stderr: String,
+    /// Output bytes that could not be written to their files.
+    pub output_dropped: u64,
 }
 
 /// What a Start, Stop or Restart did to one instance.

@@ -19,7 +19,7 @@ use tokio::{sync::mpsc, time::Instant};
 use crate::{
     config::ProgramConfig,
     supervisor::{
-        os::Os,
+        os::{ChildStdio, Os},
         process::{ExitInfo, SpawnError},
     },
 };
@@ -109,7 +109,7 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 }
 
 impl Os for FakeOs {
-    fn spawn(&mut self, config: &ProgramConfig) -> Result<u32, SpawnError> {
+    fn spawn(&mut self, config: &ProgramConfig, _stdio: ChildStdio) -> Result<u32, SpawnError> {
         let command = config.argv.join(" ");
         if config.argv[0] == "missing" {
             return Err(SpawnError("No such file or directory".to_string()));

@@ -15,7 +15,7 @@ use super::{
     Handle, InstanceResult, InstanceView, ReloadSummary, SupervisorError, Wait,
     event::{Delivery, EventKind, Record},
     process::ExitInfo,
-    start_with,
+    OutputSettings, start_with,
     state::State,
 };
 use crate::config;
@@ -56,7 +56,11 @@ impl Rig {
         std::fs::write(&path, config_text(programs)).unwrap();
         let config = config::load(&path).unwrap();
         let (os, fake) = fake::new();
-        let (handle, task) = start_with(os, config);
+        let output = OutputSettings {
+            logdir: dir.path().join("logs"),
+            event_log: None,
+        };
+        let (handle, task) = start_with(os, config, output).unwrap();
         let watch = handle.watch_events(Vec::new(), Some(0)).await.unwrap();
         Rig {
             handle,

@@ -1,0 +1,311 @@
+//! One captured stream of one instance, across its restarts: the pipes of its processes feed
+//! it; it writes whole lines to its [`Sink`], keeps the last bytes of stderr for crash
+//! forensics, and hands every byte to live followers.
+
+use std::{
+    collections::VecDeque,
+    io,
+    os::fd::{AsFd, AsRawFd, OwnedFd},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::{Notice, sink::Sink};
+
+/// Which stream of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+impl StreamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
+}
+
+/// A partial line is written anyway once it is this long (a program that never ends a line).
+const LONGEST_PARTIAL: usize = 64 * 1024;
+/// How much of stderr is kept for crash forensics.
+const KEPT_TAIL: usize = 4096;
+/// Chunks a follower may fall behind before it is told what it missed.
+const FOLLOWER_BACKLOG: usize = 1024;
+/// At most one report of dropped output per stream in this time.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Output as followers get it: `offset` is the count of bytes of this stream before `data`
+/// (since the daemon started), so a follower that lagged knows how many it missed.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub offset: u64,
+    pub data: Arc<[u8]>,
+}
+
+/// One stream of one instance.
+pub struct Capture {
+    /// "web:1 stdout", for messages and reports.
+    pub label: String,
+    /// The instance name, for events.
+    pub instance: Arc<str>,
+    pub kind: StreamKind,
+    /// The file; shared with the other captures that write to the same path.
+    pub sink: Arc<Mutex<Sink>>,
+    /// Prefix each line with its time of arrival.
+    timestamps: bool,
+    /// Keep the last bytes for crash forensics (stderr, or stdout that carries stderr).
+    keep_tail: bool,
+    /// Bytes that could not be written, since the daemon started.
+    dropped: AtomicU64,
+    state: Mutex<State>,
+    /// Live followers (Tail with follow).
+    followers: broadcast::Sender<Chunk>,
+    /// Where reports of dropped output go (to the supervisor, which publishes them).
+    notices: mpsc::UnboundedSender<Notice>,
+}
+
+/// What changes as output arrives; behind the capture's lock.
+struct State {
+    /// The end of the last read that was not a whole line yet.
+    partial: Vec<u8>,
+    /// The last bytes (stderr only), for crash forensics.
+    tail: VecDeque<u8>,
+    /// Bytes received so far.
+    received: u64,
+    /// When dropped output was last reported; `None`: never.
+    reported_at: Option<Instant>,
+}
+
+impl Capture {
+    pub fn new(
+        instance: Arc<str>,
+        kind: StreamKind,
+        sink: Arc<Mutex<Sink>>,
+        timestamps: bool,
+        keep_tail: bool,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> Capture {
+        Capture {
+            label: format!("{instance} {}", kind.name()),
+            instance,
+            kind,
+            sink,
+            timestamps,
+            keep_tail,
+            dropped: AtomicU64::new(0),
+            state: Mutex::new(State {
+                partial: Vec::new(),
+                tail: VecDeque::new(),
+                received: 0,
+                reported_at: None,
+            }),
+            followers: broadcast::channel(FOLLOWER_BACKLOG).0,
+            notices,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sink(&self) -> MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Bytes that could not be written to the file so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Takes `data` read from a pipe: followers get it, whole lines go to the file, the rest
+    /// waits for its end of line.
+    pub fn take(&self, data: &[u8]) {
+        let mut state = self.state();
+        let offset = state.received;
+        state.received += data.len() as u64;
+        if self.followers.receiver_count() > 0 {
+            let _ = self.followers.send(Chunk {
+                offset,
+                data: Arc::from(data),
+            });
+        }
+        if self.keep_tail {
+            state.tail.extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
+            let excess = state.tail.len().saturating_sub(KEPT_TAIL);
+            state.tail.drain(..excess);
+        }
+        let whole = match memchr::memrchr(b'\n', data) {
+            Some(newline) => newline + 1,
+            None => {
+                state.partial.extend_from_slice(data);
+                if state.partial.len() >= LONGEST_PARTIAL {
+                    let partial = std::mem::take(&mut state.partial);
+                    self.write(&mut state, &partial, b"");
+                }
+                return;
+            }
+        };
+        let partial = std::mem::take(&mut state.partial);
+        self.write(&mut state, &partial, &data[..whole]);
+        state.partial.extend_from_slice(&data[whole..]);
+    }
+
+    /// The stream ended (every writer closed the pipe): what is left of a line is written.
+    pub fn flush(&self) {
+        let mut state = self.state();
+        let partial = std::mem::take(&mut state.partial);
+        self.write(&mut state, &partial, b"");
+    }
+
+    fn write(&self, state: &mut State, first: &[u8], rest: &[u8]) {
+        let outcome = if self.timestamps {
+            let stamped = stamp(first, rest);
+            self.sink().write(&stamped, b"")
+        } else {
+            self.sink().write(first, rest)
+        };
+        if let Err(dropped) = outcome {
+            let total = self.dropped.fetch_add(dropped.bytes, Ordering::Relaxed) + dropped.bytes;
+            let due = state
+                .reported_at
+                .is_none_or(|at| at.elapsed() >= DROP_REPORT_EVERY);
+            if due {
+                state.reported_at = Some(Instant::now());
+                let _ = self.notices.send(Notice::Dropped {
+                    instance: self.instance.clone(),
+                    kind: self.kind,
+                    total,
+                    reason: dropped.reason,
+                });
+            }
+        }
+    }
+
+    /// The last `lines` lines (at most `bytes` bytes) of kept stderr, oldest first.
+    pub fn last_lines(&self, lines: usize, bytes: usize) -> String {
+        let state = self.state();
+        let kept: Vec<u8> = state.tail.iter().copied().collect();
+        let text = String::from_utf8_lossy(&kept);
+        let text = text.trim_end_matches('\n');
+        let start = text
+            .rmatch_indices('\n')
+            .nth(lines.saturating_sub(1))
+            .map_or(0, |(at, _)| at + 1);
+        let mut chosen = &text[start..];
+        if chosen.len() > bytes {
+            let mut cut = chosen.len() - bytes;
+            while !chosen.is_char_boundary(cut) {
+                cut += 1;
+            }
+            chosen = &chosen[cut..];
+        }
+        chosen.to_string()
+    }
+
+    /// The end of the output so far (the file's last `bytes` and the waiting partial line),
+    /// and a feed of what comes after it: taken together under the capture's lock, so nothing
+    /// is missed or repeated between them.
+    pub fn snapshot(&self, bytes: u64) -> io::Result<Snapshot> {
+        let state = self.state();
+        let live = self.followers.subscribe();
+        let mut data = self.sink().read_end(bytes)?;
+        data.extend_from_slice(&state.partial);
+        Ok(Snapshot {
+            data,
+            next_offset: state.received,
+            live,
+        })
+    }
+
+    /// Empties the files and the kept output.
+    pub fn clear(&self) -> io::Result<()> {
+        let mut state = self.state();
+        state.tail.clear();
+        state.partial.clear();
+        self.sink().clear()
+    }
+}
+
+/// The end of a stream's output and the feed of what follows.
+pub struct Snapshot {
+    pub data: Vec<u8>,
+    /// The offset of the first byte the feed will bring.
+    pub next_offset: u64,
+    pub live: broadcast::Receiver<Chunk>,
+}
+
+/// Each line of `first` + `rest` prefixed with the RFC 3339 time.
+fn stamp(first: &[u8], rest: &[u8]) -> Vec<u8> {
+    let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
+    let data = [first, rest].concat();
+    let mut stamped = Vec::with_capacity(data.len() + (now.len() + 1) * 8);
+    for line in data.split_inclusive(|byte| *byte == b'\n') {
+        stamped.extend_from_slice(now.as_bytes());
+        stamped.push(b' ');
+        stamped.extend_from_slice(line);
+    }
+    stamped
+}
+
+/// The read end of one process's stream: drained by the drainer thread, and by the supervisor
+/// at the process's exit (so that its last words are in before the exit is reported).
+pub struct Pipe {
+    pub fd: OwnedFd,
+    pub capture: Arc<Capture>,
+    /// Serializes reads between the two threads that drain.
+    reading: Mutex<()>,
+}
+
+/// How a drain ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Nothing more for now.
+    Empty,
+    /// Every writer closed it.
+    Closed,
+    /// Read as much as one turn may; more may be waiting.
+    More,
+}
+
+impl Pipe {
+    pub fn new(fd: OwnedFd, capture: Arc<Capture>) -> Pipe {
+        Pipe {
+            fd,
+            capture,
+            reading: Mutex::new(()),
+        }
+    }
+
+    /// Reads what the pipe holds, at most `turns` reads of `buffer`'s size.
+    pub fn drain(&self, buffer: &mut [u8], turns: usize) -> Drained {
+        let _reading = self
+            .reading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for _ in 0..turns {
+            match nix::unistd::read(self.fd.as_fd(), buffer) {
+                Ok(0) => {
+                    self.capture.flush();
+                    return Drained::Closed;
+                }
+                Ok(n) => self.capture.take(&buffer[..n]),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return Drained::Empty,
+                Err(error) => {
+                    tracing::warn!(fd = self.fd.as_raw_fd(), "reading {}: {error}", self.capture.label);
+                    self.capture.flush();
+                    return Drained::Closed;
+                }
+            }
+        }
+        Drained::More
+    }
+}

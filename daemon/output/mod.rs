@@ -1,0 +1,203 @@
+//! Program output captured by the daemon: a pipe per captured stream of every process, drained
+//! by one thread ([`drainer`]) into a [`Capture`] per instance and stream, which writes whole
+//! lines to its file ([`sink`], with rotation), keeps the end of stderr for crash forensics
+//! and feeds live followers (Tail). The event log is a capture too (MainTail).
+//!
+//! Descriptors: each captured stream costs the daemon one pipe read end per live process, and
+//! one file once output arrives (files are opened on first write).
+
+pub mod capture;
+mod drainer;
+pub mod sink;
+
+use std::{
+    collections::HashMap,
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, Weak},
+};
+
+use tokio::sync::mpsc;
+
+pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind};
+use drainer::Drainer;
+use sink::Sink;
+
+use crate::config::{self, Output, OutputPath};
+
+/// What the output side tells the supervisor.
+#[derive(Debug)]
+pub enum Notice {
+    /// Output of `instance` could not be written: `total` bytes so far (reported at most once
+    /// in a while per stream).
+    Dropped {
+        instance: Arc<str>,
+        kind: StreamKind,
+        total: u64,
+        reason: String,
+    },
+}
+
+/// Where captured output goes, and the thread that drains it.
+pub struct Outputs {
+    /// The folder of default output files.
+    logdir: PathBuf,
+    drainer: Arc<Drainer>,
+    /// Every file by path, shared by the captures that write to it (lines stay whole).
+    sinks: HashMap<PathBuf, Weak<Mutex<Sink>>>,
+    /// Given to every capture, for reports of dropped output.
+    notices: mpsc::UnboundedSender<Notice>,
+    /// The event log, for Reopen.
+    event_log: Option<Arc<Capture>>,
+    /// Reused for the last reads of an exiting process.
+    scratch: Vec<u8>,
+}
+
+/// The capture of one stream of an instance, and the config it was made for.
+pub struct Kept {
+    pub output: Output,
+    /// The file it writes.
+    pub path: PathBuf,
+    pub capture: Arc<Capture>,
+}
+
+impl Outputs {
+    /// Starts the drainer thread; default files go in `logdir`.
+    pub fn new(
+        logdir: PathBuf,
+        event_log: Option<Arc<Capture>>,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> std::io::Result<Outputs> {
+        Ok(Outputs {
+            logdir,
+            drainer: Drainer::start()?,
+            sinks: HashMap::new(),
+            notices,
+            event_log,
+            scratch: vec![0; 64 * 1024],
+        })
+    }
+
+    pub fn event_log(&self) -> Option<&Arc<Capture>> {
+        self.event_log.as_ref()
+    }
+
+    /// The capture for stream `kind` of instance `name` (index `index` of `program`) under
+    /// `output`: `kept` when it still fits, a new one otherwise, none when discarded.
+    /// `keep_tail`: keep its end for crash forensics (stderr, or stdout carrying stderr).
+    #[allow(clippy::too_many_arguments)]
+    pub fn capture(
+        &mut self,
+        kept: Option<Kept>,
+        output: &Output,
+        kind: StreamKind,
+        program: &str,
+        index: u32,
+        name: &Arc<str>,
+        keep_tail: bool,
+    ) -> Option<Kept> {
+        let Output::Capture(settings) = output else {
+            return None;
+        };
+        let path = match &settings.path {
+            OutputPath::Default => {
+                let suffix = match kind {
+                    StreamKind::Stdout => "out",
+                    StreamKind::Stderr => "err",
+                };
+                self.logdir.join(format!("{name}.{suffix}.log"))
+            }
+            OutputPath::Template(template) => template.render(program, index, name),
+        };
+        if let Some(kept) = kept
+            && kept.output == *output
+            && kept.path == path
+            && kept.capture.kind == kind
+        {
+            return Some(kept);
+        }
+        let sink = self.sink(&path, settings);
+        let capture = Capture::new(
+            name.clone(),
+            kind,
+            sink,
+            settings.timestamps,
+            keep_tail,
+            self.notices.clone(),
+        );
+        Some(Kept {
+            output: output.clone(),
+            path,
+            capture: Arc::new(capture),
+        })
+    }
+
+    /// The one sink of `path`.
+    fn sink(&mut self, path: &Path, settings: &config::Capture) -> Arc<Mutex<Sink>> {
+        if let Some(sink) = self.sinks.get(path).and_then(Weak::upgrade) {
+            return sink;
+        }
+        self.sinks.retain(|_, sink| sink.strong_count() > 0);
+        let sink = Arc::new(Mutex::new(Sink::new(
+            path.to_path_buf(),
+            settings.maxbytes,
+            settings.backups,
+        )));
+        self.sinks.insert(path.to_path_buf(), Arc::downgrade(&sink));
+        sink
+    }
+
+    /// A pipe for a new process's stream into `capture`: the write end for the child, and the
+    /// read end, to [`Outputs::drain`] once the child is spawned.
+    pub fn pipe(&self, capture: &Arc<Capture>) -> std::io::Result<(OwnedFd, Arc<Pipe>)> {
+        // Both ends close on exec: the child gets the write end as a new fd 1 or 2 (which
+        // does not inherit the flag); no other child ever holds it, or EOF would never come.
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // Only the daemon's end is non-blocking: the child writes as it always does.
+        nix::fcntl::fcntl(
+            &read,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )?;
+        Ok((write, Arc::new(Pipe::new(read, capture.clone()))))
+    }
+
+    /// Drains `pipe` until every writer closed it.
+    pub fn drain(&self, pipe: Arc<Pipe>) -> std::io::Result<()> {
+        self.drainer.add(pipe)
+    }
+
+    /// Reads now what `pipe` holds (a process just exited: its last words).
+    pub fn drain_now(&mut self, pipe: &Pipe) {
+        pipe.drain(&mut self.scratch, 4);
+    }
+
+    /// Reopens every file (after an outside logrotate moved them); the errors, by file.
+    pub fn reopen(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        let event_log = self.event_log.as_ref().map(|capture| capture.sink.clone());
+        let sinks = self.sinks.values().filter_map(Weak::upgrade).chain(event_log);
+        for sink in sinks {
+            let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Err(error) = sink.reopen() {
+                errors.push(format!("{}: {error}", sink.path.display()));
+            }
+        }
+        errors
+    }
+}
+
+/// The event log as a capture: `taskmasterd` writes its log lines through it (so that
+/// MainTail can follow it and Reopen reopen it). Never rotated by the daemon.
+pub fn event_log(path: PathBuf) -> Arc<Capture> {
+    let sink = Arc::new(Mutex::new(Sink::new(path, 0, 0)));
+    // Nobody listens: a failing event log cannot be reported in itself.
+    let (notices, _) = mpsc::unbounded_channel();
+    Arc::new(Capture::new(
+        Arc::from("taskmasterd"),
+        StreamKind::Stdout,
+        sink,
+        false,
+        false,
+        notices,
+    ))
+}

@@ -1,0 +1,367 @@
+//! One output file: opened when first written, appended to in whole lines, rotated at
+//! `maxbytes` (`x.log` -> `x.log.1` ... `x.log.N`) at a line boundary, reopened on request.
+//! A write that fails (a full disk, a FIFO nobody drains, a missing folder) drops those bytes
+//! and says so; it never blocks: files are opened non-blocking.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, IoSlice, Write},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+/// The mode of every output file the daemon creates, whatever its umask.
+const FILE_MODE: u32 = 0o640;
+
+/// An output file and its rotation settings.
+#[derive(Debug)]
+pub struct Sink {
+    pub path: PathBuf,
+    /// Rotate before the file would grow past this; 0: never.
+    maxbytes: u64,
+    /// Rotated files kept; 0: the file is emptied instead of rotated.
+    backups: u32,
+    /// Open while writes succeed; `None` until the next write (re)opens it.
+    file: Option<File>,
+    /// The size of the open file, as this sink has written it.
+    size: u64,
+}
+
+/// Bytes a write could not put in the file, and why.
+#[derive(Debug)]
+pub struct Dropped {
+    pub bytes: u64,
+    pub reason: String,
+}
+
+impl Sink {
+    pub fn new(path: PathBuf, maxbytes: u64, backups: u32) -> Sink {
+        Sink {
+            path,
+            maxbytes,
+            backups,
+            file: None,
+            size: 0,
+        }
+    }
+
+    /// Appends `first` then `rest`, which together are whole lines (or a final piece at the end
+    /// of a stream), rotating before the line that would cross `maxbytes`.
+    pub fn write(&mut self, first: &[u8], rest: &[u8]) -> Result<(), Dropped> {
+        let total = (first.len() + rest.len()) as u64;
+        if total == 0 {
+            return Ok(());
+        }
+        let file_is_open = self.open().map_err(|error| Dropped {
+            bytes: total,
+            reason: error.to_string(),
+        });
+        file_is_open?;
+        if self.maxbytes == 0 || self.size + total <= self.maxbytes {
+            return self.append(&[first, rest]);
+        }
+        // Crosses maxbytes: write line by line as far as it fits, rotate, go on. A line longer
+        // than maxbytes gets a file of its own, whole.
+        let joined;
+        let data: &[u8] = if first.is_empty() {
+            rest
+        } else if rest.is_empty() {
+            first
+        } else {
+            joined = [first, rest].concat();
+            &joined
+        };
+        let mut start = 0;
+        while start < data.len() {
+            let room = self.maxbytes.saturating_sub(self.size) as usize;
+            let window = &data[start..data.len().min(start + room)];
+            let fits = if start + room >= data.len() {
+                Some(data.len() - start)
+            } else {
+                memchr::memrchr(b'\n', window).map(|newline| newline + 1)
+            };
+            let piece = match fits {
+                Some(length) if length > 0 => length,
+                // Nothing fits: rotate first (unless the file is empty, then the long line
+                // goes whole into it).
+                _ if self.size > 0 => {
+                    self.rotate().map_err(|error| Dropped {
+                        bytes: (data.len() - start) as u64,
+                        reason: error.to_string(),
+                    })?;
+                    continue;
+                }
+                _ => memchr::memchr(b'\n', &data[start..]).map_or(data.len() - start, |n| n + 1),
+            };
+            self.append(&[&data[start..start + piece]])
+                .map_err(|dropped| Dropped {
+                    bytes: (data.len() - start) as u64,
+                    ..dropped
+                })?;
+            start += piece;
+        }
+        Ok(())
+    }
+
+    /// Closes the file; the next write opens `path` again (after an outside `mv`).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        self.file = None;
+        self.open()
+    }
+
+    /// Empties the file and removes the rotated ones.
+    pub fn clear(&mut self) -> io::Result<()> {
+        for number in 1..=self.backups {
+            match std::fs::remove_file(numbered(&self.path, number)) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        self.open()?;
+        if let Some(file) = &self.file {
+            file.set_len(0)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+
+    /// The last `bytes` bytes of the current file (fewer if it is shorter).
+    pub fn read_end(&self, bytes: u64) -> io::Result<Vec<u8>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let length = file.metadata()?.len();
+        let start = length.saturating_sub(bytes);
+        file.seek(SeekFrom::Start(start))?;
+        let mut data = Vec::with_capacity((length - start) as usize);
+        file.take(length - start).read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    fn append(&mut self, parts: &[&[u8]]) -> Result<(), Dropped> {
+        let total: usize = parts.iter().map(|part| part.len()).sum();
+        let Some(file) = self.file.as_mut() else {
+            return Err(Dropped {
+                bytes: total as u64,
+                reason: "not open".to_string(),
+            });
+        };
+        let mut slices: Vec<IoSlice<'_>> = parts
+            .iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| IoSlice::new(part))
+            .collect();
+        let mut written = 0;
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match file.write_vectored(slices) {
+                Ok(0) => break,
+                Ok(n) => {
+                    written += n;
+                    IoSlice::advance_slices(&mut slices, n);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.size += written as u64;
+                    // A file that failed is opened again at the next write (the folder may be
+                    // back, the disk may have room).
+                    if error.kind() != io::ErrorKind::WouldBlock {
+                        self.file = None;
+                    }
+                    return Err(Dropped {
+                        bytes: (total - written) as u64,
+                        reason: error.to_string(),
+                    });
+                }
+            }
+        }
+        self.size += written as u64;
+        Ok(())
+    }
+
+    /// Opens the file if it is not open: creating its folder and the file (mode 0640) when
+    /// missing, for appending, without blocking.
+    fn open(&mut self) -> io::Result<()> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        if let Some(folder) = self.path.parent() {
+            std::fs::create_dir_all(folder)?;
+        }
+        let options = |create_new| {
+            let mut options = OpenOptions::new();
+            options
+                .append(true)
+                .mode(FILE_MODE)
+                .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC);
+            if create_new {
+                options.create_new(true);
+            }
+            options
+        };
+        let file = match options(true).open(&self.path) {
+            Ok(file) => {
+                // The umask may have narrowed the mode it was created with.
+                file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+                set_owner(&file)?;
+                file
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                options(false).open(&self.path)?
+            }
+            Err(error) => return Err(error),
+        };
+        self.size = file.metadata().map_or(0, |metadata| metadata.len());
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// `x.log` becomes `x.log.1` (and each `x.log.N` becomes `x.log.N+1`, the oldest dropped);
+    /// without backups the file is emptied.
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.backups == 0 {
+            if let Some(file) = &self.file {
+                file.set_len(0)?;
+            }
+            self.size = 0;
+            return Ok(());
+        }
+        self.file = None;
+        for number in (1..self.backups).rev() {
+            match std::fs::rename(numbered(&self.path, number), numbered(&self.path, number + 1)) {
+                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        self.open()
+    }
+}
+
+/// `x.log` -> `x.log.N`.
+fn numbered(path: &Path, number: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{number}"));
+    PathBuf::from(name)
+}
+
+/// The one place that decides who owns a new output file: the daemon's user for now; a
+/// program's own user once programs can have one.
+fn set_owner(_file: &File) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(count: usize, from: usize) -> Vec<u8> {
+        (from..from + count)
+            .flat_map(|n| format!("line {n:06}\n").into_bytes())
+            .collect()
+    }
+
+    /// Every line of the file and its rotated copies, oldest first.
+    fn all_lines(path: &Path, backups: u32) -> Vec<String> {
+        let mut text = String::new();
+        for number in (1..=backups).rev() {
+            text.push_str(&std::fs::read_to_string(numbered(path, number)).unwrap_or_default());
+        }
+        text.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn rotation_keeps_every_line_whole_and_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/web.out.log");
+        let mut sink = Sink::new(path.clone(), 1000, 3);
+        // 12-byte lines in uneven chunks, one split across two writes.
+        let data = lines(1000, 0);
+        for chunk in data.chunks(777) {
+            let cut = memchr::memrchr(b'\n', chunk).map_or(0, |n| n + 1);
+            sink.write(&chunk[..cut], b"").unwrap();
+            sink.write(&chunk[cut..], b"").unwrap();
+        }
+        for number in 0..=3 {
+            let file = if number == 0 {
+                path.clone()
+            } else {
+                numbered(&path, number)
+            };
+            let size = std::fs::metadata(&file).unwrap().len();
+            assert!(size <= 1000 + 12, "{} is {size} bytes", file.display());
+        }
+        assert!(!numbered(&path, 4).exists());
+        // The newest lines survive, in order, none split: the last 4 files' worth.
+        let kept = all_lines(&path, 3);
+        let last: usize = kept.last().unwrap()[5..].parse().unwrap();
+        assert_eq!(last, 999);
+        for (offset, line) in kept.iter().enumerate() {
+            assert_eq!(line.len(), 11, "{line:?}");
+            let n: usize = line[5..].parse().unwrap();
+            assert_eq!(n, last + 1 + offset - kept.len());
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn a_line_longer_than_maxbytes_is_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut sink = Sink::new(path.clone(), 10, 2);
+        sink.write(b"short\n", b"").unwrap();
+        let long = [vec![b'z'; 25], b"\n".to_vec()].concat();
+        sink.write(&long, b"").unwrap();
+        sink.write(b"after\n", b"").unwrap();
+        assert_eq!(std::fs::read(numbered(&path, 2)).unwrap(), b"short\n");
+        assert_eq!(std::fs::read(numbered(&path, 1)).unwrap(), long);
+        assert_eq!(std::fs::read(&path).unwrap(), b"after\n");
+    }
+
+    #[test]
+    fn without_backups_the_file_is_emptied_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut sink = Sink::new(path.clone(), 12, 0);
+        sink.write(b"aaaa\nbbbb\n", b"").unwrap();
+        sink.write(b"cccc\n", b"").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"cccc\n");
+        assert!(!numbered(&path, 1).exists());
+    }
+
+    #[test]
+    fn a_full_disk_drops_and_says_so() {
+        let mut sink = Sink::new(PathBuf::from("/dev/full"), 0, 0);
+        let dropped = sink.write(b"hello\n", b"world\n").unwrap_err();
+        assert_eq!(dropped.bytes, 12);
+        assert!(dropped.reason.contains("No space"), "{}", dropped.reason);
+    }
+
+    #[test]
+    fn reopen_follows_an_outside_move_and_clear_empties_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut sink = Sink::new(path.clone(), 8, 2);
+        sink.write(b"one\n", b"").unwrap();
+        std::fs::rename(&path, dir.path().join("moved.log")).unwrap();
+        sink.write(b"two\n", b"").unwrap();
+        sink.reopen().unwrap();
+        sink.write(b"three\n", b"").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("moved.log")).unwrap(),
+            b"one\ntwo\n"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"three\n");
+        sink.write(b"four\n", b"").unwrap();
+        assert!(numbered(&path, 1).exists());
+        sink.clear().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        assert!(!numbered(&path, 1).exists());
+        assert_eq!(sink.read_end(100).unwrap(), b"");
+    }
+}
