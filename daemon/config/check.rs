@@ -471,7 +471,7 @@ mod tests {
 
     use super::*;
     use crate::config::AutoRestart;
-    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, issues, ok, strings, web};
+    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
 
     #[test]
     fn full_config_gives_every_setting_and_defaults() {
@@ -485,6 +485,7 @@ mod tests {
                 listen: Some("127.0.0.1:7300".to_string()),
                 logfile: Some(dir.join("taskmaster.log")),
                 pidfile: Some(PathBuf::from("/tmp/taskmaster.pid")),
+                logdir: None,
             }
         );
         let env = [
@@ -509,8 +510,9 @@ mod tests {
             startretries: 5,
             stopsignal: Signal::SIGUSR1,
             stoptime: Duration::from_secs(30),
-            stdout: Some(PathBuf::from("/tmp/worker.out")),
-            stderr: Some(dir.join("logs/worker.err")),
+            stdout: captured("/tmp/worker.out"),
+            stderr: captured("/srv/taskmaster/logs/worker.err"),
+            redirect_stderr: false,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -528,8 +530,9 @@ mod tests {
             startretries: 3,
             stopsignal: Signal::SIGTERM,
             stoptime: Duration::from_secs(10),
-            stdout: None,
-            stderr: None,
+            stdout: Output::default(),
+            stderr: Output::default(),
+            redirect_stderr: false,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,

@@ -72,7 +72,10 @@ pub enum TemplatePart {
     /// The program name.
     Program,
     /// The instance index, padded to `width` with zeros (`zero`) or spaces.
-    Index { width: usize, zero: bool },
+    Index {
+        width: usize,
+        zero: bool,
+    },
 }
 
 impl PathTemplate {
@@ -145,6 +148,9 @@ mod tests {
         assert!(template.has_placeholders() && template.tells_instances_apart());
         let literal = PathTemplate::literal(Path::new("/tmp/all.log"));
         assert!(!literal.has_placeholders());
-        assert_eq!(literal.render("web", 1, "web:1"), PathBuf::from("/tmp/all.log"));
+        assert_eq!(
+            literal.render("web", 1, "web:1"),
+            PathBuf::from("/tmp/all.log")
+        );
     }
 }
