@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigIssue;
-use super::output::{Capture, Output, OutputPath, PathTemplate};
+use super::output::{Capture, MAX_BACKUPS, Output, OutputPath};
 use super::positions::{LazyIndex, Pos, issue, last};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
-    autorestart, boolean, command_line, count, describe, duration, expected, file_path, listen,
-    signal, socket_path, umask,
+    autorestart, boolean, byte_size, command_line, count, describe, duration, expected, file_path,
+    listen, output, output_path, signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.
@@ -67,8 +67,15 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("stoptime", |c, key, value, p| {
         set(&mut p.stoptime, c.check(key, duration(value)));
     }),
-    ("stdout", |c, key, value, p| p.stdout = c.output(key, value)),
-    ("stderr", |c, key, value, p| p.stderr = c.output(key, value)),
+    ("stdout", |c, key, value, p| {
+        set(&mut p.stdout, c.output(key, value))
+    }),
+    ("stderr", |c, key, value, p| {
+        set(&mut p.stderr, c.output(key, value))
+    }),
+    ("redirect_stderr", |c, key, value, p| {
+        set(&mut p.redirect_stderr, c.check(key, boolean(value)));
+    }),
     ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
     ("workingdir", |c, key, value, p| {
         p.workingdir = c.path(key, value)
@@ -76,6 +83,23 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("umask", |c, key, value, p| {
         let written = c.index.get().plain(key);
         p.umask = c.check(key, umask(value, written)).flatten();
+    }),
+];
+
+/// The keys of an output stream written as a mapping (`stdout: {path: x, maxbytes: 1MB}`),
+/// each with how its value is read into the stream's options (which start at the defaults).
+const OUTPUT_KEYS: &[(&str, Read<Capture>)] = &[
+    ("path", |c, key, value, o| {
+        set(&mut o.path, c.check(key, output_path(c.dir, value)));
+    }),
+    ("maxbytes", |c, key, value, o| {
+        set(&mut o.maxbytes, c.check(key, byte_size(value)));
+    }),
+    ("backups", |c, key, value, o| {
+        set(&mut o.backups, c.check(key, count(value, 0, MAX_BACKUPS)));
+    }),
+    ("timestamps", |c, key, value, o| {
+        set(&mut o.timestamps, c.check(key, boolean(value)));
     }),
 ];
 
@@ -231,14 +255,58 @@ impl Checker<'_> {
         self.check(key, file_path(self.dir, value)).flatten()
     }
 
-    /// An output stream: a path, or null to discard.
-    fn output(&mut self, key: &[String], value: &Value) -> Output {
-        match self.path(key, value) {
-            Some(path) => Output::Capture(Capture {
-                path: OutputPath::Template(PathTemplate::literal(&path)),
-                ..Capture::default()
-            }),
-            None => Output::Discard,
+    /// An output stream: a path or a word (see [`output`]), or a mapping of options.
+    fn output(&mut self, path: &[String], value: &Value) -> Option<Output> {
+        let Value::Mapping(map) = value else {
+            return self.check(path, output(self.dir, value));
+        };
+        let before = self.issues.len();
+        let mut capture = Capture::default();
+        for (key, value) in self.entries(path, map) {
+            self.read(&key, value, OUTPUT_KEYS, &mut capture);
+        }
+        (self.issues.len() == before).then_some(Output::Capture(capture))
+    }
+
+    /// What is wrong between the settings of a program read from `map` at `path`: `stderr`
+    /// beside `redirect_stderr`, an output file that several instances would share.
+    fn program_consistency(&mut self, path: &[String], map: &Mapping, program: &ProgramConfig) {
+        let key = |stream: &str| [path, &[stream.to_string()]].concat();
+        if program.redirect_stderr && map.contains_key("stderr") {
+            let message = "stderr is ignored with redirect_stderr: true (stderr goes where \
+                           stdout goes); remove one of them";
+            self.report(&key("stderr"), true, message);
+        }
+        let mut streams = vec![("stdout", &program.stdout)];
+        if !program.redirect_stderr {
+            streams.push(("stderr", &program.stderr));
+        }
+        for (stream, output) in streams {
+            let Output::Capture(Capture {
+                path: OutputPath::Template(template),
+                ..
+            }) = output
+            else {
+                continue;
+            };
+            // Without placeholders the file is shared on purpose.
+            if program.numprocs > 1
+                && template.has_placeholders()
+                && !template.tells_instances_apart()
+            {
+                let mut key = key(stream);
+                if map.get(stream).is_some_and(Value::is_mapping) {
+                    key.push("path".to_string());
+                }
+                let name = last(path);
+                let file = template.render(name, 0, &format!("{name}:0"));
+                let message = format!(
+                    "instances {name}:0 and {name}:1 would share {}; add {{name}} or {{index}} \
+                     to the path (or write a path without placeholders to share it on purpose)",
+                    file.display()
+                );
+                self.report(&key, false, message);
+            }
         }
     }
 
@@ -354,6 +422,7 @@ impl Checker<'_> {
         if !has_cmd {
             self.report(path, true, "missing required key `cmd`");
         }
+        self.program_consistency(path, map, &program);
         // A bad or missing `cmd` was reported: the empty `argv` is never returned.
         (self.issues.len() == before).then_some(program)
     }
