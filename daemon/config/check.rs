@@ -540,6 +540,7 @@ mod tests {
 
     use super::*;
     use crate::config::AutoRestart;
+    use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
     use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
 
     #[test]
@@ -906,6 +907,181 @@ mod tests {
                 "expected a path",
             ),
             (
+                w("stdout: {maxbytes: lots}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "expected a number of bytes or a size like 10MB (KB, MB, GB: multiples of 1024), found string \"lots\"",
+            ),
+            (
+                w("stdout:\n      maxbytes: lots"),
+                5,
+                17,
+                "programs.web.stdout.maxbytes",
+                "found string \"lots\"",
+            ),
+            (
+                w("stdout: {maxbytes: -1}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "must not be negative, found -1",
+            ),
+            (
+                w("stderr: {maxbytes: \"-1MB\"}"),
+                4,
+                24,
+                "programs.web.stderr.maxbytes",
+                "must not be negative",
+            ),
+            (
+                w("stdout: {maxbytes: 1.5}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "found number `1.5`",
+            ),
+            (
+                w("stdout: {maxbytes: 1TB}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "found string \"1TB\"",
+            ),
+            (
+                w("stdout: {maxbytes: 99999999999GB}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "must be at most 18446744073709551615 bytes",
+            ),
+            (
+                w("stdout: {backups: 5000}"),
+                4,
+                23,
+                "programs.web.stdout.backups",
+                "must be from 0 to 1000, found 5000",
+            ),
+            (
+                w("stdout: {timestamps: maybe}"),
+                4,
+                26,
+                "programs.web.stdout.timestamps",
+                "expected true or false, found string \"maybe\"",
+            ),
+            (
+                w("stdout: {maxbyte: 1}"),
+                4,
+                14,
+                "programs.web.stdout.maxbyte",
+                "unknown key `maxbyte` (did you mean `maxbytes`?); expected one of path, maxbytes, backups, timestamps",
+            ),
+            (
+                w("stdout: {path: discard}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "to discard the stream, write `discard` as its value, without options",
+            ),
+            (
+                w("stdout: {path: [a]}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "expected a path (null or `auto` for the default), found a list",
+            ),
+            (
+                w("stdout: {path: \"{nmae}\"}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "unknown placeholder `{nmae}`",
+            ),
+            (
+                w("stdout: \"/l/%(foo)s.log\""),
+                4,
+                13,
+                "programs.web.stdout",
+                "unknown placeholder `%(foo)s`; a path may use {name}, {program}, {index}",
+            ),
+            (
+                w("stderr: \"{nmae}.log\""),
+                4,
+                13,
+                "programs.web.stderr",
+                "unknown placeholder `{nmae}`",
+            ),
+            (
+                w("stdout: /l/50%.log"),
+                4,
+                13,
+                "programs.web.stdout",
+                "a lone `%`; write `%%` for a literal `%`",
+            ),
+            (
+                w("stdout: [a]"),
+                4,
+                13,
+                "programs.web.stdout",
+                "expected a path, `discard` or a mapping of options (path, maxbytes, backups, timestamps), found a list",
+            ),
+            (
+                w("numprocs: 2\n    stdout: /l/{program}.log"),
+                5,
+                13,
+                "programs.web.stdout",
+                "instances web:0 and web:1 would share /l/web.log; add {name} or {index} to the path",
+            ),
+            (
+                w("stdout: \"%(program_name)s.log\"\n    numprocs: 3"),
+                4,
+                13,
+                "programs.web.stdout",
+                "instances web:0 and web:1 would share /srv/taskmaster/web.log",
+            ),
+            (
+                w("numprocs: 2\n    stderr: {path: \"/l/{program}.log\"}"),
+                5,
+                20,
+                "programs.web.stderr.path",
+                "would share /l/web.log",
+            ),
+            (
+                w("redirect_stderr: true\n    stderr: /l/x.log"),
+                5,
+                5,
+                "programs.web.stderr",
+                "stderr is ignored with redirect_stderr: true",
+            ),
+            (
+                w("stderr: ~\n    redirect_stderr: true"),
+                4,
+                5,
+                "programs.web.stderr",
+                "stderr is ignored with redirect_stderr",
+            ),
+            (
+                w("redirect_stderr: yes"),
+                4,
+                22,
+                "programs.web.redirect_stderr",
+                "expected true or false, found string \"yes\"",
+            ),
+            (
+                w("redirect_stder: true"),
+                4,
+                5,
+                "programs.web.redirect_stder",
+                "unknown key `redirect_stder` (did you mean `redirect_stderr`?)",
+            ),
+            (
+                "daemon:\n  logdir: [a]\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.logdir",
+                "expected a path",
+            ),
+            (
                 w("workingdir: {}"),
                 4,
                 17,
@@ -1267,5 +1443,125 @@ mod tests {
             .collect();
         assert_eq!(program.env, expected);
         assert!(web("env:").env.is_empty());
+    }
+
+    #[test]
+    fn output_forms() {
+        let template = |text: &str| match PathTemplate::parse(text, Path::new("/srv/taskmaster")) {
+            Ok(template) => OutputPath::Template(template),
+            Err(err) => panic!("{text}: {err}"),
+        };
+        let capture = |path, maxbytes, backups, timestamps| {
+            Output::Capture(Capture {
+                path,
+                maxbytes,
+                backups,
+                timestamps,
+            })
+        };
+        let (mib, backups) = (1024 * 1024, DEFAULT_BACKUPS);
+        let cases = [
+            ("numprocs: 1", Output::default()),
+            ("stdout: ~", Output::Discard),
+            ("stdout: null", Output::Discard),
+            ("stdout: discard", Output::Discard),
+            ("stdout: NONE", Output::Discard),
+            ("stdout: AUTO", Output::default()),
+            ("stdout: {}", Output::default()),
+            ("stdout: /l/x.log", captured("/l/x.log")),
+            ("stdout: ./none", captured("/srv/taskmaster/none")),
+            (
+                "stdout: out/{name}.log",
+                capture(template("out/{name}.log"), DEFAULT_MAXBYTES, backups, false),
+            ),
+            (
+                "stdout: \"%(here)s/%(program_name)s-%(process_num)02d.log\"",
+                capture(
+                    OutputPath::Template(PathTemplate {
+                        parts: vec![
+                            TemplatePart::Text("/srv/taskmaster/".into()),
+                            TemplatePart::Program,
+                            TemplatePart::Text("-".into()),
+                            TemplatePart::Index {
+                                width: 2,
+                                zero: true,
+                            },
+                            TemplatePart::Text(".log".into()),
+                        ],
+                    }),
+                    DEFAULT_MAXBYTES,
+                    backups,
+                    false,
+                ),
+            ),
+            (
+                "stdout: {path: /l/x.log, maxbytes: 10MB, backups: 5, timestamps: true}",
+                capture(template("/l/x.log"), 10 * mib, 5, true),
+            ),
+            (
+                "stdout:\n      path: \"{program}/{index}\"\n      backups: 0",
+                capture(template("{program}/{index}"), DEFAULT_MAXBYTES, 0, false),
+            ),
+            (
+                "stdout: {maxbytes: 0}",
+                capture(OutputPath::Default, 0, backups, false),
+            ),
+            ("stdout: {path: auto, timestamps: false}", Output::default()),
+            (
+                "stdout: {path: ~, backups: 1000}",
+                capture(OutputPath::Default, DEFAULT_MAXBYTES, 1000, false),
+            ),
+        ];
+        for (line, expected) in cases {
+            let program = web(line);
+            assert_eq!(program.stdout, expected, "{line}");
+            assert_eq!(program.stderr, Output::default(), "{line}");
+            let stderr = web(&line.replace("stdout", "stderr"));
+            assert_eq!(stderr.stderr, expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn shared_files_and_redirect_stderr() {
+        let text = |lines: &[&str]| {
+            let lines: String = lines.iter().map(|l| format!("    {l}\n")).collect();
+            format!("{WEB}{lines}")
+        };
+        // Accepted: a file per instance, one instance, a path without placeholders on purpose.
+        for lines in [
+            &["numprocs: 2", "stdout: \"/l/{name}.log\""][..],
+            &["numprocs: 2", "stdout: \"/l/{program}-{index}.log\""],
+            &["numprocs: 2", "stdout: \"/l/%(process_num)d\""],
+            &["numprocs: 1", "stdout: \"/l/{program}.log\""],
+            &[
+                "numprocs: 3",
+                "stdout: /l/shared.log",
+                "stderr: /l/shared.log",
+            ],
+            &["numprocs: 2", "stdout: {path: /l/shared.log}"],
+            &["numprocs: 2", "redirect_stderr: true"],
+            &["numprocs: 2", "stderr: discard", "stdout: discard"],
+        ] {
+            ok(&text(lines));
+        }
+        let program = web("redirect_stderr: true");
+        assert!(program.redirect_stderr);
+        assert!(!web("redirect_stderr: false").redirect_stderr);
+        // Every problem at once: in the options, and both streams shared.
+        let found = issues(&text(&[
+            "numprocs: 2",
+            "stdout: {maxbytes: lots, backups: 5000, timestamps: maybe}",
+            "stderr: \"/l/{program}.err\"",
+        ]));
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "programs.web.stdout.maxbytes",
+                "programs.web.stdout.backups",
+                "programs.web.stdout.timestamps",
+                "programs.web.stderr",
+            ]
+        );
     }
 }

@@ -313,4 +313,94 @@ mod tests {
             PathBuf::from("/tmp/all.log")
         );
     }
+
+    #[test]
+    fn templates_parse_into_parts() {
+        use TemplatePart::{Name, Program, Text};
+        let text = |t: &str| Text(t.to_string());
+        let index = |width, zero| TemplatePart::Index { width, zero };
+        let dir = Path::new("/srv/taskmaster");
+        let cases = [
+            ("/var/log/web.log", vec![text("/var/log/web.log")]),
+            ("web.log", vec![text("/srv/taskmaster/web.log")]),
+            ("./logs/./x.log", vec![text("/srv/taskmaster/logs/x.log")]),
+            ("../x.log", vec![text("/srv/taskmaster/../x.log")]),
+            ("/l/{name}.log", vec![text("/l/"), Name, text(".log")]),
+            (
+                "{program}-{index}",
+                vec![
+                    text("/srv/taskmaster/"),
+                    Program,
+                    text("-"),
+                    index(0, false),
+                ],
+            ),
+            ("/l/{name}{index}", vec![text("/l/"), Name, index(0, false)]),
+            (
+                "/l/%(program_name)s.log",
+                vec![text("/l/"), Program, text(".log")],
+            ),
+            ("/l/%(group_name)s", vec![text("/l/"), Program]),
+            ("/l/%(process_num)02d", vec![text("/l/"), index(2, true)]),
+            ("/l/%(process_num)3d", vec![text("/l/"), index(3, false)]),
+            ("/l/%(process_num)d", vec![text("/l/"), index(0, false)]),
+            ("/l/%(process_num)s", vec![text("/l/"), index(0, false)]),
+            ("%(here)s/x.log", vec![text("/srv/taskmaster/x.log")]),
+            ("%(here)s/{name}", vec![text("/srv/taskmaster/"), Name]),
+            ("/l/100%%-{{x}}.log", vec![text("/l/100%-{x}.log")]),
+            ("/l/é{name}ü", vec![text("/l/é"), Name, text("ü")]),
+        ];
+        for (written, parts) in cases {
+            let parsed = PathTemplate::parse(written, dir);
+            assert_eq!(parsed, Ok(PathTemplate { parts }), "{written}");
+        }
+        assert_eq!(
+            PathTemplate::parse("/tmp/all.log", dir),
+            Ok(PathTemplate::literal(Path::new("/tmp/all.log")))
+        );
+    }
+
+    #[test]
+    fn bad_templates_say_why() {
+        let dir = Path::new("/srv/taskmaster");
+        let cases = [
+            ("", "the path is empty"),
+            ("a\0b", "NUL character"),
+            (
+                "/l/{nmae}.log",
+                "unknown placeholder `{nmae}`; a path may use {name}, {program}",
+            ),
+            ("/l/{}", "unknown placeholder `{}`"),
+            ("/l/%(foo)s", "unknown placeholder `%(foo)s`"),
+            (
+                "/l/%(host_node_name)s",
+                "unknown placeholder `%(host_node_name)s`",
+            ),
+            ("/l/{name", "unclosed `{name`"),
+            ("/l/{na{me}", "unclosed `{na`"),
+            ("/l/%(program_name", "unclosed `%(program_name`"),
+            ("/l/x}", "a lone `}`; write `}}`"),
+            ("/l/50%.log", "a lone `%`; write `%%`"),
+            (
+                "/l/%(program_name)d",
+                "unsupported format `%(program_name)d`",
+            ),
+            ("/l/%(program_name)", "unsupported format `%(program_name)`"),
+            (
+                "/l/%(process_num)-3d",
+                "unsupported format `%(process_num)-3d`",
+            ),
+            (
+                "/l/%(process_num)99d",
+                "unsupported format `%(process_num)99d`",
+            ),
+            ("/l/%(here)5s", "unsupported format `%(here)5s`"),
+        ];
+        for (written, message) in cases {
+            match PathTemplate::parse(written, dir) {
+                Err(err) => assert!(err.to_string().contains(message), "{written}: {err}"),
+                Ok(template) => panic!("{written}: accepted as {template:?}"),
+            }
+        }
+    }
 }

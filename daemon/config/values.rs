@@ -427,4 +427,38 @@ mod tests {
             assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
         }
     }
+
+    #[test]
+    fn byte_sizes() {
+        let mib = 1024 * 1024;
+        let cases = [
+            ("1024", Ok(1024)),
+            ("0", Ok(0)),
+            ("\"512\"", Ok(512)),
+            ("1KB", Ok(1024)),
+            ("1kb", Ok(1024)),
+            ("2 MiB", Ok(2 * mib)),
+            ("10 mb", Ok(10 * mib)),
+            ("1GB", Ok(1024 * mib)),
+            ("3gib", Ok(3 * 1024 * mib)),
+            ("7 B", Ok(7)),
+            ("lots", Err("found string \"lots\"")),
+            ("MB", Err("found string \"MB\"")),
+            ("1.5MB", Err("found string \"1.5MB\"")),
+            ("1TB", Err("found string \"1TB\"")),
+            ("-1", Err("must not be negative, found -1")),
+            ("-1MB", Err("must not be negative")),
+            ("1.5", Err("found number `1.5`")),
+            ("true", Err("found boolean `true`")),
+            ("99999999999GB", Err("must be at most")),
+        ];
+        for (text, expected) in cases {
+            let value: Value = serde_yaml::from_str(text).unwrap();
+            match (byte_size(&value), expected) {
+                (Ok(bytes), Ok(want)) => assert_eq!(bytes, want, "{text}"),
+                (Err(message), Err(want)) => assert!(message.contains(want), "{text}: {message}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 }
