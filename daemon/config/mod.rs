@@ -173,6 +173,14 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/taskmaster.yaml");
         let config = load(&path).unwrap_or_else(|err| panic!("{err}"));
         assert!(!config.programs.is_empty());
+        // It shows the output options.
+        let ticker = &config.programs["ticker"];
+        let Output::Capture(stdout) = &ticker.stdout else {
+            panic!("{:?}", ticker.stdout);
+        };
+        assert!(stdout.timestamps && stdout.maxbytes == 1024 * 1024 && stdout.backups == 3);
+        assert!(config.programs["worker"].redirect_stderr);
+        assert_eq!(config.programs["sleeper"].stdout, Output::Discard);
     }
 
     #[test]
