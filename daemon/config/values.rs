@@ -178,16 +178,15 @@ fn path_text(value: &Value) -> Option<String> {
 /// (supervisord) to discard it, `auto` (supervisord) for the default file, else a path
 /// template resolved against the config's directory `dir`. Any case.
 pub(super) fn output(dir: &Path, value: &Value) -> Result<Output, String> {
-    let Some(text) = path_text(value).or_else(|| value.is_null().then(String::new)) else {
-        let what =
-            "a path, `discard` or a mapping of options (path, maxbytes, backups, timestamps)";
-        return Err(expected(what, value));
+    let text = match value {
+        Value::Null => return Ok(Output::Discard),
+        _ => path_text(value).ok_or_else(|| {
+            let what =
+                "a path, `discard` or a mapping of options (path, maxbytes, backups, timestamps)";
+            expected(what, value)
+        })?,
     };
-    if value.is_null()
-        || ["discard", "none"]
-            .iter()
-            .any(|w| text.eq_ignore_ascii_case(w))
-    {
+    if discards(&text) {
         return Ok(Output::Discard);
     }
     let path = output_path(dir, value)?;
@@ -195,6 +194,13 @@ pub(super) fn output(dir: &Path, value: &Value) -> Result<Output, String> {
         path,
         ..Capture::default()
     }))
+}
+
+/// Whether a stream written as `text` is thrown away: `discard`, or supervisord's `NONE`.
+fn discards(text: &str) -> bool {
+    ["discard", "none"]
+        .iter()
+        .any(|word| text.eq_ignore_ascii_case(word))
 }
 
 /// The `path` of an output stream's options: null or `auto` for the default file, else a
