@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigIssue;
-use super::output::{Capture, Output, OutputPath, PathTemplate};
+use super::output::{Capture, MAX_BACKUPS, Output, OutputPath};
 use super::positions::{LazyIndex, Pos, issue, last};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
-    autorestart, boolean, command_line, count, describe, duration, expected, file_path, listen,
-    signal, socket_path, umask,
+    autorestart, boolean, byte_size, command_line, count, describe, duration, expected, file_path,
+    listen, output, output_path, signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.
@@ -67,8 +67,15 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("stoptime", |c, key, value, p| {
         set(&mut p.stoptime, c.check(key, duration(value)));
     }),
-    ("stdout", |c, key, value, p| p.stdout = c.output(key, value)),
-    ("stderr", |c, key, value, p| p.stderr = c.output(key, value)),
+    ("stdout", |c, key, value, p| {
+        set(&mut p.stdout, c.output(key, value))
+    }),
+    ("stderr", |c, key, value, p| {
+        set(&mut p.stderr, c.output(key, value))
+    }),
+    ("redirect_stderr", |c, key, value, p| {
+        set(&mut p.redirect_stderr, c.check(key, boolean(value)));
+    }),
     ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
     ("workingdir", |c, key, value, p| {
         p.workingdir = c.path(key, value)
@@ -76,6 +83,23 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("umask", |c, key, value, p| {
         let written = c.index.get().plain(key);
         p.umask = c.check(key, umask(value, written)).flatten();
+    }),
+];
+
+/// The keys of an output stream written as a mapping (`stdout: {path: x, maxbytes: 1MB}`),
+/// each with how its value is read into the stream's options (which start at the defaults).
+const OUTPUT_KEYS: &[(&str, Read<Capture>)] = &[
+    ("path", |c, key, value, o| {
+        set(&mut o.path, c.check(key, output_path(c.dir, value)));
+    }),
+    ("maxbytes", |c, key, value, o| {
+        set(&mut o.maxbytes, c.check(key, byte_size(value)));
+    }),
+    ("backups", |c, key, value, o| {
+        set(&mut o.backups, c.check(key, count(value, 0, MAX_BACKUPS)));
+    }),
+    ("timestamps", |c, key, value, o| {
+        set(&mut o.timestamps, c.check(key, boolean(value)));
     }),
 ];
 
@@ -231,14 +255,58 @@ impl Checker<'_> {
         self.check(key, file_path(self.dir, value)).flatten()
     }
 
-    /// An output stream: a path, or null to discard.
-    fn output(&mut self, key: &[String], value: &Value) -> Output {
-        match self.path(key, value) {
-            Some(path) => Output::Capture(Capture {
-                path: OutputPath::Template(PathTemplate::literal(&path)),
-                ..Capture::default()
-            }),
-            None => Output::Discard,
+    /// An output stream: a path or a word (see [`output`]), or a mapping of options.
+    fn output(&mut self, path: &[String], value: &Value) -> Option<Output> {
+        let Value::Mapping(map) = value else {
+            return self.check(path, output(self.dir, value));
+        };
+        let before = self.issues.len();
+        let mut capture = Capture::default();
+        for (key, value) in self.entries(path, map) {
+            self.read(&key, value, OUTPUT_KEYS, &mut capture);
+        }
+        (self.issues.len() == before).then_some(Output::Capture(capture))
+    }
+
+    /// What is wrong between the settings of a program read from `map` at `path`: `stderr`
+    /// beside `redirect_stderr`, an output file that several instances would share.
+    fn program_consistency(&mut self, path: &[String], map: &Mapping, program: &ProgramConfig) {
+        let key = |stream: &str| [path, &[stream.to_string()]].concat();
+        if program.redirect_stderr && map.contains_key("stderr") {
+            let message = "stderr is ignored with redirect_stderr: true (stderr goes where \
+                           stdout goes); remove one of them";
+            self.report(&key("stderr"), true, message);
+        }
+        let mut streams = vec![("stdout", &program.stdout)];
+        if !program.redirect_stderr {
+            streams.push(("stderr", &program.stderr));
+        }
+        for (stream, output) in streams {
+            let Output::Capture(Capture {
+                path: OutputPath::Template(template),
+                ..
+            }) = output
+            else {
+                continue;
+            };
+            // Without placeholders the file is shared on purpose.
+            if program.numprocs > 1
+                && template.has_placeholders()
+                && !template.tells_instances_apart()
+            {
+                let mut key = key(stream);
+                if map.get(stream).is_some_and(Value::is_mapping) {
+                    key.push("path".to_string());
+                }
+                let name = last(path);
+                let file = template.render(name, 0, &format!("{name}:0"));
+                let message = format!(
+                    "instances {name}:0 and {name}:1 would share {}; add {{name}} or {{index}} \
+                     to the path (or write a path without placeholders to share it on purpose)",
+                    file.display()
+                );
+                self.report(&key, false, message);
+            }
         }
     }
 
@@ -354,6 +422,7 @@ impl Checker<'_> {
         if !has_cmd {
             self.report(path, true, "missing required key `cmd`");
         }
+        self.program_consistency(path, map, &program);
         // A bad or missing `cmd` was reported: the empty `argv` is never returned.
         (self.issues.len() == before).then_some(program)
     }
@@ -471,7 +540,8 @@ mod tests {
 
     use super::*;
     use crate::config::AutoRestart;
-    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, issues, ok, strings, web};
+    use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
+    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
 
     #[test]
     fn full_config_gives_every_setting_and_defaults() {
@@ -485,6 +555,7 @@ mod tests {
                 listen: Some("127.0.0.1:7300".to_string()),
                 logfile: Some(dir.join("taskmaster.log")),
                 pidfile: Some(PathBuf::from("/tmp/taskmaster.pid")),
+                logdir: None,
             }
         );
         let env = [
@@ -509,8 +580,9 @@ mod tests {
             startretries: 5,
             stopsignal: Signal::SIGUSR1,
             stoptime: Duration::from_secs(30),
-            stdout: Some(PathBuf::from("/tmp/worker.out")),
-            stderr: Some(dir.join("logs/worker.err")),
+            stdout: captured("/tmp/worker.out"),
+            stderr: captured("/srv/taskmaster/logs/worker.err"),
+            redirect_stderr: false,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -528,8 +600,9 @@ mod tests {
             startretries: 3,
             stopsignal: Signal::SIGTERM,
             stoptime: Duration::from_secs(10),
-            stdout: None,
-            stderr: None,
+            stdout: Output::default(),
+            stderr: Output::default(),
+            redirect_stderr: false,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
@@ -831,6 +904,181 @@ mod tests {
                 4,
                 13,
                 "programs.web.stdout",
+                "expected a path",
+            ),
+            (
+                w("stdout: {maxbytes: lots}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "expected a number of bytes or a size like 10MB (KB, MB, GB: multiples of 1024), found string \"lots\"",
+            ),
+            (
+                w("stdout:\n      maxbytes: lots"),
+                5,
+                17,
+                "programs.web.stdout.maxbytes",
+                "found string \"lots\"",
+            ),
+            (
+                w("stdout: {maxbytes: -1}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "must not be negative, found -1",
+            ),
+            (
+                w("stderr: {maxbytes: \"-1MB\"}"),
+                4,
+                24,
+                "programs.web.stderr.maxbytes",
+                "must not be negative",
+            ),
+            (
+                w("stdout: {maxbytes: 1.5}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "found number `1.5`",
+            ),
+            (
+                w("stdout: {maxbytes: 1TB}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "found string \"1TB\"",
+            ),
+            (
+                w("stdout: {maxbytes: 99999999999GB}"),
+                4,
+                24,
+                "programs.web.stdout.maxbytes",
+                "must be at most 18446744073709551615 bytes",
+            ),
+            (
+                w("stdout: {backups: 5000}"),
+                4,
+                23,
+                "programs.web.stdout.backups",
+                "must be from 0 to 1000, found 5000",
+            ),
+            (
+                w("stdout: {timestamps: maybe}"),
+                4,
+                26,
+                "programs.web.stdout.timestamps",
+                "expected true or false, found string \"maybe\"",
+            ),
+            (
+                w("stdout: {maxbyte: 1}"),
+                4,
+                14,
+                "programs.web.stdout.maxbyte",
+                "unknown key `maxbyte` (did you mean `maxbytes`?); expected one of path, maxbytes, backups, timestamps",
+            ),
+            (
+                w("stdout: {path: discard}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "to discard the stream, write `discard` as its value, without options",
+            ),
+            (
+                w("stdout: {path: [a]}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "expected a path (null or `auto` for the default), found a list",
+            ),
+            (
+                w("stdout: {path: \"{nmae}\"}"),
+                4,
+                20,
+                "programs.web.stdout.path",
+                "unknown placeholder `{nmae}`",
+            ),
+            (
+                w("stdout: \"/l/%(foo)s.log\""),
+                4,
+                13,
+                "programs.web.stdout",
+                "unknown placeholder `%(foo)s`; a path may use {name}, {program}, {index}",
+            ),
+            (
+                w("stderr: \"{nmae}.log\""),
+                4,
+                13,
+                "programs.web.stderr",
+                "unknown placeholder `{nmae}`",
+            ),
+            (
+                w("stdout: /l/50%.log"),
+                4,
+                13,
+                "programs.web.stdout",
+                "a lone `%`; write `%%` for a literal `%`",
+            ),
+            (
+                w("stdout: [a]"),
+                4,
+                13,
+                "programs.web.stdout",
+                "expected a path, `discard` or a mapping of options (path, maxbytes, backups, timestamps), found a list",
+            ),
+            (
+                w("numprocs: 2\n    stdout: /l/{program}.log"),
+                5,
+                13,
+                "programs.web.stdout",
+                "instances web:0 and web:1 would share /l/web.log; add {name} or {index} to the path",
+            ),
+            (
+                w("stdout: \"%(program_name)s.log\"\n    numprocs: 3"),
+                4,
+                13,
+                "programs.web.stdout",
+                "instances web:0 and web:1 would share /srv/taskmaster/web.log",
+            ),
+            (
+                w("numprocs: 2\n    stderr: {path: \"/l/{program}.log\"}"),
+                5,
+                20,
+                "programs.web.stderr.path",
+                "would share /l/web.log",
+            ),
+            (
+                w("redirect_stderr: true\n    stderr: /l/x.log"),
+                5,
+                5,
+                "programs.web.stderr",
+                "stderr is ignored with redirect_stderr: true",
+            ),
+            (
+                w("stderr: ~\n    redirect_stderr: true"),
+                4,
+                5,
+                "programs.web.stderr",
+                "stderr is ignored with redirect_stderr",
+            ),
+            (
+                w("redirect_stderr: yes"),
+                4,
+                22,
+                "programs.web.redirect_stderr",
+                "expected true or false, found string \"yes\"",
+            ),
+            (
+                w("redirect_stder: true"),
+                4,
+                5,
+                "programs.web.redirect_stder",
+                "unknown key `redirect_stder` (did you mean `redirect_stderr`?)",
+            ),
+            (
+                "daemon:\n  logdir: [a]\nprograms: {}\n".into(),
+                2,
+                11,
+                "daemon.logdir",
                 "expected a path",
             ),
             (
@@ -1195,5 +1443,125 @@ mod tests {
             .collect();
         assert_eq!(program.env, expected);
         assert!(web("env:").env.is_empty());
+    }
+
+    #[test]
+    fn output_forms() {
+        let template = |text: &str| match PathTemplate::parse(text, Path::new("/srv/taskmaster")) {
+            Ok(template) => OutputPath::Template(template),
+            Err(err) => panic!("{text}: {err}"),
+        };
+        let capture = |path, maxbytes, backups, timestamps| {
+            Output::Capture(Capture {
+                path,
+                maxbytes,
+                backups,
+                timestamps,
+            })
+        };
+        let (mib, backups) = (1024 * 1024, DEFAULT_BACKUPS);
+        let cases = [
+            ("numprocs: 1", Output::default()),
+            ("stdout: ~", Output::Discard),
+            ("stdout: null", Output::Discard),
+            ("stdout: discard", Output::Discard),
+            ("stdout: NONE", Output::Discard),
+            ("stdout: AUTO", Output::default()),
+            ("stdout: {}", Output::default()),
+            ("stdout: /l/x.log", captured("/l/x.log")),
+            ("stdout: ./none", captured("/srv/taskmaster/none")),
+            (
+                "stdout: out/{name}.log",
+                capture(template("out/{name}.log"), DEFAULT_MAXBYTES, backups, false),
+            ),
+            (
+                "stdout: \"%(here)s/%(program_name)s-%(process_num)02d.log\"",
+                capture(
+                    OutputPath::Template(PathTemplate {
+                        parts: vec![
+                            TemplatePart::Text("/srv/taskmaster/".into()),
+                            TemplatePart::Program,
+                            TemplatePart::Text("-".into()),
+                            TemplatePart::Index {
+                                width: 2,
+                                zero: true,
+                            },
+                            TemplatePart::Text(".log".into()),
+                        ],
+                    }),
+                    DEFAULT_MAXBYTES,
+                    backups,
+                    false,
+                ),
+            ),
+            (
+                "stdout: {path: /l/x.log, maxbytes: 10MB, backups: 5, timestamps: true}",
+                capture(template("/l/x.log"), 10 * mib, 5, true),
+            ),
+            (
+                "stdout:\n      path: \"{program}/{index}\"\n      backups: 0",
+                capture(template("{program}/{index}"), DEFAULT_MAXBYTES, 0, false),
+            ),
+            (
+                "stdout: {maxbytes: 0}",
+                capture(OutputPath::Default, 0, backups, false),
+            ),
+            ("stdout: {path: auto, timestamps: false}", Output::default()),
+            (
+                "stdout: {path: ~, backups: 1000}",
+                capture(OutputPath::Default, DEFAULT_MAXBYTES, 1000, false),
+            ),
+        ];
+        for (line, expected) in cases {
+            let program = web(line);
+            assert_eq!(program.stdout, expected, "{line}");
+            assert_eq!(program.stderr, Output::default(), "{line}");
+            let stderr = web(&line.replace("stdout", "stderr"));
+            assert_eq!(stderr.stderr, expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn shared_files_and_redirect_stderr() {
+        let text = |lines: &[&str]| {
+            let lines: String = lines.iter().map(|l| format!("    {l}\n")).collect();
+            format!("{WEB}{lines}")
+        };
+        // Accepted: a file per instance, one instance, a path without placeholders on purpose.
+        for lines in [
+            &["numprocs: 2", "stdout: \"/l/{name}.log\""][..],
+            &["numprocs: 2", "stdout: \"/l/{program}-{index}.log\""],
+            &["numprocs: 2", "stdout: \"/l/%(process_num)d\""],
+            &["numprocs: 1", "stdout: \"/l/{program}.log\""],
+            &[
+                "numprocs: 3",
+                "stdout: /l/shared.log",
+                "stderr: /l/shared.log",
+            ],
+            &["numprocs: 2", "stdout: {path: /l/shared.log}"],
+            &["numprocs: 2", "redirect_stderr: true"],
+            &["numprocs: 2", "stderr: discard", "stdout: discard"],
+        ] {
+            ok(&text(lines));
+        }
+        let program = web("redirect_stderr: true");
+        assert!(program.redirect_stderr);
+        assert!(!web("redirect_stderr: false").redirect_stderr);
+        // Every problem at once: in the options, and both streams shared.
+        let found = issues(&text(&[
+            "numprocs: 2",
+            "stdout: {maxbytes: lots, backups: 5000, timestamps: maybe}",
+            "stderr: \"/l/{program}.err\"",
+        ]));
+        let keys: Vec<&str> = found.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "programs.web.stdout.maxbytes",
+                "programs.web.stdout.backups",
+                "programs.web.stdout.timestamps",
+                "programs.web.stderr",
+            ]
+        );
     }
 }

@@ -155,7 +155,7 @@ fn invalid(path: PathBuf, mut issues: Vec<ConfigIssue>) -> ConfigError {
 mod tests {
     use super::*;
     use crate::config::positions::{Pos, issue};
-    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, issues, web};
+    use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, web};
 
     #[test]
     fn load_reads_the_fixture_and_resolves_against_its_directory() {
@@ -173,6 +173,14 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/taskmaster.yaml");
         let config = load(&path).unwrap_or_else(|err| panic!("{err}"));
         assert!(!config.programs.is_empty());
+        // It shows the output options.
+        let ticker = &config.programs["ticker"];
+        let Output::Capture(stdout) = &ticker.stdout else {
+            panic!("{:?}", ticker.stdout);
+        };
+        assert!(stdout.timestamps && stdout.maxbytes == 1024 * 1024 && stdout.backups == 3);
+        assert!(config.programs["worker"].redirect_stderr);
+        assert_eq!(config.programs["sleeper"].stdout, Output::Discard);
     }
 
     #[test]
@@ -245,10 +253,7 @@ programs:
     #[test]
     fn relative_paths_resolve_against_the_config_directory() {
         let program = web("stdout: out/web.log");
-        assert_eq!(
-            program.stdout,
-            Some(PathBuf::from("/srv/taskmaster/out/web.log"))
-        );
+        assert_eq!(program.stdout, captured("/srv/taskmaster/out/web.log"));
         let program = web("workingdir: ../shared");
         assert_eq!(
             program.workingdir,
@@ -261,7 +266,7 @@ programs:
         assert_eq!(config.path, cwd.join("conf/tm.yaml"));
         assert_eq!(
             config.programs["web"].stderr,
-            Some(cwd.join("conf/err.log"))
+            captured(&cwd.join("conf/err.log").to_string_lossy())
         );
     }
 

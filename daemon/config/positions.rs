@@ -9,7 +9,7 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 use super::ConfigIssue;
 
 /// Longest key path recorded in the position index: the schema's deepest is
-/// `programs.NAME.env.VAR` (or `programs.NAME.exitcodes.N`).
+/// `programs.NAME.env.VAR` (or `programs.NAME.exitcodes.N`, `programs.NAME.stdout.maxbytes`).
 const INDEXED_DEPTH: usize = 4;
 
 /// A place in the text; both 1-based, the column counted in characters.

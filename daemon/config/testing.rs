@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::output::{Capture, Output, OutputPath, PathTemplate};
 use super::{Config, ConfigError, ConfigIssue, ProgramConfig, parse};
 
 /// Where the configs of the tests claim to be.
@@ -37,4 +38,12 @@ pub(super) fn web(line: &str) -> ProgramConfig {
 
 pub(super) fn strings(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| w.to_string()).collect()
+}
+
+/// A stream captured, with the default options, into the file at `path` (no placeholders).
+pub(super) fn captured(path: &str) -> Output {
+    Output::Capture(Capture {
+        path: OutputPath::Template(PathTemplate::literal(Path::new(path))),
+        ..Capture::default()
+    })
 }

@@ -1,5 +1,6 @@
 //! The value parsers: each turns one YAML value into a setting (a signal, a duration, a umask, a
-//! boolean, a count, a command line, a path, a listen address) or says what is wrong with it.
+//! boolean, a count, a command line, a path, a listen address, an output stream, a byte size)
+//! or says what is wrong with it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -9,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde_yaml::Value;
 
 use super::find::clean;
+use super::output::{Capture, Output, OutputPath, PathTemplate};
 use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
 use crate::endpoint;
 
@@ -150,10 +152,9 @@ pub(super) fn signal(value: &Value) -> Result<Signal, String> {
 pub(super) fn file_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, String> {
     let text = match value {
         Value::Null => return Ok(None),
-        Value::String(s) => s.clone(),
-        // A path may well look like a number: `1.0`.
-        Value::Number(n) => n.to_string(),
-        _ => return Err(expected("a path (null or left out for none)", value)),
+        _ => {
+            path_text(value).ok_or_else(|| expected("a path (null or left out for none)", value))?
+        }
     };
     if text.is_empty() {
         Err("the path is empty".to_string())
@@ -162,6 +163,101 @@ pub(super) fn file_path(dir: &Path, value: &Value) -> Result<Option<PathBuf>, St
     } else {
         Ok(Some(clean(&dir.join(text))))
     }
+}
+
+/// The text of a path: a string, or a number (a path may well look like one: `1.0`).
+fn path_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What an output stream is written as without options: null, `discard` or `none`
+/// (supervisord) to discard it, `auto` (supervisord) for the default file, else a path
+/// template resolved against the config's directory `dir`. Any case.
+pub(super) fn output(dir: &Path, value: &Value) -> Result<Output, String> {
+    let text = match value {
+        Value::Null => return Ok(Output::Discard),
+        _ => path_text(value).ok_or_else(|| {
+            let what =
+                "a path, `discard` or a mapping of options (path, maxbytes, backups, timestamps)";
+            expected(what, value)
+        })?,
+    };
+    if discards(&text) {
+        return Ok(Output::Discard);
+    }
+    let path = output_path(dir, value)?;
+    Ok(Output::Capture(Capture {
+        path,
+        ..Capture::default()
+    }))
+}
+
+/// Whether a stream written as `text` is thrown away: `discard`, or supervisord's `NONE`.
+fn discards(text: &str) -> bool {
+    ["discard", "none"]
+        .iter()
+        .any(|word| text.eq_ignore_ascii_case(word))
+}
+
+/// The `path` of an output stream's options: null or `auto` for the default file, else a
+/// path template resolved against `dir`.
+pub(super) fn output_path(dir: &Path, value: &Value) -> Result<OutputPath, String> {
+    let text = match value {
+        Value::Null => return Ok(OutputPath::Default),
+        _ => path_text(value)
+            .ok_or_else(|| expected("a path (null or `auto` for the default)", value))?,
+    };
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(OutputPath::Default);
+    }
+    if ["discard", "none"]
+        .iter()
+        .any(|w| text.eq_ignore_ascii_case(w))
+    {
+        return Err(format!(
+            "`{text}` as a path: to discard the stream, write `{text}` as its value, without options"
+        ));
+    }
+    match PathTemplate::parse(&text, dir) {
+        Ok(template) => Ok(OutputPath::Template(template)),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// A number of bytes: an integer, or a string with a unit `KB`, `MB` or `GB` (multiples of
+/// 1024; `KiB`, `MiB`, `GiB` too, any case, a space allowed before the unit).
+pub(super) fn byte_size(value: &Value) -> Result<u64, String> {
+    let what = "a number of bytes or a size like 10MB (KB, MB, GB: multiples of 1024)";
+    let text = match value {
+        Value::Number(n) if n.as_i64().is_some_and(|n| n < 0) => {
+            return Err(format!("must not be negative, found {n}"));
+        }
+        Value::Number(n) => return n.as_u64().ok_or_else(|| expected(what, value)),
+        Value::String(s) => s.trim(),
+        _ => return Err(expected(what, value)),
+    };
+    if text.starts_with('-') {
+        return Err(format!("must not be negative, found {text:?}"));
+    }
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let unit = text[digits..].trim_start().to_ascii_lowercase();
+    let shift = match unit.as_str() {
+        "" | "b" => 0,
+        "kb" | "kib" => 10,
+        "mb" | "mib" => 20,
+        "gb" | "gib" => 30,
+        _ => return Err(expected(what, value)),
+    };
+    let number: u64 = text[..digits].parse().map_err(|_| expected(what, value))?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("must be at most {} bytes, found {text:?}", u64::MAX))
 }
 
 /// The path of the Unix socket: a path (see [`file_path`]) that fits in a `sockaddr_un`.
@@ -335,6 +431,40 @@ mod tests {
         ] {
             let config = ok(&format!("daemon:\n  listen: {text}\nprograms: {{}}\n"));
             assert_eq!(config.daemon.listen.as_deref(), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        let mib = 1024 * 1024;
+        let cases = [
+            ("1024", Ok(1024)),
+            ("0", Ok(0)),
+            ("\"512\"", Ok(512)),
+            ("1KB", Ok(1024)),
+            ("1kb", Ok(1024)),
+            ("2 MiB", Ok(2 * mib)),
+            ("10 mb", Ok(10 * mib)),
+            ("1GB", Ok(1024 * mib)),
+            ("3gib", Ok(3 * 1024 * mib)),
+            ("7 B", Ok(7)),
+            ("lots", Err("found string \"lots\"")),
+            ("MB", Err("found string \"MB\"")),
+            ("1.5MB", Err("found string \"1.5MB\"")),
+            ("1TB", Err("found string \"1TB\"")),
+            ("-1", Err("must not be negative, found -1")),
+            ("-1MB", Err("must not be negative")),
+            ("1.5", Err("found number `1.5`")),
+            ("true", Err("found boolean `true`")),
+            ("99999999999GB", Err("must be at most")),
+        ];
+        for (text, expected) in cases {
+            let value: Value = serde_yaml::from_str(text).unwrap();
+            match (byte_size(&value), expected) {
+                (Ok(bytes), Ok(want)) => assert_eq!(bytes, want, "{text}"),
+                (Err(message), Err(want)) => assert!(message.contains(want), "{text}: {message}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
         }
     }
 }
