@@ -18,3 +18,7 @@ mod reload;
 /// WatchEvents, Shutdown, the socket, TCP, reflection, health and start-up modes.
 #[path = "daemon/api.rs"]
 mod api;
+
+/// Program output: capture, files, rotation, reopen, failing sinks, Tail, forensics.
+#[path = "daemon/output.rs"]
+mod output;

@@ -101,12 +101,10 @@ impl Settings {
             .clone()
             .or_else(|| daemon.logfile.clone())
             .unwrap_or_else(|| config_dir.join("taskmaster.log"));
-        let logdir = daemon.logdir.clone().unwrap_or_else(|| {
-            logfile
-                .parent()
-                .unwrap_or(Path::new("/"))
-                .join("logs")
-        });
+        let logdir = daemon
+            .logdir
+            .clone()
+            .unwrap_or_else(|| logfile.parent().unwrap_or(Path::new("/")).join("logs"));
         Settings {
             socket: args
                 .socket

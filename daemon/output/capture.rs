@@ -113,11 +113,15 @@ impl Capture {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn sink(&self) -> MutexGuard<'_, Sink> {
-        self.sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Bytes that could not be written to the file so far.
@@ -138,7 +142,9 @@ impl Capture {
             });
         }
         if self.keep_tail {
-            state.tail.extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
+            state
+                .tail
+                .extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
             let excess = state.tail.len().saturating_sub(KEPT_TAIL);
             state.tail.drain(..excess);
         }
@@ -300,7 +306,11 @@ impl Pipe {
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => return Drained::Empty,
                 Err(error) => {
-                    tracing::warn!(fd = self.fd.as_raw_fd(), "reading {}: {error}", self.capture.label);
+                    tracing::warn!(
+                        fd = self.fd.as_raw_fd(),
+                        "reading {}: {error}",
+                        self.capture.label
+                    );
                     self.capture.flush();
                     return Drained::Closed;
                 }

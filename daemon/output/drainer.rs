@@ -44,7 +44,9 @@ impl Drainer {
     }
 
     fn pipes(&self) -> MutexGuard<'_, HashMap<u64, Arc<Pipe>>> {
-        self.pipes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pipes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Drains `pipe` from now on, until every writer has closed it.

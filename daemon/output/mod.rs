@@ -175,7 +175,11 @@ impl Outputs {
     pub fn reopen(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         let event_log = self.event_log.as_ref().map(|capture| capture.sink.clone());
-        let sinks = self.sinks.values().filter_map(Weak::upgrade).chain(event_log);
+        let sinks = self
+            .sinks
+            .values()
+            .filter_map(Weak::upgrade)
+            .chain(event_log);
         for sink in sinks {
             let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Err(error) = sink.reopen() {

@@ -231,7 +231,10 @@ impl Sink {
         }
         self.file = None;
         for number in (1..self.backups).rev() {
-            match std::fs::rename(numbered(&self.path, number), numbered(&self.path, number + 1)) {
+            match std::fs::rename(
+                numbered(&self.path, number),
+                numbered(&self.path, number + 1),
+            ) {
                 Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
                 _ => {}
             }

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    proto::{self, taskmaster_server::Taskmaster},
     output::{Capture, StreamKind},
+    proto::{self, taskmaster_server::Taskmaster},
     supervisor::{Handle, SupervisorError, Wait, Watch},
 };
 

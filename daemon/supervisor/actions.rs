@@ -326,7 +326,10 @@ impl<O: Os> Supervisor<O> {
                 count: ids.len(),
             });
         };
-        let instance = self.registry.get(id).ok_or_else(|| UnknownNames(vec![name.into()]))?;
+        let instance = self
+            .registry
+            .get(id)
+            .ok_or_else(|| UnknownNames(vec![name.into()]))?;
         // With redirect_stderr, stderr is in stdout.
         let stream = match stream {
             StreamKind::Stderr if instance.config.redirect_stderr => StreamKind::Stdout,

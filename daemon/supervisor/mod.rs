@@ -68,10 +68,7 @@ pub struct OutputSettings {
 /// are started) and returns its handle. The task ends after a shutdown has stopped everything.
 /// Fails only if child exits cannot be watched (no SIGCHLD handler) or the output drainer
 /// cannot start.
-pub fn start(
-    config: Config,
-    output: OutputSettings,
-) -> std::io::Result<(Handle, JoinHandle<()>)> {
+pub fn start(config: Config, output: OutputSettings) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed.
     let os = process::System::new()?;
     start_with(os, config, output)
@@ -564,7 +561,11 @@ fn prepare_output(
 ) -> Result<(ChildStdio, Vec<Arc<Pipe>>), String> {
     let config = instance.config.clone();
     let redirect = config.redirect_stderr;
-    let (program, index, name) = (instance.program.clone(), instance.index, instance.name.clone());
+    let (program, index, name) = (
+        instance.program.clone(),
+        instance.index,
+        instance.name.clone(),
+    );
     instance.stdout = outputs.capture(
         instance.stdout.take(),
         &config.stdout,

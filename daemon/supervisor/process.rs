@@ -5,9 +5,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    os::unix::{
-        process::{CommandExt, ExitStatusExt},
-    },
+    os::unix::process::{CommandExt, ExitStatusExt},
     path::Path,
     process::{Command, ExitStatus, Stdio},
     task::{Context, Poll},

@@ -57,18 +57,40 @@ async fn env_workingdir_and_umask_reach_the_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_child_gets_its_own_group_only_fds_0_to_2_and_clean_signals() {
-    let daemon = Daemon::start(Program::new("clean", "sleep 1000").starttime(0.2)).await;
+    let daemon = Daemon::start(
+        Config::new()
+            .program(
+                Program::new("clean", "sleep 1000")
+                    .starttime(0.2)
+                    .set("stdout", "null")
+                    .set("stderr", "null"),
+            )
+            .program(Program::new("captured", "sleep 1000").starttime(0.2)),
+    )
+    .await;
     let mut client = daemon.client().await;
     let clean = wait_state(&mut client, "clean", State::Running).await;
-    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", clean.pid))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, vec!["0", "1", "2"]);
+    let fds_of = |pid: u32| {
+        let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        fds.sort();
+        fds
+    };
+    assert_eq!(fds_of(clean.pid), vec!["0", "1", "2"]);
     for fd in 0..=2 {
         let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", clean.pid)).unwrap();
         assert_eq!(target, std::path::Path::new("/dev/null"), "fd {fd}");
+    }
+    // Captured output: stdout and stderr are pipes to the daemon, and still nothing else is
+    // open.
+    let captured = wait_state(&mut client, "captured", State::Running).await;
+    assert_eq!(fds_of(captured.pid), vec!["0", "1", "2"]);
+    for fd in 1..=2 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", captured.pid)).unwrap();
+        let target = target.to_string_lossy().into_owned();
+        assert!(target.starts_with("pipe:"), "fd {fd} is {target}");
     }
     assert_eq!(status_field(clean.pid, "SigBlk"), "0000000000000000");
     // Signals 32 and 33 are glibc's own; no process can change them, so only a parent that

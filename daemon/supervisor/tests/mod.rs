@@ -12,10 +12,10 @@ use tokio::{task::JoinHandle, time::Instant};
 use tokio_stream::{Stream, StreamExt};
 
 use super::{
-    Handle, InstanceResult, InstanceView, ReloadSummary, SupervisorError, Wait,
+    Handle, InstanceResult, InstanceView, OutputSettings, ReloadSummary, SupervisorError, Wait,
     event::{Delivery, EventKind, Record},
     process::ExitInfo,
-    OutputSettings, start_with,
+    start_with,
     state::State,
 };
 use crate::config;
