@@ -10,6 +10,7 @@ mod daemon;
 mod help;
 mod instances;
 mod parse;
+mod stream;
 mod watch;
 
 use std::io::Write;
