@@ -234,7 +234,8 @@ impl Verb {
                 args: "[-f] [-n LINES] [--bytes N]",
                 summary: "Print the end of the daemon's event log.",
                 details: "As tail does for an instance: the last LINES lines (20 unless -n is \
-                          given) or the last N bytes; -f then follows the log until Ctrl-C.",
+                          given; -n 0 prints none) or the last N bytes; -f then follows the \
+                          log until Ctrl-C.",
                 operands: Operands::None,
                 flags: &["-f", "-n", "--bytes"],
                 shell_only: false,
