@@ -35,7 +35,8 @@ pub struct Shared {
     names: Mutex<Vec<String>>,
     /// `events on|off`.
     pub events_on: AtomicBool,
-    /// Set while `watch` runs in the shell: it prints the events itself.
+    /// Set while `watch` runs in the shell (it prints the events itself), or `tail` or
+    /// `maintail` (event lines would break into their output).
     pub watching: AtomicBool,
 }
 

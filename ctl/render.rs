@@ -1,12 +1,14 @@
-//! How taskctl shows things: the status table, JSON, action results, reload summaries and
-//! event lines. Pure functions from protobuf messages to text, so each is unit-tested.
+//! How taskctl shows things: the status table, JSON, action results, reload summaries, event
+//! lines and the notices of output commands. Pure functions from protobuf messages to text, so each is unit-tested.
 
-use std::fmt::Write;
+use std::{borrow::Cow, fmt::Write};
 
 use chrono::{DateTime, TimeZone};
 use nu_ansi_term::{Color, Style};
 use serde::Serialize;
-use taskmaster::proto::{self, ActionResponse, EventKind, InstanceStatus, ReloadResponse, State};
+use taskmaster::proto::{
+    self, ActionResponse, ClearResponse, EventKind, InstanceStatus, ReloadResponse, State,
+};
 
 /// Whether output is coloured: only on a terminal, and never when `NO_COLOR` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +87,32 @@ pub fn status_table(instances: &[InstanceStatus], palette: Palette) -> String {
             "{:<width$}  {}  {}",
             instance.name,
             palette.state(state, &padded_state),
-            instance.description
+            description(instance)
         );
         text.push_str(line.trim_end());
         text.push('\n');
+    }
+    text
+}
+
+/// The daemon's description of an instance, and how much of its output could not be written.
+fn description(instance: &InstanceStatus) -> Cow<'_, str> {
+    let dropped = instance.output_dropped_bytes;
+    match (dropped, instance.description.as_str()) {
+        (0, description) => Cow::Borrowed(description),
+        (dropped, "") => Cow::Owned(format!("{dropped} bytes of output dropped")),
+        (dropped, description) => {
+            Cow::Owned(format!("{description}, {dropped} bytes of output dropped"))
+        }
+    }
+}
+
+/// The last lines of an instance's stderr, to show under its line of the table: each line
+/// indented, `  stderr| ...`. Empty when there are none.
+pub fn last_stderr(instance: &InstanceStatus) -> String {
+    let mut text = String::new();
+    for line in instance.last_stderr.lines() {
+        let _ = writeln!(text, "  stderr| {line}");
     }
     text
 }
@@ -110,6 +134,12 @@ struct StatusJson<'a> {
     description: &'a str,
     /// `null` unless the last spawn failed.
     spawn_error: Option<&'a str>,
+    /// Left out when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_stderr: Option<&'a str>,
+    /// Left out when 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_dropped_bytes: Option<u64>,
 }
 
 /// `status --json`: one JSON array, one object per instance.
@@ -128,6 +158,8 @@ pub fn status_json(instances: &[InstanceStatus]) -> String {
             restarts: instance.restarts,
             description: &instance.description,
             spawn_error: nonempty(&instance.spawn_error),
+            last_stderr: nonempty(&instance.last_stderr),
+            output_dropped_bytes: Some(instance.output_dropped_bytes).filter(|bytes| *bytes > 0),
         })
         .collect();
     serde_json::to_string_pretty(&rows).expect("status rows serialize") + "\n"
@@ -144,6 +176,21 @@ pub fn action_results(response: &ActionResponse) -> String {
         }
     }
     text
+}
+
+/// `web:0: cleared`, one line per instance.
+pub fn cleared(response: &ClearResponse) -> String {
+    let mut text = String::new();
+    for name in &response.cleared {
+        let _ = writeln!(text, "{name}: cleared");
+    }
+    text
+}
+
+/// What `tail -f` says on stderr when the daemon skipped output this follower was too slow
+/// to take.
+pub fn missed_notice(missed_bytes: u64) -> String {
+    format!("taskctl: skipped {missed_bytes} bytes: this follower fell behind")
 }
 
 /// The four lists of a reload, one line each.
@@ -212,6 +259,13 @@ where
     if !event.message.is_empty() {
         let _ = write!(line, "  {}", event.message.replace('\n', "; "));
     }
+    if let Some(last) = event
+        .last_stderr
+        .lines()
+        .rfind(|line| !line.trim().is_empty())
+    {
+        let _ = write!(line, " | last stderr: {}", last.trim_end());
+    }
     line
 }
 
@@ -233,6 +287,9 @@ struct EventJson<'a> {
     expected: bool,
     message: &'a str,
     missed: u64,
+    /// Left out when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_stderr: Option<&'a str>,
 }
 
 /// `watch --json`: one JSON object, on one line.
@@ -252,6 +309,7 @@ pub fn event_json(event: &proto::Event) -> String {
         expected: event.expected,
         message: &event.message,
         missed: event.missed,
+        last_stderr: nonempty(&event.last_stderr),
     };
     serde_json::to_string(&row).expect("event serializes")
 }
@@ -358,6 +416,63 @@ mod tests {
     }
 
     #[test]
+    fn dropped_output_is_told_in_the_description() {
+        let mut web = instance("web", State::Running, 12, "pid 12, uptime 0:00:05");
+        web.output_dropped_bytes = 4096;
+        let mut idle = instance("idle", State::Stopped, 0, "");
+        idle.output_dropped_bytes = 3;
+        let job = instance("job", State::Exited, 0, "exit status 3");
+        assert_eq!(
+            status_table(&[web, idle, job], Palette::PLAIN),
+            "web   RUNNING   pid 12, uptime 0:00:05, 4096 bytes of output dropped\n\
+             idle  STOPPED   3 bytes of output dropped\n\
+             job   EXITED    exit status 3\n"
+        );
+    }
+
+    #[test]
+    fn last_stderr_is_indented_under_the_line() {
+        let mut job = instance("job", State::Backoff, 0, "Exited too quickly");
+        job.last_stderr = "job: cannot open /etc/job.conf\nusage: job [-v]\n".into();
+        assert_eq!(
+            last_stderr(&job),
+            "  stderr| job: cannot open /etc/job.conf\n  stderr| usage: job [-v]\n"
+        );
+        // Without a newline at the end, too.
+        job.last_stderr = "one\ntwo".into();
+        assert_eq!(last_stderr(&job), "  stderr| one\n  stderr| two\n");
+        job.last_stderr.clear();
+        assert_eq!(last_stderr(&job), "");
+    }
+
+    #[test]
+    fn json_has_last_stderr_and_dropped_bytes_where_there_are_some() {
+        let mut job = instance("job", State::Fatal, 0, "Exited too quickly");
+        job.last_stderr = "boom\n".into();
+        job.output_dropped_bytes = 12;
+        let value: serde_json::Value =
+            serde_json::from_str(&status_json(&[job, instance("web", State::Running, 4, "")]))
+                .unwrap();
+        assert_eq!(value[0]["last_stderr"], "boom\n");
+        assert_eq!(value[0]["output_dropped_bytes"], 12);
+        let quiet = value[1].as_object().unwrap();
+        assert!(!quiet.contains_key("last_stderr") && !quiet.contains_key("output_dropped_bytes"));
+    }
+
+    #[test]
+    fn cleared_and_missed_lines() {
+        let response = ClearResponse {
+            cleared: vec!["web:0".into(), "web:1".into()],
+        };
+        assert_eq!(cleared(&response), "web:0: cleared\nweb:1: cleared\n");
+        assert_eq!(cleared(&ClearResponse::default()), "");
+        assert_eq!(
+            missed_notice(512),
+            "taskctl: skipped 512 bytes: this follower fell behind"
+        );
+    }
+
+    #[test]
     fn action_lines_show_errors_in_supervisorctl_style() {
         let result = |name: &str, ok: bool, message: &str| InstanceResult {
             name: name.into(),
@@ -418,6 +533,48 @@ mod tests {
         assert!(
             event_line(&exited_event(), &paris, Palette::PLAIN).starts_with("2026-11-26 10:10")
         );
+    }
+
+    #[test]
+    fn event_line_ends_with_the_last_line_of_stderr() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let mut exited = exited_event();
+        exited.last_stderr = "starting\nfatal: no config\n\n".into();
+        assert_eq!(
+            event_line(&exited, &utc, Palette::PLAIN),
+            "2026-11-26 09:10:00.123  web:0  RUNNING -> EXITED  pid 123  \
+             exit status 1 (unexpected) | last stderr: fatal: no config"
+        );
+        let value: serde_json::Value = serde_json::from_str(&event_json(&exited)).unwrap();
+        assert_eq!(value["last_stderr"], "starting\nfatal: no config\n\n");
+        exited.last_stderr = "\n".into();
+        assert!(event_line(&exited, &utc, Palette::PLAIN).ends_with("(unexpected)"));
+    }
+
+    #[test]
+    fn output_dropped_is_an_instance_event_line() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let dropped = proto::Event {
+            time: at(),
+            kind: EventKind::OutputDropped.into(),
+            instance: "web:0".into(),
+            program: "web".into(),
+            old_state: State::Running.into(),
+            new_state: State::Running.into(),
+            pid: 9,
+            message: "1024 bytes of stdout dropped".into(),
+            ..Default::default()
+        };
+        let line = event_line(&dropped, &utc, Palette::PLAIN);
+        // The kind's words are the daemon's ("event" until it names this kind).
+        let words = kind_words(EventKind::OutputDropped);
+        assert_eq!(
+            line,
+            format!("2026-11-26 09:10:00.123  web:0  {words}  pid 9  1024 bytes of stdout dropped")
+        );
+        let value: serde_json::Value = serde_json::from_str(&event_json(&dropped)).unwrap();
+        assert_eq!(value["kind"], "OUTPUT_DROPPED");
+        assert!(value.get("last_stderr").is_none());
     }
 
     #[test]

@@ -270,8 +270,7 @@ impl Shell {
         let _context = runtime.handle.enter();
         // A Ctrl-C that reached us between commands must not end this one.
         while let Some(Some(())) = interrupt.recv().now_or_never() {}
-        let watching = matches!(command, Command::Watch { .. });
-        shared.watching.store(watching, Ordering::Relaxed);
+        shared.watching.store(command.streams(), Ordering::Relaxed);
         let mut stdout = io::stdout();
         let mut output = Output {
             out: &mut stdout,

@@ -18,3 +18,7 @@ mod watch;
 /// The interactive shell, through a pseudo-terminal.
 #[path = "ctl/shell.rs"]
 mod shell;
+
+/// `taskctl tail`, `maintail`, `clear` and `reopen`: program output and the event log.
+#[path = "ctl/tail.rs"]
+mod tail;

@@ -1,7 +1,7 @@
 //! Tab completion from the command table: command names first, then each command's flags and
 //! operands as its [`Spec`] describes them.
 
-use super::{Operands, Verb};
+use super::{Operands, VALUE_FLAGS, Verb};
 
 /// Completes the word that ends `line` (the text before the cursor). Returns where that word
 /// starts and the candidates, sorted. `names` are the known program and instance names.
@@ -13,7 +13,7 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
         None => verb_names(),
         Some(name) => match Verb::named(name).map(Verb::spec) {
             None => Vec::new(),
-            Some(_) if before.last() == Some(&"--since") => Vec::new(),
+            Some(_) if before.last().is_some_and(|last| VALUE_FLAGS.contains(last)) => Vec::new(),
             Some(spec) if word.starts_with('-') => {
                 spec.flags.iter().map(|flag| flag.to_string()).collect()
             }
@@ -25,6 +25,11 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
                     all.push("all".to_string());
                     all
                 }
+                Operands::NameThenStream => match operands_before(&before[1..]) {
+                    0 => names.to_vec(),
+                    1 => vec!["stdout".to_string(), "stderr".to_string()],
+                    _ => Vec::new(),
+                },
                 Operands::Command => verb_names(),
                 Operands::OnOff => vec!["on".to_string(), "off".to_string()],
             },
@@ -34,6 +39,21 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
     candidates.sort();
     candidates.dedup();
     (start, candidates)
+}
+
+/// How many of `words` (those after the command's name) are operands: neither flags nor
+/// the values of flags.
+fn operands_before(words: &[&str]) -> usize {
+    let mut count = 0;
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        if VALUE_FLAGS.contains(word) {
+            words.next();
+        } else if !word.starts_with('-') {
+            count += 1;
+        }
+    }
+    count
 }
 
 /// The name of every command.
@@ -70,8 +90,42 @@ mod tests {
         assert_eq!(complete("status --j", &names), (7, vec!["--json".into()]));
         assert_eq!(complete("watch --since ", &names).1, Vec::<String>::new());
         assert_eq!(complete("events o", &names).1, vec!["off", "on"]);
-        assert_eq!(complete("help re", &names).1, vec!["reload", "restart"]);
+        assert_eq!(
+            complete("help re", &names).1,
+            vec!["reload", "reopen", "restart"]
+        );
         assert_eq!(complete("reload ", &names).1, Vec::<String>::new());
         assert_eq!(complete("nope x", &names).1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn completes_tail_a_name_then_a_stream() {
+        let names: Vec<String> = ["web", "web:0", "db"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(complete("tail w", &names).1, vec!["web", "web:0"]);
+        // One instance: no `all`.
+        assert_eq!(complete("tail a", &names).1, Vec::<String>::new());
+        assert_eq!(complete("tail web ", &names).1, vec!["stderr", "stdout"]);
+        assert_eq!(
+            complete("tail web std", &names),
+            (9, vec!["stderr".into(), "stdout".into()])
+        );
+        assert_eq!(complete("tail -f -n 5 web stde", &names).1, vec!["stderr"]);
+        assert_eq!(complete("tail --bytes 9 d", &names).1, vec!["db"]);
+        assert_eq!(complete("tail -n ", &names).1, Vec::<String>::new());
+        assert_eq!(complete("tail --bytes ", &names).1, Vec::<String>::new());
+        assert_eq!(complete("tail web stderr ", &names).1, Vec::<String>::new());
+        assert_eq!(complete("tail -", &names).1, vec!["--bytes", "-f", "-n"]);
+        assert_eq!(
+            complete("maintail -", &names).1,
+            vec!["--bytes", "-f", "-n"]
+        );
+        assert_eq!(complete("maintail ", &names).1, Vec::<String>::new());
+        assert_eq!(complete("clear w", &names).1, vec!["web", "web:0"]);
+        assert_eq!(complete("clear a", &names).1, vec!["all"]);
+        assert_eq!(complete("reopen ", &names).1, Vec::<String>::new());
+        assert_eq!(complete("ma", &names).1, vec!["maintail"]);
     }
 }

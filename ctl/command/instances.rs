@@ -23,9 +23,16 @@ pub async fn status(
     let response = connection.answer(client.status(request)).await?;
     if json {
         output.write(&render::status_json(&response.instances))?;
-    } else {
-        output.write(&render::status_table(&response.instances, output.palette))?;
+        return Ok(Outcome::Success);
     }
+    let mut text = render::status_table(&response.instances, output.palette);
+    // Of one instance asked for, the stderr of its last failure too.
+    if let [instance] = response.instances.as_slice()
+        && !names.is_empty()
+    {
+        text.push_str(&render::last_stderr(instance));
+    }
+    output.write(&text)?;
     Ok(Outcome::Success)
 }
 

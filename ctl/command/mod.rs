@@ -9,7 +9,9 @@ mod complete;
 mod daemon;
 mod help;
 mod instances;
+mod output;
 mod parse;
+mod stream;
 mod watch;
 
 use std::io::Write;
@@ -17,6 +19,8 @@ use std::io::Write;
 pub use complete::complete;
 pub use help::overview;
 pub use parse::{UsageError, parse};
+
+use taskmaster::proto;
 
 use crate::{
     connection::Connection,
@@ -32,6 +36,8 @@ pub enum Operands {
     Names,
     /// Program or instance names, or `all`.
     NamesOrAll,
+    /// One program or instance name, then `stdout` or `stderr`.
+    NameThenStream,
     /// A command name.
     Command,
     /// `on` or `off`.
@@ -85,6 +91,10 @@ pub enum Verb {
     Shutdown,
     Watch,
     Pid,
+    Tail,
+    MainTail,
+    Clear,
+    Reopen,
     Version,
     Events,
     Help,
@@ -96,7 +106,7 @@ pub enum Verb {
 impl Verb {
     /// Every command, in the order `help` lists them. Invariant: each variant exactly once
     /// (completion offers these names and [`Verb::named`] finds a command among them).
-    pub const ALL: [Verb; 13] = [
+    pub const ALL: [Verb; 17] = [
         Verb::Status,
         Verb::Start,
         Verb::Stop,
@@ -105,6 +115,10 @@ impl Verb {
         Verb::Shutdown,
         Verb::Watch,
         Verb::Pid,
+        Verb::Tail,
+        Verb::MainTail,
+        Verb::Clear,
+        Verb::Reopen,
         Verb::Version,
         Verb::Events,
         Verb::Help,
@@ -124,10 +138,13 @@ impl Verb {
                 name: "status",
                 args: "[--json] [NAME...]",
                 summary: "Show the state of all instances or those named.",
-                details: "One line per instance: name, state, description. --json prints one \
-                          JSON array of objects with the fields name, program, state, pid, \
-                          uptime_secs, since, exit_code, signal, restarts, description and \
-                          spawn_error.",
+                details: "One line per instance: name, state, description (which tells of \
+                          output that could not be written, if any). Of one instance named, \
+                          also the last lines of its stderr after an unexpected exit or a \
+                          failed start. --json prints one JSON array of objects with the \
+                          fields name, program, state, pid, uptime_secs, since, exit_code, \
+                          signal, restarts, description and spawn_error, and last_stderr and \
+                          output_dropped_bytes where they are not empty or 0.",
                 operands: Operands::NamesOrAll,
                 flags: &["--json"],
                 shell_only: false,
@@ -197,6 +214,49 @@ impl Verb {
                 details: "An instance that is not running is reported on stderr and fails the \
                           command.",
                 operands: Operands::Names,
+                flags: &[],
+                shell_only: false,
+            },
+            Verb::Tail => &Spec {
+                name: "tail",
+                args: "[-f] [-n LINES] [--bytes N] NAME [stdout|stderr]",
+                summary: "Print the last output of an instance.",
+                details: "The last LINES lines (20 unless -n is given; -n 0 prints none) of \
+                          its stdout, or of its stderr; --bytes N prints the last N bytes \
+                          instead. -f then prints new output as it comes, across restarts, \
+                          until Ctrl-C. A stream that is discarded cannot be tailed.",
+                operands: Operands::NameThenStream,
+                flags: &["-f", "-n", "--bytes"],
+                shell_only: false,
+            },
+            Verb::MainTail => &Spec {
+                name: "maintail",
+                args: "[-f] [-n LINES] [--bytes N]",
+                summary: "Print the end of the daemon's event log.",
+                details: "As tail does for an instance: the last LINES lines (20 unless -n is \
+                          given; -n 0 prints none) or the last N bytes; -f then follows the \
+                          log until Ctrl-C.",
+                operands: Operands::None,
+                flags: &["-f", "-n", "--bytes"],
+                shell_only: false,
+            },
+            Verb::Clear => &Spec {
+                name: "clear",
+                args: "NAME...|all",
+                summary: "Empty the output files of instances.",
+                details: "Empties the stdout and stderr files of each instance, and the output \
+                          the daemon keeps for tail; one line per instance.",
+                operands: Operands::NamesOrAll,
+                flags: &[],
+                shell_only: false,
+            },
+            Verb::Reopen => &Spec {
+                name: "reopen",
+                args: "",
+                summary: "Reopen every output file (after logrotate).",
+                details: "As SIGUSR1 to the daemon does. Each file that could not be reopened \
+                          is reported, and fails the command.",
+                operands: Operands::None,
                 flags: &[],
                 shell_only: false,
             },
@@ -285,6 +345,20 @@ pub enum Command {
         /// A program or instance; `None` asks for the daemon's pid.
         name: Option<String>,
     },
+    Tail {
+        /// One program or instance.
+        name: String,
+        stream: proto::Stream,
+        tail: TailOptions,
+    },
+    MainTail {
+        tail: TailOptions,
+    },
+    Clear {
+        /// Programs or instances, or `all`; at least one.
+        names: Vec<String>,
+    },
+    Reopen,
     Version,
     Events {
         on: bool,
@@ -309,6 +383,10 @@ impl Command {
             Command::Shutdown { .. } => Verb::Shutdown,
             Command::Watch { .. } => Verb::Watch,
             Command::Pid { .. } => Verb::Pid,
+            Command::Tail { .. } => Verb::Tail,
+            Command::MainTail { .. } => Verb::MainTail,
+            Command::Clear { .. } => Verb::Clear,
+            Command::Reopen => Verb::Reopen,
             Command::Version => Verb::Version,
             Command::Events { .. } => Verb::Events,
             Command::Help { .. } => Verb::Help,
@@ -319,7 +397,44 @@ impl Command {
     pub fn spec(&self) -> &'static Spec {
         self.verb().spec()
     }
+
+    /// Whether it prints things as they happen (events, output), so that the shell's feed
+    /// keeps its event lines back meanwhile rather than mix them in.
+    pub fn streams(&self) -> bool {
+        matches!(
+            self,
+            Command::Watch { .. } | Command::Tail { .. } | Command::MainTail { .. }
+        )
+    }
 }
+
+/// How much output `tail` and `maintail` print first, and whether they follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailOptions {
+    /// `-n LINES`: the last lines.
+    pub lines: u32,
+    /// `--bytes N`: the last bytes instead.
+    pub bytes: Option<u64>,
+    /// `-f`: then new output until Ctrl-C.
+    pub follow: bool,
+}
+
+impl TailOptions {
+    /// Lines when none are asked for.
+    pub const DEFAULT_LINES: u32 = 20;
+
+    /// `lines` and `bytes` as the RPCs take them: there `lines: 0` means the default, so no
+    /// lines at all is asked as no bytes.
+    fn request(self) -> (u32, Option<u64>) {
+        match self.bytes {
+            None if self.lines == 0 => (0, Some(0)),
+            bytes => (self.lines, bytes),
+        }
+    }
+}
+
+/// The flags that take a value (the next word), for completion.
+pub const VALUE_FLAGS: [&str; 4] = ["--since", "-n", "--lines", "--bytes"];
 
 /// Where a command writes and how.
 pub struct Output<'a> {
@@ -332,8 +447,13 @@ pub struct Output<'a> {
 impl Output<'_> {
     /// Writes `text` and flushes, so that each line shows as soon as it is known.
     fn write(&mut self, text: &str) -> Result<(), CtlError> {
+        self.write_bytes(text.as_bytes())
+    }
+
+    /// Writes `bytes` as they are (program output) and flushes.
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), CtlError> {
         self.out
-            .write_all(text.as_bytes())
+            .write_all(bytes)
             .and_then(|()| self.out.flush())
             .map_err(CtlError::Output)
     }
@@ -359,6 +479,12 @@ pub async fn run(
             watch::watch(connection, output, names, *json, *since).await
         }
         Command::Pid { name } => instances::pid(connection, output, name.as_deref()).await,
+        Command::Tail { name, stream, tail } => {
+            output::tail(connection, output, name, *stream, *tail).await
+        }
+        Command::MainTail { tail } => output::main_tail(connection, output, *tail).await,
+        Command::Clear { names } => output::clear(connection, output, names).await,
+        Command::Reopen => output::reopen(connection, output).await,
         Command::Version => daemon::version(connection, output).await,
         Command::Help { topic } => help::help(output, topic.as_deref()),
         Command::Events { .. } => shell_only(Verb::Events),

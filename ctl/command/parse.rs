@@ -2,9 +2,11 @@
 //! and the shell. Every flag is read before the operands are checked, so an unknown flag is
 //! reported first wherever it stands.
 
-use std::fmt;
+use std::{fmt, str::FromStr};
 
-use super::{Command, Spec, Verb, help::overview};
+use taskmaster::proto;
+
+use super::{Command, Spec, TailOptions, Verb, help::overview};
 
 /// A command line that does not parse; displays the problem and the usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,22 @@ struct Flags {
     yes: bool,
     /// `--since N` (watch).
     since: Option<u64>,
+    /// `-f` or `--follow` (tail, maintail).
+    follow: bool,
+    /// `-n LINES` or `--lines LINES` (tail, maintail).
+    lines: Option<u32>,
+    /// `--bytes N` (tail, maintail).
+    bytes: Option<u64>,
+}
+
+impl Flags {
+    fn tail(&self) -> TailOptions {
+        TailOptions {
+            lines: self.lines.unwrap_or(TailOptions::DEFAULT_LINES),
+            bytes: self.bytes,
+            follow: self.follow,
+        }
+    }
 }
 
 impl Verb {
@@ -72,12 +90,14 @@ impl Verb {
                 (Verb::Status | Verb::Watch, "--json") => flags.json = true,
                 (Verb::Shutdown, "-y" | "--yes") => flags.yes = true,
                 (Verb::Watch, "--since") => {
-                    let value = words
-                        .value()
-                        .ok_or_else(|| usage("--since needs a sequence number".into()))?;
-                    flags.since = Some(value.parse::<u64>().map_err(|_| {
-                        usage(format!("--since needs a sequence number, not `{value}`"))
-                    })?);
+                    flags.since = Some(words.number(flag, "a sequence number").map_err(usage)?);
+                }
+                (Verb::Tail | Verb::MainTail, "-f" | "--follow") => flags.follow = true,
+                (Verb::Tail | Verb::MainTail, "-n" | "--lines") => {
+                    flags.lines = Some(words.number(flag, "a number of lines").map_err(usage)?);
+                }
+                (Verb::Tail | Verb::MainTail, "--bytes") => {
+                    flags.bytes = Some(words.number(flag, "a number of bytes").map_err(usage)?);
                 }
                 (_, flag) => return Err(usage(format!("unknown option `{flag}`"))),
             }
@@ -125,6 +145,34 @@ impl Verb {
             Verb::Pid => Ok(Command::Pid {
                 name: at_most_one(operands)?,
             }),
+            Verb::Tail => {
+                let mut operands = operands.into_iter();
+                let name = operands
+                    .next()
+                    .ok_or_else(|| usage("tail needs the name of an instance".into()))?;
+                let stream = match operands.next().as_deref() {
+                    None | Some("stdout") => proto::Stream::Stdout,
+                    Some("stderr") => proto::Stream::Stderr,
+                    Some(other) => {
+                        return Err(usage(format!(
+                            "the stream is stdout or stderr, not `{other}`"
+                        )));
+                    }
+                };
+                match operands.next() {
+                    Some(extra) => Err(usage(format!("unexpected argument `{extra}`"))),
+                    None => Ok(Command::Tail {
+                        name,
+                        stream,
+                        tail: flags.tail(),
+                    }),
+                }
+            }
+            Verb::MainTail => none(Command::MainTail { tail: flags.tail() }),
+            Verb::Clear => Ok(Command::Clear {
+                names: some(operands)?,
+            }),
+            Verb::Reopen => none(Command::Reopen),
             Verb::Version => none(Command::Version),
             Verb::Events => match operands.as_slice() {
                 [word] if word == "on" => Ok(Command::Events { on: true }),
@@ -178,6 +226,15 @@ impl<'a> Words<'a> {
     /// The value of the flag just returned.
     fn value(&mut self) -> Option<&'a str> {
         self.rest.next().map(String::as_str)
+    }
+
+    /// The value of `flag`, just returned, as a number; else what is wrong (`--since needs
+    /// a sequence number, not `x``), `what` being what it needs.
+    fn number<T: FromStr>(&mut self, flag: &str, what: &str) -> Result<T, String> {
+        let value = self.value().ok_or_else(|| format!("{flag} needs {what}"))?;
+        value
+            .parse()
+            .map_err(|_| format!("{flag} needs {what}, not `{value}`"))
     }
 }
 
@@ -280,6 +337,7 @@ mod tests {
                         line.push("all".into())
                     }
                     Operands::OnOff => line.push("on".into()),
+                    Operands::NameThenStream => line.push("web".into()),
                     _ => {}
                 }
                 assert_eq!(parse(&line).unwrap().spec().name, spec.name);
@@ -306,6 +364,96 @@ mod tests {
         assert!(unknown.starts_with("unknown command `frobnicate`\ncommands:\n"));
         assert!(unknown.contains("  status [--json] [NAME...]"));
         assert!(refused("help frobnicate").starts_with("unknown command `frobnicate`"));
+    }
+
+    #[test]
+    fn tail_takes_a_name_a_stream_and_how_much() {
+        let tail = |lines, bytes, follow| TailOptions {
+            lines,
+            bytes,
+            follow,
+        };
+        assert_eq!(
+            parsed("tail -f -n 5 web stderr"),
+            Command::Tail {
+                name: "web".into(),
+                stream: proto::Stream::Stderr,
+                tail: tail(5, None, true)
+            }
+        );
+        assert_eq!(
+            parsed("tail --bytes 100 web"),
+            Command::Tail {
+                name: "web".into(),
+                stream: proto::Stream::Stdout,
+                tail: tail(20, Some(100), false)
+            }
+        );
+        assert_eq!(
+            parsed("tail web:1 stdout --follow --lines 3"),
+            Command::Tail {
+                name: "web:1".into(),
+                stream: proto::Stream::Stdout,
+                tail: tail(3, None, true)
+            }
+        );
+        assert_eq!(
+            parsed("maintail -f"),
+            Command::MainTail {
+                tail: tail(20, None, true)
+            }
+        );
+        assert_eq!(
+            parsed("maintail -n 5 --bytes 10"),
+            Command::MainTail {
+                tail: tail(5, Some(10), false)
+            }
+        );
+        assert_eq!(
+            parsed("clear web db:0"),
+            Command::Clear {
+                names: vec!["web".into(), "db:0".into()]
+            }
+        );
+        assert_eq!(parsed("reopen"), Command::Reopen);
+    }
+
+    #[test]
+    fn tail_asks_lines_or_bytes_as_the_rpc_takes_them() {
+        let request = |line: &str| match parsed(line) {
+            Command::Tail { tail, .. } | Command::MainTail { tail } => tail.request(),
+            command => panic!("{command:?}"),
+        };
+        assert_eq!(request("tail web"), (20, None));
+        assert_eq!(request("tail -n 5 web"), (5, None));
+        assert_eq!(request("tail --bytes 7 web"), (20, Some(7)));
+        // `lines: 0` would mean the default: none is no bytes.
+        assert_eq!(request("maintail -n 0"), (0, Some(0)));
+        assert_eq!(request("tail -n 0 --bytes 9 web"), (0, Some(9)));
+    }
+
+    #[test]
+    fn bad_tail_lines_give_usage() {
+        assert_eq!(
+            refused("tail"),
+            "tail needs the name of an instance\n\
+             usage: tail [-f] [-n LINES] [--bytes N] NAME [stdout|stderr]"
+        );
+        assert!(
+            refused("tail web stdin")
+                .starts_with("the stream is stdout or stderr, not `stdin`\nusage: tail ")
+        );
+        assert!(refused("tail -n x web").starts_with("-n needs a number of lines, not `x`\n"));
+        assert!(refused("tail -n -3 web").starts_with("-n needs a number of lines, not `-3`"));
+        assert!(refused("tail web -n").starts_with("-n needs a number of lines\n"));
+        assert!(refused("tail --bytes 1k web").starts_with("--bytes needs a number of bytes, "));
+        assert!(refused("tail web stderr more").starts_with("unexpected argument `more`"));
+        assert!(refused("tail --json web").starts_with("unknown option `--json`"));
+        assert!(refused("maintail web").starts_with("unexpected argument `web`\nusage: maintail"));
+        assert!(refused("maintail --since 3").starts_with("unknown option `--since`"));
+        assert!(refused("clear").starts_with("clear needs at least one name (or all)\n"));
+        assert!(refused("reopen now").starts_with("unexpected argument `now`"));
+        assert!(refused("watch -f").starts_with("unknown option `-f`"));
     }
 
     #[test]

@@ -1,12 +1,9 @@
 //! `watch`: prints the daemon's events as they come until Ctrl-C, the daemon stops, or the
 //! reader of stdout goes away.
 
-use std::io;
-
 use taskmaster::proto::{self, EventKind};
-use tokio::io::{Interest, unix::AsyncFd};
 
-use super::Output;
+use super::{Output, stream};
 use crate::{
     connection::Connection,
     exit::{CtlError, Outcome},
@@ -29,50 +26,22 @@ pub async fn watch(
     };
     let mut events = connection.answer(client.watch_events(request)).await?;
     let mut daemon_stopping = false;
-    let reader_gone = reader_gone();
-    tokio::pin!(reader_gone);
-    loop {
-        let message = tokio::select! {
-            message = events.message() => message,
-            () = &mut reader_gone => {
-                return Err(CtlError::Output(io::ErrorKind::BrokenPipe.into()));
-            }
+    stream::each_message(connection, &mut events, |event| {
+        daemon_stopping |= event.kind() == EventKind::DaemonStopping;
+        let line = if json {
+            render::event_json(&event)
+        } else {
+            render::event_line(&event, &chrono::Local, output.palette)
         };
-        match message {
-            Ok(Some(event)) => {
-                daemon_stopping |= event.kind() == EventKind::DaemonStopping;
-                let line = if json {
-                    render::event_json(&event)
-                } else {
-                    render::event_line(&event, &chrono::Local, output.palette)
-                };
-                output.write(&(line + "\n"))?;
-            }
-            Ok(None) if daemon_stopping => return Ok(Outcome::Success),
-            Ok(None) => {
-                return Err(CtlError::Lost {
-                    target: connection.target().clone(),
-                    reason: "the event stream ended".into(),
-                });
-            }
-            Err(status) => return Err(connection.failure(status).await),
-        }
-    }
-}
-
-/// Resolves when the reader of stdout has gone (`taskctl watch | head -3`), so `watch` ends
-/// then rather than at the next event. Never resolves where that cannot be known (a file).
-async fn reader_gone() {
-    use std::os::fd::AsFd;
-    let Ok(stdout) = io::stdout().as_fd().try_clone_to_owned() else {
-        return std::future::pending().await;
-    };
-    // SAFETY: the AsyncFd owns this duplicate of stdout, so it stays open, and names the
-    // same open file, for as long as the AsyncFd lives.
-    match unsafe { AsyncFd::register_with_interest(stdout, Interest::ERROR) } {
-        Ok(stdout) => {
-            let _ = stdout.ready(Interest::ERROR).await;
-        }
-        Err(_) => std::future::pending().await,
+        output.write(&(line + "\n"))
+    })
+    .await?;
+    if daemon_stopping {
+        Ok(Outcome::Success)
+    } else {
+        Err(CtlError::Lost {
+            target: connection.target().clone(),
+            reason: "the event stream ended".into(),
+        })
     }
 }

@@ -2,17 +2,17 @@
 //! whose screen is kept by a terminal emulator (vt100), so tests read what a person would see.
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Condvar, Mutex, mpsc},
     thread::JoinHandle,
     time::Instant,
 };
 
 use expectrl::process::unix::{Signal, WaitStatus};
 
-use crate::support::DEADLINE;
+use crate::support::{DEADLINE, Guard, send};
 
 /// Rows and columns of the emulated terminal.
 const ROWS: u16 = 50;
@@ -52,6 +52,62 @@ pub fn run(mut command: Command) -> Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A one-shot `taskctl` that goes on printing (`watch`, `tail -f`), and the lines it
+/// printed so far.
+pub struct Following {
+    /// Its stdout, line by line, from a reader thread.
+    lines: mpsc::Receiver<String>,
+    child: Guard,
+}
+
+/// Starts `taskctl -s SOCKET ARGS...`, its stdout read as it comes.
+pub fn follow(socket: &Path, args: &[&str]) -> Following {
+    let mut command = taskctl();
+    command
+        .arg("-s")
+        .arg(socket)
+        .args(args)
+        .stdout(Stdio::piped());
+    let mut child = Guard::spawn(&mut command);
+    let stdout = child.child().stdout.take().unwrap();
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Following { lines, child }
+}
+
+impl Following {
+    /// Skips lines until one satisfies `check`; returns it.
+    pub fn line(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if check(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line with {what}; got:\n{}", seen.join("\n")),
+            }
+        }
+    }
+
+    /// Ctrl-C, then the exit status.
+    pub fn interrupt(mut self) -> Option<i32> {
+        send(self.child.pid(), nix::sys::signal::Signal::SIGINT);
+        self.exit_code()
+    }
+
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.wait_exit().expect("taskctl did not exit").code()
     }
 }
 

@@ -1,74 +1,18 @@
 //! `taskctl watch`: one timestamped line (or JSON object) per event, until Ctrl-C.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::Stdio,
-    sync::mpsc,
-    time::Instant,
-};
-
 use nix::sys::signal::Signal;
 use taskmaster::proto::State;
 
 use crate::{
-    harness::{ctl, taskctl},
+    harness::{Following, ctl, follow},
     support::*,
 };
 
-/// A running `taskctl watch` and the lines it printed so far.
-struct Watch {
-    /// Its stdout, line by line, from a reader thread.
-    lines: mpsc::Receiver<String>,
-    child: Guard,
-}
-
-fn watch(socket: &Path, args: &[&str]) -> Watch {
-    let mut command = taskctl();
-    command
-        .arg("-s")
-        .arg(socket)
-        .arg("watch")
-        .args(args)
-        .stdout(Stdio::piped());
-    let mut child = Guard::spawn(&mut command);
-    let stdout = child.child().stdout.take().unwrap();
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Watch { lines, child }
-}
-
-impl Watch {
-    /// Skips lines until one satisfies `check`; returns it.
-    fn line(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if check(&line) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line with {what}; got:\n{}", seen.join("\n")),
-            }
-        }
-    }
-
-    /// Ctrl-C, then the exit status.
-    fn interrupt(mut self) -> Option<i32> {
-        send(self.child.pid(), Signal::SIGINT);
-        self.exit_code()
-    }
-
-    fn exit_code(&mut self) -> Option<i32> {
-        self.child.wait_exit().expect("watch did not exit").code()
-    }
+/// A running `taskctl watch ARGS...`.
+fn watch(socket: &std::path::Path, args: &[&str]) -> Following {
+    let mut words = vec!["watch"];
+    words.extend_from_slice(args);
+    follow(socket, &words)
 }
 
 /// `2026-11-26 09:10:00.123`
