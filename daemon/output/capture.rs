@@ -66,8 +66,6 @@ pub struct Capture {
     /// Bytes that could not be written, since the daemon started.
     dropped: AtomicU64,
     state: Mutex<State>,
-    /// Live followers (Tail with follow).
-    followers: broadcast::Sender<Chunk>,
     /// Where reports of dropped output go (to the supervisor, which publishes them).
     notices: mpsc::UnboundedSender<Notice>,
 }
@@ -82,6 +80,8 @@ struct State {
     received: u64,
     /// When dropped output was last reported; `None`: never.
     reported_at: Option<Instant>,
+    /// Live followers (Tail with follow); made for the first (its buffer is not small).
+    followers: Option<broadcast::Sender<Chunk>>,
 }
 
 impl Capture {
@@ -106,8 +106,8 @@ impl Capture {
                 tail: VecDeque::new(),
                 received: 0,
                 reported_at: None,
+                followers: None,
             }),
-            followers: broadcast::channel(FOLLOWER_BACKLOG).0,
             notices,
         }
     }
@@ -135,8 +135,10 @@ impl Capture {
         let mut state = self.state();
         let offset = state.received;
         state.received += data.len() as u64;
-        if self.followers.receiver_count() > 0 {
-            let _ = self.followers.send(Chunk {
+        if let Some(followers) = &state.followers
+            && followers.receiver_count() > 0
+        {
+            let _ = followers.send(Chunk {
                 offset,
                 data: Arc::from(data),
             });
@@ -220,8 +222,11 @@ impl Capture {
     /// and a feed of what comes after it: taken together under the capture's lock, so nothing
     /// is missed or repeated between them.
     pub fn snapshot(&self, bytes: u64) -> io::Result<Snapshot> {
-        let state = self.state();
-        let live = self.followers.subscribe();
+        let mut state = self.state();
+        let live = state
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOWER_BACKLOG).0)
+            .subscribe();
         let mut data = self.sink().read_end(bytes)?;
         data.extend_from_slice(&state.partial);
         Ok(Snapshot {

@@ -42,7 +42,6 @@ async fn ctl_until(daemon: &Daemon, args: &[&str], check: impl Fn(&Run) -> bool)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn tail_n_prints_exactly_the_last_lines() {
     let daemon = Daemon::start(counter("counter")).await;
     daemon.wait_running(&["counter"]).await;
@@ -63,7 +62,6 @@ async fn tail_n_prints_exactly_the_last_lines() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn tail_stderr_is_the_other_stream() {
     let daemon = Daemon::start(
         Program::new("both", "sh -c 'echo out; echo err >&2; sleep 1000'").starttime(0.2),
@@ -83,7 +81,6 @@ async fn tail_stderr_is_the_other_stream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn tail_f_shows_what_is_written_after_it_started() {
     let daemon = Daemon::start(
         // `two` waits for the test: it is written only once tail follows.
@@ -104,7 +101,6 @@ async fn tail_f_shows_what_is_written_after_it_started() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn tail_of_a_discarded_stream_or_an_unknown_name_fails() {
     let daemon = Daemon::start(
         Config::new()
@@ -130,7 +126,6 @@ async fn tail_of_a_discarded_stream_or_an_unknown_name_fails() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn clear_then_tail_prints_nothing() {
     let daemon = Daemon::start(counter("counter")).await;
     daemon.wait_running(&["counter"]).await;
@@ -148,7 +143,6 @@ async fn clear_then_tail_prints_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn maintail_shows_the_end_of_the_event_log() {
     let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     daemon.wait_running(&["sleeper"]).await;
@@ -165,7 +159,6 @@ async fn maintail_shows_the_end_of_the_event_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn reopen_says_so() {
     let daemon = Daemon::start(Program::sleeper("sleeper")).await;
     daemon.wait_running(&["sleeper"]).await;
@@ -177,7 +170,6 @@ async fn reopen_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the daemon's capture (issue 9)"]
 async fn tail_f_in_the_shell_ends_with_ctrl_c_and_keeps_events_back() {
     let daemon = Daemon::start(
         Config::new()
