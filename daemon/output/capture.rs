@@ -15,7 +15,10 @@ use std::{
 
 use tokio::sync::{broadcast, mpsc};
 
-use super::{Notice, sink::Sink};
+use super::{
+    Notice,
+    sink::{Sink, Spliced},
+};
 
 /// Which stream of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +38,11 @@ impl StreamKind {
 
 /// A partial line is written anyway once it is this long (a program that never ends a line).
 const LONGEST_PARTIAL: usize = 64 * 1024;
+/// The most one splice moves (a pipe holds 64 KiB unless made larger).
+const SPLICE_MAX: usize = 1024 * 1024;
+/// What a pipe holds by default, and what a busy one is made to hold.
+const DEFAULT_PIPE: usize = 64 * 1024;
+const BUSY_PIPE: nix::libc::c_int = 1024 * 1024;
 /// How much of stderr is kept for crash forensics.
 const KEPT_TAIL: usize = 4096;
 /// Chunks a follower may fall behind before it is told what it missed.
@@ -166,6 +174,31 @@ impl Capture {
         state.partial.extend_from_slice(&data[whole..]);
     }
 
+    /// Moves output from `pipe` straight into the file when nothing needs to see it: no
+    /// timestamps, no kept tail, no follower, a file of its own, no partial line waiting.
+    /// `None`: it must be read instead.
+    fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Option<Spliced> {
+        if self.timestamps || self.keep_tail || Arc::strong_count(&self.sink) > 1 {
+            return None;
+        }
+        let mut state = self.state();
+        let followed = state
+            .followers
+            .as_ref()
+            .is_some_and(|followers| followers.receiver_count() > 0);
+        if followed || !state.partial.is_empty() {
+            return None;
+        }
+        match self.sink().splice_from(pipe, max) {
+            Spliced::No => None,
+            Spliced::Moved(moved) => {
+                state.received += moved as u64;
+                Some(Spliced::Moved(moved))
+            }
+            other => Some(other),
+        }
+    }
+
     /// The stream ended (every writer closed the pipe): what is left of a line is written.
     pub fn flush(&self) {
         let mut state = self.state();
@@ -271,8 +304,9 @@ fn stamp(first: &[u8], rest: &[u8]) -> Vec<u8> {
 pub struct Pipe {
     pub fd: OwnedFd,
     pub capture: Arc<Capture>,
-    /// Serializes reads between the two threads that drain.
-    reading: Mutex<()>,
+    /// Serializes reads between the two threads that drain; holds whether the pipe was
+    /// made larger already.
+    reading: Mutex<bool>,
 }
 
 /// How a drain ended.
@@ -291,23 +325,38 @@ impl Pipe {
         Pipe {
             fd,
             capture,
-            reading: Mutex::new(()),
+            reading: Mutex::new(false),
         }
     }
 
     /// Reads what the pipe holds, at most `turns` reads of `buffer`'s size.
     pub fn drain(&self, buffer: &mut [u8], turns: usize) -> Drained {
-        let _reading = self
+        let mut enlarged = self
             .reading
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for _ in 0..turns {
+            match self.capture.splice_from(self.fd.as_fd(), SPLICE_MAX) {
+                Some(Spliced::Moved(moved)) => {
+                    self.enlarge_when_full(&mut enlarged, moved);
+                    continue;
+                }
+                Some(Spliced::Empty) => return Drained::Empty,
+                Some(Spliced::Closed) => {
+                    self.capture.flush();
+                    return Drained::Closed;
+                }
+                Some(Spliced::No) | None => {}
+            }
             match nix::unistd::read(self.fd.as_fd(), buffer) {
                 Ok(0) => {
                     self.capture.flush();
                     return Drained::Closed;
                 }
-                Ok(n) => self.capture.take(&buffer[..n]),
+                Ok(n) => {
+                    self.capture.take(&buffer[..n]);
+                    self.enlarge_when_full(&mut enlarged, n);
+                }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => return Drained::Empty,
                 Err(error) => {
@@ -322,5 +371,14 @@ impl Pipe {
             }
         }
         Drained::More
+    }
+
+    /// A pipe found full is made larger once (fewer wake-ups for a busy writer); idle pipes
+    /// keep the kernel's small default, so thousands of them cost little kernel memory.
+    fn enlarge_when_full(&self, enlarged: &mut bool, moved: usize) {
+        if !*enlarged && moved >= DEFAULT_PIPE {
+            *enlarged = true;
+            let _ = nix::fcntl::fcntl(&self.fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(BUSY_PIPE));
+        }
     }
 }

@@ -15,8 +15,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 
 use super::capture::{Drained, Pipe};
 
-/// One read: a full pipe's worth.
-const READ_SIZE: usize = 64 * 1024;
+/// One read: a busy pipe's worth.
+const READ_SIZE: usize = 1024 * 1024;
 /// Reads of one pipe per wake-up before the others get their turn.
 const TURNS: usize = 16;
 

@@ -25,6 +25,26 @@ pub struct Sink {
     file: Option<File>,
     /// The size of the open file, as this sink has written it.
     size: u64,
+    /// Whether the file ends inside a line; `None`: not known (spliced bytes, a file found).
+    mid_line: Option<bool>,
+    /// Whether the open file is a regular file (only those take spliced bytes).
+    regular: bool,
+    /// The same file opened without O_APPEND, which splice(2) refuses; spliced bytes go at
+    /// `size`. Opened at the first splice.
+    splice_file: Option<File>,
+}
+
+/// What a splice into the file did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spliced {
+    /// Moved this many bytes.
+    Moved(usize),
+    /// The pipe is empty for now.
+    Empty,
+    /// Every writer closed the pipe.
+    Closed,
+    /// Not now (not a regular file, near `maxbytes`, an error): read the bytes instead.
+    No,
 }
 
 /// Bytes a write could not put in the file, and why.
@@ -42,7 +62,57 @@ impl Sink {
             backups,
             file: None,
             size: 0,
+            mid_line: None,
+            regular: false,
+            splice_file: None,
         }
+    }
+
+    /// Moves up to `max` bytes from `pipe` into the file without copying them through the
+    /// daemon, when that cannot split a line at a rotation: the file is regular and `max`
+    /// more bytes still fit under `maxbytes`.
+    pub fn splice_from(&mut self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Spliced {
+        if self.maxbytes != 0 && self.size + max as u64 > self.maxbytes {
+            return Spliced::No;
+        }
+        if self.open().is_err() || !self.regular {
+            return Spliced::No;
+        }
+        if self.splice_file.is_none() {
+            match OpenOptions::new().write(true).open(&self.path) {
+                Ok(file) => self.splice_file = Some(file),
+                Err(_) => return Spliced::No,
+            }
+        }
+        let Some(file) = &self.splice_file else {
+            return Spliced::No;
+        };
+        let flags =
+            nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+        let mut offset = self.size as nix::libc::loff_t;
+        match nix::fcntl::splice(pipe, None, file, Some(&mut offset), max, flags) {
+            Ok(0) => Spliced::Closed,
+            Ok(moved) => {
+                self.size += moved as u64;
+                self.mid_line = None;
+                Spliced::Moved(moved)
+            }
+            // A regular file never would block: the pipe is empty.
+            Err(nix::errno::Errno::EAGAIN) => Spliced::Empty,
+            Err(nix::errno::Errno::EINTR) => Spliced::Moved(0),
+            Err(_) => Spliced::No,
+        }
+    }
+
+    /// Whether the file ends inside a line (after spliced bytes, by reading its last byte).
+    fn ends_mid_line(&mut self) -> bool {
+        if let Some(known) = self.mid_line {
+            return known;
+        }
+        let last = self.read_end(1).unwrap_or_default();
+        let mid_line = last.first().is_some_and(|byte| *byte != b'\n');
+        self.mid_line = Some(mid_line);
+        mid_line
     }
 
     /// Appends `first` then `rest`, which together are whole lines (or a final piece at the end
@@ -59,6 +129,13 @@ impl Sink {
         file_is_open?;
         if self.maxbytes == 0 || self.size + total <= self.maxbytes {
             return self.append(&[first, rest]);
+        }
+        // The file ends inside a line (spliced output): that line is finished in this file.
+        if self.ends_mid_line() {
+            let joined = [first, rest].concat();
+            let end = memchr::memchr(b'\n', &joined).map_or(joined.len(), |newline| newline + 1);
+            self.append(&[&joined[..end]])?;
+            return self.write(&joined[end..], b"");
         }
         // Crosses maxbytes: write line by line as far as it fits, rotate, go on. A line longer
         // than maxbytes gets a file of its own, whole.
@@ -106,6 +183,7 @@ impl Sink {
     /// Closes the file; the next write opens `path` again (after an outside `mv`).
     pub fn reopen(&mut self) -> io::Result<()> {
         self.file = None;
+        self.splice_file = None;
         self.open()
     }
 
@@ -122,6 +200,7 @@ impl Sink {
             file.set_len(0)?;
         }
         self.size = 0;
+        self.mid_line = Some(false);
         Ok(())
     }
 
@@ -170,6 +249,7 @@ impl Sink {
                     // back, the disk may have room).
                     if error.kind() != io::ErrorKind::WouldBlock {
                         self.file = None;
+                        self.splice_file = None;
                     }
                     return Err(Dropped {
                         bytes: (total - written) as u64,
@@ -179,6 +259,9 @@ impl Sink {
             }
         }
         self.size += written as u64;
+        if let Some(last) = parts.iter().rev().find(|part| !part.is_empty()) {
+            self.mid_line = Some(last.last() != Some(&b'\n'));
+        }
         Ok(())
     }
 
@@ -214,7 +297,10 @@ impl Sink {
             }
             Err(error) => return Err(error),
         };
-        self.size = file.metadata().map_or(0, |metadata| metadata.len());
+        let metadata = file.metadata()?;
+        self.size = metadata.len();
+        self.regular = metadata.file_type().is_file();
+        self.mid_line = None;
         self.file = Some(file);
         Ok(())
     }
@@ -230,6 +316,7 @@ impl Sink {
             return Ok(());
         }
         self.file = None;
+        self.splice_file = None;
         for number in (1..self.backups).rev() {
             match std::fs::rename(
                 numbered(&self.path, number),
