@@ -100,6 +100,13 @@ def stolen_ticks():
     return int(fields[8]) if len(fields) > 8 else 0
 
 
+def machine_busy_ticks():
+    """Every CPU's non-idle time (user, nice, system, irq, softirq, steal), in clock ticks."""
+    with open("/proc/stat") as stat:
+        fields = [int(word) for word in stat.readline().split()[1:]]
+    return sum(fields[:8]) - fields[3] - fields[4]
+
+
 def context_switches(pid):
     """Voluntary + involuntary context switches summed over every thread: each wake-up counts."""
     total = 0
@@ -974,13 +981,15 @@ def read_sequence(path):
 def check_lines(names, logs, counts):
     """Compares what each writer says it wrote (its count file) with the line numbers in its
     files: every number from 1 to the count must be there once."""
-    lost = duplicated = reordered = uncounted = written = received = 0
+    lost = duplicated = reordered = uncounted = written = received = skipped = 0
     worst = []
     for name in names:
         seqs, _ = read_sequence(logs / f"{name}.out.log")
         try:
-            count = int((counts / name).read_text())
-        except (FileNotFoundError, ValueError):
+            words = (counts / name).read_text().split()
+            count = int(words[0])
+            skipped += int(words[1]) if len(words) > 1 else 0
+        except (FileNotFoundError, ValueError, IndexError):
             uncounted += 1
             count = max(seqs, default=0)
         present = {seq for seq in seqs if 1 <= seq <= count}
@@ -995,7 +1004,9 @@ def check_lines(names, logs, counts):
     worst.sort(reverse=True)
     return {"lines_lost": lost, "lines_written": written, "lines_received": received,
             "lines_duplicated": duplicated, "lines_reordered": reordered,
-            "writers_uncounted": uncounted, "worst": [f"{name}: {missing} lost"
+            "writers_uncounted": uncounted,
+            "ticks_skipped_pct": 100 * skipped / (written + skipped) if written + skipped else 0.0,
+            "worst": [f"{name}: {missing} lost"
                                                       for missing, name in worst[:5]]}
 
 
@@ -1037,6 +1048,7 @@ def line_rate(system_class, paths, programs, secs, settle, base, support, log):
         pid = daemon.process.pid
         figures["lines_stdout"] = stdout_kind(daemon.pids[0]) if daemon.pids else "?"
         time.sleep(settle)
+        busy = machine_busy_ticks()
         ticks, started = cpu_ticks(pid), time.monotonic()
         peak = 0.0
         while time.monotonic() - started < secs:
@@ -1045,6 +1057,8 @@ def line_rate(system_class, paths, programs, secs, settle, base, support, log):
         elapsed = time.monotonic() - started
         figures["lines_cpu_pct"] = ((cpu_ticks(pid) - ticks) / os.sysconf("SC_CLK_TCK")
                                     / elapsed * 100)
+        figures["machine_busy_pct"] = ((machine_busy_ticks() - busy) / os.sysconf("SC_CLK_TCK")
+                                       / (elapsed * (os.cpu_count() or 1)) * 100)
         figures["lines_rss_mb"] = max(peak, proc_status(pid)["VmRSS"])
         figures["lines_secs"] = elapsed
         figures["lines_programs"] = programs
@@ -1308,8 +1322,11 @@ def capture_markdown(capture):
                          f"{figures['lines_received']:,} found in the files, "
                          f"{figures['lines_lost']:,} lost, {figures['lines_duplicated']} "
                          f"duplicated, {figures['lines_reordered']} out of order, "
-                         f"{figures['writers_uncounted']} writers without a count; the "
-                         f"children's stdout: `{figures.get('lines_stdout')}`"
+                         f"{figures['writers_uncounted']} writers without a count; "
+                         f"{figures.get('ticks_skipped_pct', 0):.1f}% of the ticks missed by "
+                         f"late writers; the machine {figures.get('machine_busy_pct', 0):.0f}% "
+                         f"busy over the window; the children's stdout: "
+                         f"`{figures.get('lines_stdout')}`"
                          + (f"; worst: {', '.join(figures['worst'])}" if figures.get("worst")
                             else "") + ".")
         for suffix, what in (("", ""), ("_ts", " with timestamps")):
@@ -1612,8 +1629,13 @@ def main():
     for n in [] if args.capture_only else args.ns:
         log(f"N = {n}")
         steal_before, started = stolen_ticks(), time.monotonic()
-        floors, startups, shutdowns = startup_cycles(args, n, reps["startups"] - 1, log)
         capture_figures, capture_errors = {}, {}
+        try:
+            floors, startups, shutdowns = startup_cycles(args, n, reps["startups"] - 1, log)
+        except Exception as error:  # the last round, in measure(), reports it again
+            floors, startups, shutdowns = [], [], []
+            capture_errors["startup_rounds"] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
         if not args.skip_capture:
             try:
                 capture_floors, capture_figures = capture_startups(

@@ -3,8 +3,10 @@
  * Writes "line 1\n", "line 2\n", ... to stdout, one line every INTERVAL_MS milliseconds on an
  * absolute CLOCK_MONOTONIC schedule (a late tick is not made up for: the next one is the next
  * multiple of the interval), each line in one write(2) and nothing buffered. On SIGTERM or
- * SIGINT it writes "end N\n" (N: the last line number), writes N to COUNT_FILE (so the driver
- * knows how many lines were written even if none of them reached the log) and exits 0.
+ * SIGINT it writes "end N\n" (N: the last line number), writes "N SKIPPED\n" to COUNT_FILE (so
+ * the driver knows how many lines were written even if none of them reached the log; SKIPPED:
+ * the ticks missed because a write or a wake-up came late, a saturated machine or a reader
+ * that does not keep up) and exits 0.
  *
  * A shell loop (`echo; sleep 0.01`) forks a `sleep` per line: 1000 of them would be 100,000
  * forks a second, more than two cores can do. This costs one write and one nanosleep a line.
@@ -63,7 +65,7 @@ int main(int argc, char **argv) {
     long long interval_ns = interval_ms * 1000000LL;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
-    unsigned long long count = 0;
+    unsigned long long count = 0, skipped = 0;
     char line[64];
     int write_failed = 0;
     while (!stop) {
@@ -77,8 +79,10 @@ int main(int argc, char **argv) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long long now_ns = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
-        if (t < now_ns) /* late: skip to the next tick after now */
+        if (t < now_ns) { /* late: skip to the next tick after now */
+            skipped += (unsigned long long)((now_ns - t) / interval_ns) + 1;
             t = now_ns + interval_ns - (now_ns - t) % interval_ns;
+        }
         next.tv_sec = t / 1000000000LL;
         next.tv_nsec = t % 1000000000LL;
         while (!stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
@@ -90,7 +94,7 @@ int main(int argc, char **argv) {
     }
     int fd = open(count_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        int len = snprintf(line, sizeof line, "%llu\n", count);
+        int len = snprintf(line, sizeof line, "%llu %llu\n", count, skipped);
         write_all(fd, line, (size_t)len);
         close(fd);
     }
