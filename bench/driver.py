@@ -850,9 +850,11 @@ def capture_startups(paths, n, rounds, settle, log):
     return floors, figures
 
 
-def wait_drained(daemon_pid, logs, deadline, what):
-    """Waits until `daemon_pid` has no live child and every file in `logs` ends with END."""
+def wait_drained(daemon, logs, deadline, what):
+    """Waits until the daemon has no live child and every file in `logs` ends with END."""
+    daemon_pid = daemon.process.pid
     while True:
+        check_alive(daemon, what)
         if all(tail_is_end(path) for path in logs) and \
                 not any(alive(child) for child in children(daemon_pid)):
             return now_ns()
@@ -862,6 +864,13 @@ def wait_drained(daemon_pid, logs, deadline, what):
                                f"end with END; children alive: "
                                f"{sum(1 for c in children(daemon_pid) if alive(c))})")
         time.sleep(0.002)
+
+
+def check_alive(daemon, what):
+    """Raises if the daemon has exited (a crash in the middle of a measurement)."""
+    if daemon.process.poll() is not None:
+        raise RuntimeError(f"{what}: {daemon.name} exited ({daemon.process.returncode}) in the "
+                           f"middle of the measurement; see {daemon.dir / 'daemon.stderr'}")
 
 
 def throughput_floor(nbytes, workdir):
@@ -914,7 +923,7 @@ def throughput_taskmasterd(paths, nbytes, base, timestamps, mapping):
         kind = None
         for child in children(pid):
             kind = stdout_kind(child)
-        done = wait_drained(pid, [log_path], time.monotonic() + drain_secs(nbytes),
+        done = wait_drained(daemon, [log_path], time.monotonic() + drain_secs(nbytes),
                             "taskmasterd throughput")
         wait_quiet(pid, timeout=5)
         cpu_s = (cpu_ticks(pid) - ticks) / os.sysconf("SC_CLK_TCK")
@@ -949,7 +958,7 @@ def throughput_supervisord(paths, nbytes, base):
         ticks = cpu_ticks(pid)
         started = now_ns()
         proxy.supervisor.startProcess("out", False)
-        done = wait_drained(pid, [log_path], time.monotonic() + drain_secs(nbytes),
+        done = wait_drained(daemon, [log_path], time.monotonic() + drain_secs(nbytes),
                             "supervisord throughput")
         wait_quiet(pid, timeout=5)
         cpu_s = (cpu_ticks(pid) - ticks) / os.sysconf("SC_CLK_TCK")
@@ -1052,6 +1061,7 @@ def line_rate(system_class, paths, programs, secs, settle, base, support, log):
         ticks, started = cpu_ticks(pid), time.monotonic()
         peak = 0.0
         while time.monotonic() - started < secs:
+            check_alive(daemon, f"{daemon.name} writers")
             peak = max(peak, proc_status(pid)["VmRSS"])
             time.sleep(0.25)
         elapsed = time.monotonic() - started
@@ -1071,7 +1081,7 @@ def line_rate(system_class, paths, programs, secs, settle, base, support, log):
         else:
             daemon.rpc().supervisor.stopAllProcesses(True)
         try:
-            wait_drained(pid, [], time.monotonic() + 120, f"{daemon.name} writers")
+            wait_drained(daemon, [], time.monotonic() + 120, f"{daemon.name} writers")
             # Lines still in flight: give the files up to 10 s to show every writer's end.
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
