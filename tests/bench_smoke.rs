@@ -1,5 +1,6 @@
 //! Smoke run of the benchmark (`bench/run --n 20 --quick`), so the harness cannot rot: it must
-//! run to the end and report a number for every figure, for taskmasterd and for supervisord.
+//! run to the end and report a number for every figure, for taskmasterd and for supervisord,
+//! the output capture figures included (at 10 MB and 50 writers for 2 s).
 //!
 //! The full benchmark is not part of the test suite (it takes many minutes and wants a quiet
 //! machine); see bench/README.md. This run includes supervisord: it is the half of the harness
@@ -36,6 +37,29 @@ const TASKMASTERD_FIGURES: &[&str] = &[
     "events_lost",
     "events_p50_ms",
     "events_p99_ms",
+    "startup_capture_ms",
+    "rss_capture_mb",
+];
+
+/// The output capture figures that do not depend on N (`capture` in results.json), for the
+/// direct write (the floor), taskmasterd and supervisord.
+const CAPTURE_FLOOR_FIGURES: &[&str] = &["throughput_s"];
+const CAPTURE_TASKMASTERD_FIGURES: &[&str] = &[
+    "throughput_s",
+    "throughput_ts_s",
+    "cpu_per_gb_s",
+    "cpu_per_gb_ts_s",
+    "lines_cpu_pct",
+    "lines_rss_mb",
+    "lines_lost",
+];
+/// supervisord has no timestamps.
+const CAPTURE_SUPERVISORD_FIGURES: &[&str] = &[
+    "throughput_s",
+    "cpu_per_gb_s",
+    "lines_cpu_pct",
+    "lines_rss_mb",
+    "lines_lost",
 ];
 
 /// supervisord has no event stream, and one more restart figure (kill -> exec).
@@ -120,9 +144,39 @@ fn quick_run_reports_every_figure() {
         "no event was delivered"
     );
 
+    let capture = &report["capture"];
+    for (who, keys) in [
+        ("floor", CAPTURE_FLOOR_FIGURES),
+        ("taskmasterd", CAPTURE_TASKMASTERD_FIGURES),
+        ("supervisord", CAPTURE_SUPERVISORD_FIGURES),
+    ] {
+        let system = &capture[who];
+        assert_eq!(
+            system["errors"],
+            serde_json::json!({}),
+            "capture: {who} reported errors"
+        );
+        for key in keys {
+            number(&system["figures"], key, &format!("capture {who}"));
+        }
+    }
+    for who in ["taskmasterd", "supervisord"] {
+        let figures = &capture[who]["figures"];
+        assert!(
+            number(figures, "lines_written", who) > 0.0,
+            "capture: no {who} writer wrote a line"
+        );
+    }
+    // supervisord captures without losing lines: a loss there is the harness's checker wrong.
+    assert_eq!(
+        number(&capture["supervisord"]["figures"], "lines_lost", "supervisord"),
+        0.0,
+        "the line check finds lines lost under supervisord"
+    );
+
     let table = std::fs::read_to_string(out.path().join("results.md")).expect("results.md");
     assert!(
-        table.contains("## N = 20"),
+        table.contains("## N = 20") && table.contains("## Output capture"),
         "results.md has no table:\n{table}"
     );
 }
