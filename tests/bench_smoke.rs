@@ -169,7 +169,11 @@ fn quick_run_reports_every_figure() {
     }
     // supervisord captures without losing lines: a loss there is the harness's checker wrong.
     assert_eq!(
-        number(&capture["supervisord"]["figures"], "lines_lost", "supervisord"),
+        number(
+            &capture["supervisord"]["figures"],
+            "lines_lost",
+            "supervisord"
+        ),
         0.0,
         "the line check finds lines lost under supervisord"
     );

@@ -45,8 +45,10 @@ const DEFAULT_PIPE: usize = 64 * 1024;
 const BUSY_PIPE: nix::libc::c_int = 1024 * 1024;
 /// How much of stderr is kept for crash forensics.
 const KEPT_TAIL: usize = 4096;
-/// Chunks a follower may fall behind before it is told what it missed.
-const FOLLOWER_BACKLOG: usize = 1024;
+/// Chunks a follower may fall behind before it is told what it missed; with chunks of at
+/// most [`FOLLOWER_CHUNK`], a stalled follower holds at most 16 MiB.
+const FOLLOWER_BACKLOG: usize = 256;
+const FOLLOWER_CHUNK: usize = 64 * 1024;
 /// At most one report of dropped output per stream in this time.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -146,10 +148,14 @@ impl Capture {
         if let Some(followers) = &state.followers
             && followers.receiver_count() > 0
         {
-            let _ = followers.send(Chunk {
-                offset,
-                data: Arc::from(data),
-            });
+            let mut piece_offset = offset;
+            for piece in data.chunks(FOLLOWER_CHUNK) {
+                let _ = followers.send(Chunk {
+                    offset: piece_offset,
+                    data: Arc::from(piece),
+                });
+                piece_offset += piece.len() as u64;
+            }
         }
         if self.keep_tail {
             state

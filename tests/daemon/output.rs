@@ -567,3 +567,27 @@ async fn a_bad_output_option_rejects_the_reload_with_file_line_and_key() {
     );
     assert_eq!(instance(&mut client, "web").await.pid, pids["web"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_prefix_each_line_with_its_rfc3339_time() {
+    let daemon = Daemon::start(
+        Program::new("stamped", "sh -c 'echo one; echo two; sleep 1000'")
+            .starttime(0.2)
+            .set("stdout", "{timestamps: true}"),
+    )
+    .await;
+    daemon.wait_running(&["stamped"]).await;
+    let path = daemon.path("logs/stamped.out.log");
+    wait_content(&path, " two\n").await;
+    let before = std::time::SystemTime::now();
+    let text = read(&path);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text:?}");
+    for (line, word) in lines.iter().zip(["one", "two"]) {
+        let (time, rest) = line.split_once(' ').unwrap();
+        assert_eq!(rest, word);
+        let stamp = humantime::parse_rfc3339(time).unwrap_or_else(|_| panic!("{time:?}"));
+        let age = before.duration_since(stamp).unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "{time} is {age:?} old");
+    }
+}
