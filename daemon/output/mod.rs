@@ -42,14 +42,16 @@ pub enum Notice {
 pub struct Outputs {
     /// The folder of default output files.
     logdir: PathBuf,
-    drainer: Arc<Drainer>,
+    /// Started with the first captured pipe: a daemon that discards all output has no
+    /// drainer thread.
+    drainer: Option<Arc<Drainer>>,
     /// Every file by path, shared by the captures that write to it (lines stay whole).
     sinks: HashMap<PathBuf, Weak<Mutex<Sink>>>,
     /// Given to every capture, for reports of dropped output.
     notices: mpsc::UnboundedSender<Notice>,
     /// The event log, for Reopen.
     event_log: Option<Arc<Capture>>,
-    /// Reused for the last reads of an exiting process.
+    /// Reused for the last reads of an exiting process; empty until the first.
     scratch: Vec<u8>,
 }
 
@@ -70,11 +72,11 @@ impl Outputs {
     ) -> std::io::Result<Outputs> {
         Ok(Outputs {
             logdir,
-            drainer: Drainer::start()?,
+            drainer: None,
             sinks: HashMap::new(),
             notices,
             event_log,
-            scratch: vec![0; 64 * 1024],
+            scratch: Vec::new(),
         })
     }
 
@@ -88,14 +90,14 @@ impl Outputs {
     #[allow(clippy::too_many_arguments)]
     pub fn capture(
         &mut self,
-        kept: Option<Kept>,
+        kept: Option<Box<Kept>>,
         output: &Output,
         kind: StreamKind,
         program: &str,
         index: u32,
         name: &Arc<str>,
         keep_tail: bool,
-    ) -> Option<Kept> {
+    ) -> Option<Box<Kept>> {
         let Output::Capture(settings) = output else {
             return None;
         };
@@ -125,11 +127,11 @@ impl Outputs {
             keep_tail,
             self.notices.clone(),
         );
-        Some(Kept {
+        Some(Box::new(Kept {
             output: output.clone(),
             path,
             capture: Arc::new(capture),
-        })
+        }))
     }
 
     /// The one sink of `path`.
@@ -162,12 +164,20 @@ impl Outputs {
     }
 
     /// Drains `pipe` until every writer closed it.
-    pub fn drain(&self, pipe: Arc<Pipe>) -> std::io::Result<()> {
-        self.drainer.add(pipe)
+    pub fn drain(&mut self, pipe: Arc<Pipe>) -> std::io::Result<()> {
+        let drainer = match &self.drainer {
+            Some(drainer) => drainer,
+            None => self.drainer.insert(Drainer::start()?),
+        };
+        drainer.add(pipe)
     }
 
     /// Reads now what `pipe` holds (a process just exited: its last words).
     pub fn drain_now(&mut self, pipe: &Pipe) {
+        // Allocated at the first exit of a captured process.
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; 64 * 1024];
+        }
         pipe.drain(&mut self.scratch, 4);
     }
 

@@ -228,13 +228,15 @@ impl Sink {
                 reason: "not open".to_string(),
             });
         };
-        let mut slices: Vec<IoSlice<'_>> = parts
-            .iter()
-            .filter(|part| !part.is_empty())
-            .map(|part| IoSlice::new(part))
-            .collect();
+        // At most two parts (a partial line and what completes it): no allocation per write.
+        let mut storage = [IoSlice::new(&[]), IoSlice::new(&[])];
+        let mut count = 0;
+        for part in parts.iter().filter(|part| !part.is_empty()).take(2) {
+            storage[count] = IoSlice::new(part);
+            count += 1;
+        }
         let mut written = 0;
-        let mut slices = &mut slices[..];
+        let mut slices = &mut storage[..count];
         while !slices.is_empty() {
             match file.write_vectored(slices) {
                 Ok(0) => break,
@@ -317,14 +319,18 @@ impl Sink {
         }
         self.file = None;
         self.splice_file = None;
+        // The oldest goes first: then no rename replaces an existing file, which ext4 answers
+        // by writing the renamed file's pages out at once (auto_da_alloc), in this thread.
+        let gone = |result: io::Result<()>| match result {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+        gone(std::fs::remove_file(numbered(&self.path, self.backups)))?;
         for number in (1..self.backups).rev() {
-            match std::fs::rename(
+            gone(std::fs::rename(
                 numbered(&self.path, number),
                 numbered(&self.path, number + 1),
-            ) {
-                Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
-                _ => {}
-            }
+            ))?;
         }
         std::fs::rename(&self.path, numbered(&self.path, 1))?;
         self.open()

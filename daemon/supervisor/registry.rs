@@ -58,9 +58,9 @@ pub struct Instance {
     /// Whether it has ever been started.
     pub ever_started: bool,
     /// Its captured stdout and stderr, kept across restarts; `None`: discarded (or, for
-    /// stderr, carried by stdout).
-    pub stdout: Option<Kept>,
-    pub stderr: Option<Kept>,
+    /// stderr, carried by stdout). Boxed: a program that discards its output pays a pointer.
+    pub stdout: Option<Box<Kept>>,
+    pub stderr: Option<Box<Kept>>,
     /// The read ends of the live process's pipes.
     pub pipes: Vec<Arc<Pipe>>,
     /// The last lines of stderr at the last unexpected exit or failed start; cleared by an
