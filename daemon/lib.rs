@@ -9,6 +9,8 @@
 //!   (its own `# Layout` lists the parts): the pure lifecycle table in [`supervisor::state`],
 //!   the pure reload plan in [`supervisor::plan`], the operating system behind
 //!   [`supervisor::os::Os`], events in [`supervisor::event`]. It speaks domain types only.
+//! - [`output`]: captured program output: a pipe per stream, one drainer thread, files with
+//!   rotation, the end of stderr for crash forensics, followers for Tail; the event log too.
 //! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`];
 //!   [`server::wire`] is the one place where domain types become `proto` types.
 //! - [`endpoint`]: socket paths, binding and connecting, the one listen-address parser
