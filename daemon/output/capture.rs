@@ -73,6 +73,8 @@ pub struct Capture {
     timestamps: bool,
     /// Keep the last bytes for crash forensics (stderr, or stdout that carries stderr).
     keep_tail: bool,
+    /// Its file is its own (a path that names the instance): bytes may be spliced into it.
+    exclusive: bool,
     /// Bytes that could not be written, since the daemon started.
     dropped: AtomicU64,
     state: Mutex<State>,
@@ -110,6 +112,7 @@ impl Capture {
             sink,
             timestamps,
             keep_tail,
+            exclusive: false,
             dropped: AtomicU64::new(0),
             state: Mutex::new(State {
                 partial: Vec::new(),
@@ -132,6 +135,21 @@ impl Capture {
         self.sink
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks its file as its own (see [`Capture::exclusive`]'s field).
+    pub fn exclusive(mut self, exclusive: bool) -> Capture {
+        self.exclusive = exclusive;
+        self
+    }
+
+    pub fn keeps_tail(&self) -> bool {
+        self.keep_tail
+    }
+
+    /// A new process begins: the kept tail is of the last one, and is forgotten.
+    pub fn new_process(&self) {
+        self.state().tail.clear();
     }
 
     /// Bytes that could not be written to the file so far.
@@ -184,7 +202,7 @@ impl Capture {
     /// timestamps, no kept tail, no follower, a file of its own, no partial line waiting.
     /// `None`: it must be read instead.
     fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Option<Spliced> {
-        if self.timestamps || self.keep_tail || Arc::strong_count(&self.sink) > 1 {
+        if self.timestamps || self.keep_tail || !self.exclusive {
             return None;
         }
         let mut state = self.state();

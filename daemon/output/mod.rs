@@ -115,9 +115,16 @@ impl Outputs {
             && kept.output == *output
             && kept.path == path
             && kept.capture.kind == kind
+            && kept.capture.keeps_tail() == keep_tail
         {
             return Some(kept);
         }
+        // Only a file of this instance alone may take spliced bytes: a shared path may get a
+        // second writer at any time, and lines must stay whole there.
+        let exclusive = match &settings.path {
+            OutputPath::Default => true,
+            OutputPath::Template(template) => template.tells_instances_apart(),
+        };
         let sink = self.sink(&path, settings);
         let capture = Capture::new(
             name.clone(),
@@ -126,7 +133,8 @@ impl Outputs {
             settings.timestamps,
             keep_tail,
             self.notices.clone(),
-        );
+        )
+        .exclusive(exclusive);
         Some(Box::new(Kept {
             output: output.clone(),
             path,
@@ -137,6 +145,9 @@ impl Outputs {
     /// The one sink of `path`.
     fn sink(&mut self, path: &Path, settings: &config::Capture) -> Arc<Mutex<Sink>> {
         if let Some(sink) = self.sinks.get(path).and_then(Weak::upgrade) {
+            sink.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .set_limits(settings.maxbytes, settings.backups);
             return sink;
         }
         self.sinks.retain(|_, sink| sink.strong_count() > 0);

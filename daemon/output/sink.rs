@@ -10,6 +10,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// How far past `maxbytes` a line begun by spliced output may run before the file rotates
+/// anyway.
+const LONGEST_LINE_TAIL: u64 = 64 * 1024;
+
 /// The mode of every output file the daemon creates, whatever its umask.
 const FILE_MODE: u32 = 0o640;
 
@@ -78,8 +82,18 @@ impl Sink {
         if self.open().is_err() || !self.regular {
             return Spliced::No;
         }
+        let Some(appending) = &self.file else {
+            return Spliced::No;
+        };
+        // The very file this sink appends to (not whatever the path names now), and its real
+        // end (an outside truncate, another appender): spliced bytes go exactly there.
+        let Ok(size) = appending.metadata().map(|metadata| metadata.len()) else {
+            return Spliced::No;
+        };
         if self.splice_file.is_none() {
-            match OpenOptions::new().write(true).open(&self.path) {
+            use std::os::fd::AsRawFd;
+            let same_inode = format!("/proc/self/fd/{}", appending.as_raw_fd());
+            match OpenOptions::new().write(true).open(same_inode) {
                 Ok(file) => self.splice_file = Some(file),
                 Err(_) => return Spliced::No,
             }
@@ -87,6 +101,7 @@ impl Sink {
         let Some(file) = &self.splice_file else {
             return Spliced::No;
         };
+        self.size = size;
         let flags =
             nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
         let mut offset = self.size as nix::libc::loff_t;
@@ -127,14 +142,21 @@ impl Sink {
             reason: error.to_string(),
         });
         file_is_open?;
-        if self.maxbytes == 0 || self.size + total <= self.maxbytes {
+        // A FIFO or a device is never rotated (renaming /dev/stdout would be a disaster).
+        if self.maxbytes == 0 || !self.regular || self.size + total <= self.maxbytes {
             return self.append(&[first, rest]);
         }
-        // The file ends inside a line (spliced output): that line is finished in this file.
-        if self.ends_mid_line() {
+        // The file ends inside a line (spliced output): that line is finished in this file,
+        // unless it has run on far past maxbytes (output without newlines still rotates).
+        if self.size < self.maxbytes.saturating_add(LONGEST_LINE_TAIL) && self.ends_mid_line() {
             let joined = [first, rest].concat();
             let end = memchr::memchr(b'\n', &joined).map_or(joined.len(), |newline| newline + 1);
-            self.append(&[&joined[..end]])?;
+            if let Err(dropped) = self.append(&[&joined[..end]]) {
+                return Err(Dropped {
+                    bytes: dropped.bytes + (joined.len() - end) as u64,
+                    ..dropped
+                });
+            }
             return self.write(&joined[end..], b"");
         }
         // Crosses maxbytes: write line by line as far as it fits, rotate, go on. A line longer
@@ -172,12 +194,18 @@ impl Sink {
             };
             self.append(&[&data[start..start + piece]])
                 .map_err(|dropped| Dropped {
-                    bytes: (data.len() - start) as u64,
+                    bytes: dropped.bytes + (data.len() - start - piece) as u64,
                     ..dropped
                 })?;
             start += piece;
         }
         Ok(())
+    }
+
+    /// New rotation settings (a reload changed them; the file stays).
+    pub fn set_limits(&mut self, maxbytes: u64, backups: u32) {
+        self.maxbytes = maxbytes;
+        self.backups = backups;
     }
 
     /// Closes the file; the next write opens `path` again (after an outside `mv`).
@@ -207,12 +235,22 @@ impl Sink {
     /// The last `bytes` bytes of the current file (fewer if it is shorter).
     pub fn read_end(&self, bytes: u64) -> io::Result<Vec<u8>> {
         use std::io::{Read, Seek, SeekFrom};
-        let mut file = match File::open(&self.path) {
+        // Non-blocking: opening a FIFO for reading would wait for a writer.
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(&self.path);
+        let mut file = match opened {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
-        let length = file.metadata()?.len();
+        let metadata = file.metadata()?;
+        // A FIFO or a device keeps nothing to read back.
+        if !metadata.file_type().is_file() {
+            return Ok(Vec::new());
+        }
+        let length = metadata.len();
         let start = length.saturating_sub(bytes);
         file.seek(SeekFrom::Start(start))?;
         let mut data = Vec::with_capacity((length - start) as usize);
@@ -332,7 +370,8 @@ impl Sink {
                 numbered(&self.path, number + 1),
             ))?;
         }
-        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        // The file may be gone (its folder removed): the next open makes it again.
+        gone(std::fs::rename(&self.path, numbered(&self.path, 1)))?;
         self.open()
     }
 }
@@ -428,6 +467,42 @@ mod tests {
         sink.write(b"cccc\n", b"").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"cccc\n");
         assert!(!numbered(&path, 1).exists());
+    }
+
+    #[test]
+    fn a_fifo_is_never_rotated_nor_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A reader, so that the sink can open the FIFO; it never reads.
+        let _reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut sink = Sink::new(fifo.clone(), 10, 2);
+        for _ in 0..10 {
+            sink.write(b"0123456789abcdef\n", b"").unwrap();
+        }
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(!numbered(&fifo, 1).exists(), "the FIFO was rotated");
+        // Reading it back must not wait for a writer.
+        assert_eq!(sink.read_end(100).unwrap(), b"");
+    }
+
+    #[test]
+    fn output_without_newlines_still_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut sink = Sink::new(path.clone(), 1000, 2);
+        let piece = vec![b'.'; 500];
+        for _ in 0..400 {
+            sink.write(&piece, b"").unwrap();
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= 1000 + LONGEST_LINE_TAIL + 500, "{size} bytes");
+        assert!(numbered(&path, 2).exists(), "it never rotated");
     }
 
     #[test]

@@ -218,13 +218,15 @@ enum Start {
 
 /// Lines shown when none are asked for, as supervisorctl's tail.
 const DEFAULT_LINES: usize = 20;
+/// The most a tail sends before following (it is read into memory first).
+const LONGEST_TAIL: u64 = 64 * 1024 * 1024;
 /// How far back a tail of lines looks for them.
 const LINES_LOOK_BACK: u64 = 256 * 1024;
 
 impl Start {
     fn of(lines: u32, bytes: Option<u64>) -> Start {
         match (bytes, lines) {
-            (Some(bytes), _) => Start::Bytes(bytes),
+            (Some(bytes), _) => Start::Bytes(bytes.min(LONGEST_TAIL)),
             (None, 0) => Start::Lines(DEFAULT_LINES),
             (None, lines) => Start::Lines(lines as usize),
         }

@@ -433,13 +433,18 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
         };
+        // Drained from before the child writes: an undrained pipe would block it for good.
+        for pipe in &pipes {
+            if let Err(error) = self.outputs.drain(pipe.clone()) {
+                instance.last_pid = 0;
+                let reason = format!("cannot drain the output pipe: {error}");
+                instance.failure = Some(Failure::Spawn(reason.into()));
+                self.apply(id, Input::SpawnFailed);
+                return;
+            }
+        }
         match self.os.spawn(&instance.config, stdio) {
             Ok(pid) => {
-                for pipe in &pipes {
-                    if let Err(error) = self.outputs.drain(pipe.clone()) {
-                        tracing::error!(instance = %instance.name, "cannot drain output: {error}");
-                    }
-                }
                 instance.pipes = pipes;
                 self.children.insert(pid, Owner::Instance(id));
                 instance.pid = pid;
@@ -588,6 +593,10 @@ fn prepare_output(
             true,
         )
     };
+    // The kept end of stderr is of this process from now on.
+    for kept in [&instance.stdout, &instance.stderr].into_iter().flatten() {
+        kept.capture.new_process();
+    }
     let mut stdio = ChildStdio::default();
     let mut pipes = Vec::new();
     let failed = |kind: StreamKind| {

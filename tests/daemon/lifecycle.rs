@@ -435,6 +435,24 @@ async fn a_fifo_without_reader_as_output_drops_it_and_blocks_nothing() {
         async move { (instance(&mut client, "piped").await.output_dropped_bytes == 6).then_some(()) }
     })
     .await;
+    // Tailing it answers at once (a FIFO keeps nothing to read back, and is not opened for
+    // reading: that would wait for a writer).
+    let tail = client.tail(proto::TailRequest {
+        name: "piped".into(),
+        stream: proto::Stream::Stdout.into(),
+        lines: 0,
+        bytes: None,
+        follow: false,
+    });
+    let mut chunks = tokio::time::timeout(DEADLINE, tail)
+        .await
+        .expect("Tail answers")
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(DEADLINE, chunks.message())
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().unwrap().data, b"");
     expect("the drop in the event log", || async {
         daemon.log().contains("piped: output dropped").then_some(())
     })
