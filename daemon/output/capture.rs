@@ -202,7 +202,9 @@ impl Capture {
     /// timestamps, no kept tail, no follower, a file of its own, no partial line waiting.
     /// `None`: it must be read instead.
     fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Option<Spliced> {
-        if self.timestamps || self.keep_tail || !self.exclusive {
+        // Another capture holding the sink writes the same file: lines must stay whole.
+        if self.timestamps || self.keep_tail || !self.exclusive || Arc::strong_count(&self.sink) > 1
+        {
             return None;
         }
         let mut state = self.state();

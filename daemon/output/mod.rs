@@ -4,7 +4,8 @@
 //! and feeds live followers (Tail). The event log is a capture too (MainTail).
 //!
 //! Descriptors: each captured stream costs the daemon one pipe read end per live process, and
-//! one file once output arrives (files are opened on first write).
+//! one file once output arrives (files are opened on first write; two while bytes are spliced
+//! into it, since splice(2) refuses a descriptor opened for appending).
 
 pub mod capture;
 mod drainer;
@@ -55,6 +56,16 @@ pub struct Outputs {
     scratch: Vec<u8>,
 }
 
+/// The instance a capture is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Whose<'a> {
+    pub program: &'a str,
+    pub index: u32,
+    pub name: &'a Arc<str>,
+    /// Its program's `numprocs`: with one instance, a path without placeholders is its own.
+    pub numprocs: u32,
+}
+
 /// The capture of one stream of an instance, and the config it was made for.
 pub struct Kept {
     pub output: Output,
@@ -84,20 +95,23 @@ impl Outputs {
         self.event_log.as_ref()
     }
 
-    /// The capture for stream `kind` of instance `name` (index `index` of `program`) under
-    /// `output`: `kept` when it still fits, a new one otherwise, none when discarded.
-    /// `keep_tail`: keep its end for crash forensics (stderr, or stdout carrying stderr).
-    #[allow(clippy::too_many_arguments)]
+    /// The capture for stream `kind` of instance `whose` under `output`: `kept` when it still
+    /// fits, a new one otherwise, none when discarded. `keep_tail`: keep its end for crash
+    /// forensics (stderr, or stdout carrying stderr).
     pub fn capture(
         &mut self,
         kept: Option<Box<Kept>>,
         output: &Output,
         kind: StreamKind,
-        program: &str,
-        index: u32,
-        name: &Arc<str>,
+        whose: &Whose<'_>,
         keep_tail: bool,
     ) -> Option<Box<Kept>> {
+        let Whose {
+            program,
+            index,
+            name,
+            numprocs,
+        } = *whose;
         let Output::Capture(settings) = output else {
             return None;
         };
@@ -120,10 +134,14 @@ impl Outputs {
             return Some(kept);
         }
         // Only a file of this instance alone may take spliced bytes: a shared path may get a
-        // second writer at any time, and lines must stay whole there.
+        // second writer, and lines must stay whole there. A path without placeholders is the
+        // instance's own when its program has one instance and nothing else writes the file
+        // (checked again at each splice).
         let exclusive = match &settings.path {
             OutputPath::Default => true,
-            OutputPath::Template(template) => template.tells_instances_apart(),
+            OutputPath::Template(template) => {
+                template.tells_instances_apart() || (!template.has_placeholders() && numprocs == 1)
+            }
         };
         let sink = self.sink(&path, settings);
         let capture = Capture::new(

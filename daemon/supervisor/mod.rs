@@ -42,7 +42,7 @@ use tokio::{
 
 use crate::{
     config::Config,
-    output::{Capture, Notice, Outputs, Pipe, StreamKind},
+    output::{Capture, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use children::{Children, Owner};
 pub use event::{EventFilter, Watch};
@@ -566,18 +566,18 @@ fn prepare_output(
 ) -> Result<(ChildStdio, Vec<Arc<Pipe>>), String> {
     let config = instance.config.clone();
     let redirect = config.redirect_stderr;
-    let (program, index, name) = (
-        instance.program.clone(),
-        instance.index,
-        instance.name.clone(),
-    );
+    let (program, name) = (instance.program.clone(), instance.name.clone());
+    let whose = Whose {
+        program: &program,
+        index: instance.index,
+        name: &name,
+        numprocs: config.numprocs,
+    };
     instance.stdout = outputs.capture(
         instance.stdout.take(),
         &config.stdout,
         StreamKind::Stdout,
-        &program,
-        index,
-        &name,
+        &whose,
         redirect,
     );
     instance.stderr = if redirect {
@@ -587,9 +587,7 @@ fn prepare_output(
             instance.stderr.take(),
             &config.stderr,
             StreamKind::Stderr,
-            &program,
-            index,
-            &name,
+            &whose,
             true,
         )
     };
