@@ -330,11 +330,6 @@ impl<O: Os> Supervisor<O> {
             .registry
             .get(id)
             .ok_or_else(|| UnknownNames(vec![name.into()]))?;
-        // With redirect_stderr, stderr is in stdout.
-        let stream = match stream {
-            StreamKind::Stderr if instance.config.redirect_stderr => StreamKind::Stdout,
-            other => other,
-        };
         instance
             .capture(stream)
             .cloned()
@@ -357,10 +352,8 @@ impl<O: Os> Supervisor<O> {
             let Some(instance) = self.registry.get_mut(id) else {
                 continue;
             };
-            for kind in [StreamKind::Stdout, StreamKind::Stderr] {
-                if let Some(capture) = instance.capture(kind)
-                    && let Err(error) = capture.clear()
-                {
+            for capture in instance.captures() {
+                if let Err(error) = capture.clear() {
                     tracing::warn!("clearing {}: {error}", capture.label);
                 }
             }

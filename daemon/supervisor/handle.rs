@@ -79,7 +79,7 @@ pub(super) enum Request {
         reply: Reply<Arc<Capture>>,
     },
     Reopen {
-        reply: oneshot::Sender<Vec<String>>,
+        reply: Reply<Vec<String>>,
     },
     Clear {
         names: Vec<String>,
@@ -201,12 +201,7 @@ impl Handle {
 
     /// Reopens every output file; the errors.
     pub async fn reopen(&self) -> Result<Vec<String>, SupervisorError> {
-        let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Request::Reopen { reply })
-            .await
-            .map_err(|_| SupervisorError::ShuttingDown)?;
-        answer.await.map_err(|_| SupervisorError::ShuttingDown)
+        self.ask(|reply| Request::Reopen { reply }).await
     }
 
     /// Empties the output of the instances `names` designate; their names.

@@ -203,7 +203,7 @@ impl<O: Os> Supervisor<O> {
                 let _ = reply.send(self.tail(&name, stream));
             }
             Request::Reopen { reply } => {
-                let _ = reply.send(self.reopen());
+                let _ = reply.send(Ok(self.reopen()));
             }
             Request::Clear { names, reply } => {
                 let _ = reply.send(self.clear(&names));
@@ -298,13 +298,8 @@ impl<O: Os> Supervisor<O> {
             self.outputs.drain_now(&pipe);
         }
         if failed_start || (instance.life.state == State::Running && !expected) {
-            let kind = if instance.config.redirect_stderr {
-                StreamKind::Stdout
-            } else {
-                StreamKind::Stderr
-            };
             instance.last_stderr = instance
-                .capture(kind)
+                .capture(StreamKind::Stderr)
                 .map(|capture| capture.last_lines(LAST_STDERR_LINES, LAST_STDERR_BYTES))
                 .filter(|lines| !lines.is_empty())
                 .map(Arc::from);
@@ -592,8 +587,8 @@ fn prepare_output(
         )
     };
     // The kept end of stderr is of this process from now on.
-    for kept in [&instance.stdout, &instance.stderr].into_iter().flatten() {
-        kept.capture.new_process();
+    for capture in instance.captures() {
+        capture.new_process();
     }
     let mut stdio = ChildStdio::default();
     let mut pipes = Vec::new();

@@ -110,18 +110,24 @@ impl Instance {
 
     /// Output bytes of this instance that could not be written to their files.
     pub fn output_dropped(&self) -> u64 {
+        self.captures().map(|capture| capture.dropped()).sum()
+    }
+
+    /// Its captures, each once.
+    pub fn captures(&self) -> impl Iterator<Item = &Arc<Capture>> {
         [&self.stdout, &self.stderr]
             .into_iter()
             .flatten()
-            .map(|kept| kept.capture.dropped())
-            .sum()
+            .map(|kept| &kept.capture)
     }
 
-    /// The capture of `kind`, if that stream is captured.
+    /// The capture that holds stream `kind`, if it is captured: with `redirect_stderr`,
+    /// stderr is in stdout's.
     pub fn capture(&self, kind: StreamKind) -> Option<&Arc<Capture>> {
         match kind {
-            StreamKind::Stdout => self.stdout.as_ref(),
+            StreamKind::Stderr if self.config.redirect_stderr => self.stdout.as_ref(),
             StreamKind::Stderr => self.stderr.as_ref(),
+            StreamKind::Stdout => self.stdout.as_ref(),
         }
         .map(|kept| &kept.capture)
     }

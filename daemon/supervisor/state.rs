@@ -42,11 +42,6 @@ impl State {
         State::Fatal,
     ];
 
-    /// Whether a process exists (spawned and not yet reaped) in this state.
-    pub fn has_process(self) -> bool {
-        matches!(self, State::Starting | State::Running | State::Stopping)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             State::Stopped => "STOPPED",

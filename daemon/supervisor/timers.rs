@@ -65,11 +65,6 @@ impl Timers {
         }
     }
 
-    /// Whether `id` has a deadline for `purpose`.
-    pub fn is_set(&self, id: InstanceId, purpose: Purpose) -> bool {
-        self.keys.contains_key(&(id, purpose))
-    }
-
     /// The next deadline that has passed; pending while none has. A cancelled deadline never
     /// comes out.
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Option<(InstanceId, Purpose)>> {
