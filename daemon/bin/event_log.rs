@@ -18,11 +18,7 @@ pub fn start_event_log(
 ) -> std::io::Result<(tracing_appender::non_blocking::WorkerGuard, Arc<Capture>)> {
     let capture = output::event_log(logfile.to_path_buf());
     // Opened now, so that a log that cannot be written stops the start.
-    capture
-        .sink
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .reopen()?;
+    capture.reopen()?;
     let sink = Lines {
         capture: capture.clone(),
         also_stderr,

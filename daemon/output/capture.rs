@@ -16,7 +16,7 @@ use std::{
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    Notice,
+    Notice, lock,
     sink::{Sink, Spliced},
 };
 
@@ -126,15 +126,16 @@ impl Capture {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     fn sink(&self) -> MutexGuard<'_, Sink> {
-        self.sink
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.sink)
+    }
+
+    /// Opens its file again (a later write would too): an error now is an error to report.
+    pub fn reopen(&self) -> io::Result<()> {
+        self.sink().reopen()
     }
 
     /// Marks its file as its own (see [`Capture::exclusive`]'s field).
@@ -260,13 +261,12 @@ impl Capture {
     pub fn last_lines(&self, lines: usize, bytes: usize) -> String {
         let state = self.state();
         let kept: Vec<u8> = state.tail.iter().copied().collect();
-        let text = String::from_utf8_lossy(&kept);
-        let text = text.trim_end_matches('\n');
-        let start = text
-            .rmatch_indices('\n')
-            .nth(lines.saturating_sub(1))
-            .map_or(0, |(at, _)| at + 1);
-        let mut chosen = &text[start..];
+        let end = kept
+            .iter()
+            .rposition(|byte| *byte != b'\n')
+            .map_or(0, |last| last + 1);
+        let text = String::from_utf8_lossy(last_lines(&kept[..end], lines));
+        let mut chosen = &*text;
         if chosen.len() > bytes {
             let mut cut = chosen.len() - bytes;
             while !chosen.is_char_boundary(cut) {
@@ -302,6 +302,18 @@ impl Capture {
         state.partial.clear();
         self.sink().clear()
     }
+}
+
+/// The last `lines` lines of `data` (a final line without its newline counts as one).
+pub fn last_lines(data: &[u8], lines: usize) -> &[u8] {
+    if lines == 0 {
+        return &data[data.len()..];
+    }
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let start = memchr::memrchr_iter(b'\n', body)
+        .nth(lines - 1)
+        .map_or(0, |newline| newline + 1);
+    &data[start..]
 }
 
 /// The end of a stream's output and the feed of what follows.
@@ -357,10 +369,7 @@ impl Pipe {
 
     /// Reads what the pipe holds, at most `turns` reads of `buffer`'s size.
     pub fn drain(&self, buffer: &mut [u8], turns: usize) -> Drained {
-        let mut enlarged = self
-            .reading
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut enlarged = lock(&self.reading);
         for _ in 0..turns {
             match self.capture.splice_from(self.fd.as_fd(), SPLICE_MAX) {
                 Some(Spliced::Moved(moved)) => {
@@ -406,5 +415,19 @@ impl Pipe {
             *enlarged = true;
             let _ = nix::fcntl::fcntl(&self.fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(BUSY_PIPE));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_counts_a_final_line_without_newline() {
+        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
+        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
+        assert_eq!(last_lines(b"", 3), b"");
+        assert_eq!(last_lines(b"a\nb\n", 0), b"");
     }
 }

@@ -13,7 +13,10 @@ use std::{
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 
-use super::capture::{Drained, Pipe};
+use super::{
+    capture::{Drained, Pipe},
+    lock,
+};
 
 /// One read: a busy pipe's worth.
 const READ_SIZE: usize = 1024 * 1024;
@@ -44,9 +47,7 @@ impl Drainer {
     }
 
     fn pipes(&self) -> MutexGuard<'_, HashMap<u64, Arc<Pipe>>> {
-        self.pipes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.pipes)
     }
 
     /// Drains `pipe` from now on, until every writer has closed it.

@@ -15,12 +15,12 @@ use std::{
     collections::HashMap,
     os::fd::OwnedFd,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, Weak},
+    sync::{Arc, Mutex, MutexGuard, Weak},
 };
 
 use tokio::sync::mpsc;
 
-pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind};
+pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind, last_lines};
 use drainer::Drainer;
 use sink::Sink;
 
@@ -163,9 +163,7 @@ impl Outputs {
     /// The one sink of `path`.
     fn sink(&mut self, path: &Path, settings: &config::Capture) -> Arc<Mutex<Sink>> {
         if let Some(sink) = self.sinks.get(path).and_then(Weak::upgrade) {
-            sink.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .set_limits(settings.maxbytes, settings.backups);
+            lock(&sink).set_limits(settings.maxbytes, settings.backups);
             return sink;
         }
         self.sinks.retain(|_, sink| sink.strong_count() > 0);
@@ -220,13 +218,22 @@ impl Outputs {
             .filter_map(Weak::upgrade)
             .chain(event_log);
         for sink in sinks {
-            let mut sink = sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut sink = lock(&sink);
             if let Err(error) = sink.reopen() {
                 errors.push(format!("{}: {error}", sink.path.display()));
             }
         }
         errors
     }
+}
+
+/// Locks one of the output side's mutexes. A holder that panicked left whole state behind
+/// (every change under these locks is complete or not begun), so a poisoned lock is used as
+/// it is: output must go on.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The event log as a capture: `taskmasterd` writes its log lines through it (so that

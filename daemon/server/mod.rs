@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    output::{Capture, StreamKind},
+    output::{Capture, StreamKind, last_lines},
     proto::{self, taskmaster_server::Taskmaster},
     supervisor::{Handle, SupervisorError, Wait, Watch},
 };
@@ -285,18 +285,6 @@ impl TaskmasterService {
     }
 }
 
-/// The last `lines` lines of `data` (a final line without its newline counts as one).
-fn last_lines(data: &[u8], lines: usize) -> &[u8] {
-    if lines == 0 {
-        return &data[data.len()..];
-    }
-    let body = data.strip_suffix(b"\n").unwrap_or(data);
-    let start = memchr::memrchr_iter(b'\n', body)
-        .nth(lines - 1)
-        .map_or(0, |newline| newline + 1);
-    &data[start..]
-}
-
 /// The wire's `no_wait` flag as the supervisor's [`Wait`].
 fn wait(no_wait: bool) -> Wait {
     if no_wait { Wait::No } else { Wait::ForOutcome }
@@ -325,15 +313,6 @@ mod tests {
             instance: instance.into(),
             ..Record::new(event::EventKind::Spawned)
         }
-    }
-
-    #[test]
-    fn last_lines_counts_a_final_line_without_newline() {
-        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
-        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
-        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
-        assert_eq!(last_lines(b"", 3), b"");
-        assert_eq!(last_lines(b"a\nb\n", 0), b"");
     }
 
     #[tokio::test]
