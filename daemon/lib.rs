@@ -3,6 +3,7 @@
 //! `daemon/bin/` (taskmasterd: flags, detaching, event log, process set-up) and `ctl/`.
 //!
 //! # Layout
+//! - [`access`]: who calls the API ([`access::Caller`]) and the role it holds.
 //! - [`config`]: the YAML file: schema and defaults, finding the file, key positions, the
 //!   checker that reports every error at once, value parsers, and the socket a file names.
 //! - [`supervisor`]: the actor that owns every program and instance, split by responsibility
@@ -17,6 +18,7 @@
 //!   (shared with `taskctl` and the config).
 //! - [`run`]: serves the API until shutdown; only `main` exits the process.
 
+pub mod access;
 pub mod config;
 pub mod endpoint;
 pub mod output;
