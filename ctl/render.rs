@@ -240,6 +240,7 @@ where
             // A rejected config lists one error per line; an event is one line.
             let _ = write!(line, "  {}", event.message.replace('\n', "; "));
         }
+        push_actor(&mut line, event);
         return line;
     }
     let (old, new) = (event.old_state(), event.new_state());
@@ -259,6 +260,7 @@ where
     if !event.message.is_empty() {
         let _ = write!(line, "  {}", event.message.replace('\n', "; "));
     }
+    push_actor(&mut line, event);
     if let Some(last) = event
         .last_stderr
         .lines()
@@ -267,6 +269,13 @@ where
         let _ = write!(line, " | last stderr: {}", last.trim_end());
     }
     line
+}
+
+/// `  (by uid 1000 (alice))` after an event somebody caused.
+fn push_actor(line: &mut String, event: &proto::Event) {
+    if !event.actor.is_empty() {
+        let _ = write!(line, "  (by {})", event.actor);
+    }
 }
 
 /// The fields of one event in `watch --json`. The names are an interface: keep them.
@@ -290,6 +299,8 @@ struct EventJson<'a> {
     /// Left out when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     last_stderr: Option<&'a str>,
+    /// Who caused it; `null` for what a process did of its own.
+    actor: Option<&'a str>,
 }
 
 /// `watch --json`: one JSON object, on one line.
@@ -310,6 +321,7 @@ pub fn event_json(event: &proto::Event) -> String {
         message: &event.message,
         missed: event.missed,
         last_stderr: nonempty(&event.last_stderr),
+        actor: nonempty(&event.actor),
     };
     serde_json::to_string(&row).expect("event serializes")
 }
@@ -588,12 +600,16 @@ mod tests {
             new_state: State::Running.into(),
             pid: 5,
             message: "restart requested".into(),
+            actor: "uid 1000 (alice)".into(),
             ..Default::default()
         };
         assert_eq!(
             event_line(&restarting, &utc, Palette::PLAIN),
-            "2026-11-26 09:10:00.123  web  restarting  pid 5  restart requested"
+            "2026-11-26 09:10:00.123  web  restarting  pid 5  restart requested  \
+             (by uid 1000 (alice))"
         );
+        let value: serde_json::Value = serde_json::from_str(&event_json(&restarting)).unwrap();
+        assert_eq!(value["actor"], "uid 1000 (alice)");
     }
 
     #[test]
@@ -603,12 +619,13 @@ mod tests {
             time: at(),
             kind: EventKind::ConfigReloaded.into(),
             message: "added: api; changed: none; removed: none; unchanged: 1".into(),
+            actor: "signal SIGHUP".into(),
             ..Default::default()
         };
         assert_eq!(
             event_line(&reloaded, &utc, Palette::PLAIN),
             "2026-11-26 09:10:00.123  taskmasterd  config reloaded  \
-             added: api; changed: none; removed: none; unchanged: 1"
+             added: api; changed: none; removed: none; unchanged: 1  (by signal SIGHUP)"
         );
         let rejected = proto::Event {
             time: at(),
@@ -648,7 +665,8 @@ mod tests {
                 "seq": 7, "time": "2026-11-26T09:10:00.123Z", "kind": "EXITED",
                 "instance": "web:0", "program": "web", "old_state": "RUNNING",
                 "new_state": "EXITED", "pid": 123, "exit_code": 1, "signal": null,
-                "expected": false, "message": "exit status 1 (unexpected)", "missed": 0
+                "expected": false, "message": "exit status 1 (unexpected)", "missed": 0,
+                "actor": null
             })
         );
     }

@@ -36,6 +36,8 @@ pub mod proto {
 
 use std::future::Future;
 
+use nix::sys::signal::Signal;
+
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::{
     Stream, StreamExt,
@@ -83,7 +85,7 @@ pub async fn run(
     listeners: Listeners,
     config: config::Config,
     output: supervisor::OutputSettings,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = supervisor::Actor>,
     signals: Signals<impl Stream<Item = ()> + Unpin, impl Stream<Item = ()> + Unpin>,
 ) -> Result<(), RunError> {
     let Signals {
@@ -92,9 +94,9 @@ pub async fn run(
     } = signals;
     let (supervisor, supervisor_task) =
         supervisor::start(config, output).map_err(RunError::ChildExits)?;
-    let shutdown_requested = CancellationToken::new();
+    let (shutdown_requested, mut shutdown_asked) = tokio::sync::mpsc::channel(1);
     let closing = CancellationToken::new();
-    let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested.clone());
+    let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested);
     let routes = routes(service).await?;
     let mut servers = Vec::new();
     let unix_incoming = UnixListenerStream::new(listeners.unix);
@@ -110,22 +112,23 @@ pub async fn run(
         servers.push(tokio::spawn(tcp_server));
     }
     tokio::pin!(shutdown);
-    loop {
+    let by = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
-            _ = shutdown_requested.cancelled() => break,
+            by = &mut shutdown => break by,
+            Some(by) = shutdown_asked.recv() => break by,
             Some(()) = reload.next() => {
                 // The outcome is published as an event and logged by the supervisor.
-                let _ = supervisor.reload().await;
+                let _ = supervisor.reload(supervisor::Actor::Signal(Signal::SIGHUP)).await;
             }
             Some(()) = reopen.next() => {
-                for error in supervisor.reopen().await.unwrap_or_default() {
+                let by = supervisor::Actor::Signal(Signal::SIGUSR1);
+                for error in supervisor.reopen(by).await.unwrap_or_default() {
                     tracing::warn!("reopening {error}");
                 }
             }
         }
-    }
-    supervisor.shutdown().await;
+    };
+    supervisor.shutdown(by).await;
     // The supervisor's end closes every WatchEvents stream once it has delivered what was
     // published; then the servers stop.
     let _ = supervisor_task.await;

@@ -15,7 +15,11 @@ mod setup;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use taskmaster::{Listeners, Signals, config, endpoint, supervisor::OutputSettings};
+use nix::sys::signal::Signal;
+use taskmaster::{
+    Listeners, Signals, config, endpoint,
+    supervisor::{Actor, OutputSettings},
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::wrappers::SignalStream;
 
@@ -94,10 +98,11 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
     let hangup = SignalStream::new(signal(SignalKind::hangup())?);
     let user1 = SignalStream::new(signal(SignalKind::user_defined1())?);
     let shutdown = async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
+        let signal = tokio::select! {
+            _ = terminate.recv() => Signal::SIGTERM,
+            _ = interrupt.recv() => Signal::SIGINT,
+        };
+        Actor::Signal(signal)
     };
     if args.notify_ready {
         detach::detach_stdio()?;

@@ -5,30 +5,31 @@ pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
+use tokio::sync::mpsc;
 use tokio_stream::{
     Stream, StreamExt,
     wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
 };
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    access::Caller,
     output::{Capture, StreamKind, last_lines},
     proto::{self, taskmaster_server::Taskmaster},
-    supervisor::{Handle, SupervisorError, Wait, Watch},
+    supervisor::{Actor, Handle, SupervisorError, Wait, Watch},
 };
 
 /// Serves the Taskmaster API with a handle to the supervisor.
 #[derive(Clone)]
 pub struct TaskmasterService {
     supervisor: Handle,
-    /// Cancelled by the Shutdown RPC; the daemon's run loop then stops everything.
-    shutdown_requested: CancellationToken,
+    /// Told by the Shutdown RPC who asked; the daemon's run loop then stops everything.
+    shutdown_requested: mpsc::Sender<Actor>,
     daemon: Arc<proto::DaemonInfo>,
 }
 
 impl TaskmasterService {
-    pub fn new(supervisor: Handle, shutdown_requested: CancellationToken) -> Self {
+    pub fn new(supervisor: Handle, shutdown_requested: mpsc::Sender<Actor>) -> Self {
         let daemon = proto::DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -50,6 +51,22 @@ fn to_status(error: SupervisorError) -> Status {
         SupervisorError::ShuttingDown => Status::unavailable(error.to_string()),
         SupervisorError::NotCaptured { .. } => Status::failed_precondition(error.to_string()),
         SupervisorError::NotOneInstance { .. } => Status::invalid_argument(error.to_string()),
+    }
+}
+
+/// Who makes `request`: the caller the authorization layer proved, else the peer's uid on the
+/// Unix socket.
+fn actor<T>(request: &Request<T>) -> Actor {
+    if let Some(caller) = request.extensions().get::<Caller>() {
+        return Actor::Caller(caller.name.as_str().into());
+    }
+    let peer = request
+        .extensions()
+        .get::<tonic::transport::server::UdsConnectInfo>()
+        .and_then(|info| info.peer_cred);
+    match peer {
+        Some(peer) => Actor::Caller(format!("uid {}", peer.uid()).into()),
+        None => Actor::Caller("unknown client".into()),
     }
 }
 
@@ -77,10 +94,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
+        let by = actor(&request);
         let request = request.into_inner();
         let answer = self
             .supervisor
-            .start(request.names, wait(request.no_wait))
+            .start(request.names, wait(request.no_wait), by)
             .await;
         answer
             .map(|results| Response::new(wire::action_response(results)))
@@ -91,10 +109,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StopRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
+        let by = actor(&request);
         let request = request.into_inner();
         let answer = self
             .supervisor
-            .stop(request.names, wait(request.no_wait))
+            .stop(request.names, wait(request.no_wait), by)
             .await;
         answer
             .map(|results| Response::new(wire::action_response(results)))
@@ -105,10 +124,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::RestartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
+        let by = actor(&request);
         let request = request.into_inner();
         let answer = self
             .supervisor
-            .restart(request.names, wait(request.no_wait))
+            .restart(request.names, wait(request.no_wait), by)
             .await;
         answer
             .map(|results| Response::new(wire::action_response(results)))
@@ -117,9 +137,9 @@ impl Taskmaster for TaskmasterService {
 
     async fn reload(
         &self,
-        _request: Request<proto::ReloadRequest>,
+        request: Request<proto::ReloadRequest>,
     ) -> Result<Response<proto::ReloadResponse>, Status> {
-        let answer = self.supervisor.reload().await;
+        let answer = self.supervisor.reload(actor(&request)).await;
         answer
             .map(|summary| Response::new(wire::reload_response(summary)))
             .map_err(to_status)
@@ -127,9 +147,10 @@ impl Taskmaster for TaskmasterService {
 
     async fn shutdown(
         &self,
-        _request: Request<proto::ShutdownRequest>,
+        request: Request<proto::ShutdownRequest>,
     ) -> Result<Response<proto::ShutdownResponse>, Status> {
-        self.shutdown_requested.cancel();
+        // One shutdown is enough: a second one while it is pending changes nothing.
+        let _ = self.shutdown_requested.try_send(actor(&request));
         Ok(Response::new(proto::ShutdownResponse {}))
     }
 
@@ -172,9 +193,13 @@ impl Taskmaster for TaskmasterService {
 
     async fn reopen(
         &self,
-        _request: Request<proto::ReopenRequest>,
+        request: Request<proto::ReopenRequest>,
     ) -> Result<Response<proto::ReopenResponse>, Status> {
-        let errors = self.supervisor.reopen().await.map_err(to_status)?;
+        let errors = self
+            .supervisor
+            .reopen(actor(&request))
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(proto::ReopenResponse { errors }))
     }
 
@@ -182,9 +207,10 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::ClearRequest>,
     ) -> Result<Response<proto::ClearResponse>, Status> {
+        let by = actor(&request);
         let cleared = self
             .supervisor
-            .clear(request.into_inner().names)
+            .clear(request.into_inner().names, by)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))

@@ -46,6 +46,8 @@ pub fn event_kind(kind: EventKind) -> proto::EventKind {
         EventKind::DaemonStopping => proto::EventKind::DaemonStopping,
         EventKind::Lagged => proto::EventKind::Lagged,
         EventKind::OutputDropped => proto::EventKind::OutputDropped,
+        EventKind::OutputReopened => proto::EventKind::OutputReopened,
+        EventKind::OutputCleared => proto::EventKind::OutputCleared,
     }
 }
 
@@ -119,6 +121,10 @@ pub fn event(record: &Record) -> proto::Event {
         message: record.message.to_string(),
         missed: 0,
         last_stderr: record.last_stderr.as_deref().unwrap_or("").to_string(),
+        actor: record
+            .actor
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string),
     }
 }
 

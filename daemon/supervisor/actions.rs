@@ -341,7 +341,17 @@ impl<O: Os> Supervisor<O> {
 
     /// Reopens every output file; the errors.
     pub(super) fn reopen(&mut self) -> Vec<String> {
-        self.outputs.reopen()
+        let errors = self.outputs.reopen();
+        let message = match errors.len() {
+            0 => String::new(),
+            failed => format!(
+                "{failed} files could not be reopened: {}",
+                errors.join("; ")
+            ),
+        };
+        self.journal
+            .publish(Record::daemon(EventKind::OutputReopened, message));
+        errors
     }
 
     /// Empties the output files of the instances `names` designate; their names.
@@ -359,6 +369,11 @@ impl<O: Os> Supervisor<O> {
             }
             instance.last_stderr = None;
             cleared.push(instance.name.to_string());
+            let event = Record {
+                instance: instance.name.clone(),
+                ..Record::new(EventKind::OutputCleared)
+            };
+            self.journal.publish(event);
         }
         Ok(cleared)
     }

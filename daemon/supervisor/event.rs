@@ -13,7 +13,32 @@ use tokio_stream::{
     wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
 };
 
+use nix::sys::signal::Signal;
+
 use super::{process::ExitInfo, state::State};
+
+/// Who caused an event: recorded on every event a control action or the daemon's own policy
+/// brings about, so that the event log and `watch` say who did what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A client of the API, as the authorization layer named it: "uid 1000 (alice)",
+    /// "token deploy", "cert CN=ops".
+    Caller(Arc<str>),
+    /// A signal sent to the daemon (SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens).
+    Signal(Signal),
+    /// The daemon's own rules: autostart, autorestart, retries, SIGKILL after `stoptime`.
+    Policy,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Caller(name) => f.write_str(name),
+            Actor::Signal(signal) => write!(f, "signal {}", signal.as_str()),
+            Actor::Policy => f.write_str("policy"),
+        }
+    }
+}
 
 /// What an event says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,10 +69,14 @@ pub enum EventKind {
     Lagged,
     /// Output of an instance could not be written to its file (reported at a bounded rate).
     OutputDropped,
+    /// Every output file was reopened.
+    OutputReopened,
+    /// The output files of an instance were emptied.
+    OutputCleared,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::Spawned,
         EventKind::Started,
         EventKind::Exited,
@@ -63,6 +92,8 @@ impl EventKind {
         EventKind::DaemonStopping,
         EventKind::Lagged,
         EventKind::OutputDropped,
+        EventKind::OutputReopened,
+        EventKind::OutputCleared,
     ];
 
     /// The event-log name of a kind: "spawned", "gave up", "config reloaded", ...
@@ -83,6 +114,8 @@ impl EventKind {
             EventKind::DaemonStopping => "daemon stopping",
             EventKind::Lagged => "lagged",
             EventKind::OutputDropped => "output dropped",
+            EventKind::OutputReopened => "output reopened",
+            EventKind::OutputCleared => "output cleared",
         }
     }
 }
@@ -110,6 +143,8 @@ pub struct Record {
     pub message: Box<str>,
     /// For unexpected exits, BACKOFF and GAVE_UP: the last lines of stderr.
     pub last_stderr: Option<Arc<str>>,
+    /// Who caused it; `None` for what a process did of its own (an exit, a start that held).
+    pub actor: Option<Actor>,
 }
 
 impl Record {
@@ -127,6 +162,7 @@ impl Record {
             expected: false,
             message: Box::from(""),
             last_stderr: None,
+            actor: None,
         }
     }
 
@@ -161,6 +197,9 @@ pub struct Journal {
     next_seq: u64,
     /// Live watchers; a slow one lags without slowing anybody else.
     live: broadcast::Sender<Arc<Record>>,
+    /// Who is acting now: stamped on every event published without an actor of its own,
+    /// until it is changed. The supervisor sets it around each request and deadline.
+    pub(super) acting: Option<Actor>,
 }
 
 /// What a new watcher gets: the kept events it asked to replay, how many it asked for that are
@@ -177,13 +216,23 @@ impl Default for Journal {
             kept: VecDeque::with_capacity(KEPT_EVENTS),
             next_seq: 1,
             live: broadcast::channel(WATCHER_BACKLOG).0,
+            acting: None,
         }
     }
 }
 
 impl Journal {
-    /// Numbers, logs, keeps and broadcasts `event`.
+    /// Who is acting now, if anyone.
+    pub fn acting(&self) -> Option<&Actor> {
+        self.acting.as_ref()
+    }
+
+    /// Numbers, logs, keeps and broadcasts `event`, by the actor acting now unless it names
+    /// its own.
     pub fn publish(&mut self, mut event: Record) {
+        if event.actor.is_none() {
+            event.actor = self.acting.clone();
+        }
         event.seq = self.next_seq;
         self.next_seq += 1;
         event.time = Some(SystemTime::now());
@@ -312,6 +361,9 @@ fn log(event: &Record) {
     }
     if !event.message.is_empty() {
         let _ = write!(line, " reason=\"{}\"", event.message.replace('\n', "; "));
+    }
+    if let Some(actor) = &event.actor {
+        let _ = write!(line, " by=\"{actor}\"");
     }
     tracing::info!(target: "taskmaster::event", seq = event.seq, "{line}");
 }

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    event::Watch,
+    event::{Actor, Watch},
     view::{InstanceResult, InstanceView, ReloadSummary, Wait},
 };
 use crate::{
@@ -50,22 +50,27 @@ pub(super) enum Request {
     Start {
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
         reply: Reply<Vec<InstanceResult>>,
     },
     Stop {
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
         reply: Reply<Vec<InstanceResult>>,
     },
     Restart {
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
         reply: Reply<Vec<InstanceResult>>,
     },
     Reload {
+        by: Actor,
         reply: Reply<ReloadSummary>,
     },
     Shutdown {
+        by: Actor,
         reply: oneshot::Sender<()>,
     },
     WatchEvents {
@@ -79,12 +84,30 @@ pub(super) enum Request {
         reply: Reply<Arc<Capture>>,
     },
     Reopen {
+        by: Actor,
         reply: Reply<Vec<String>>,
     },
     Clear {
         names: Vec<String>,
+        by: Actor,
         reply: Reply<Vec<String>>,
     },
+}
+
+impl Request {
+    /// Who asks, for the requests that change something.
+    pub(super) fn actor(&self) -> Option<Actor> {
+        match self {
+            Request::Start { by, .. }
+            | Request::Stop { by, .. }
+            | Request::Restart { by, .. }
+            | Request::Reload { by, .. }
+            | Request::Shutdown { by, .. }
+            | Request::Reopen { by, .. }
+            | Request::Clear { by, .. } => Some(by.clone()),
+            Request::Status { .. } | Request::WatchEvents { .. } | Request::Tail { .. } => None,
+        }
+    }
 }
 
 /// A cheap, cloneable way to talk to the supervisor.
@@ -119,43 +142,65 @@ impl Handle {
         .await
     }
 
+    /// Starts the instances `names` designate, on behalf of `by`.
     pub async fn start(
         &self,
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
     ) -> Result<Vec<InstanceResult>, SupervisorError> {
-        self.ask(|reply| Request::Start { names, wait, reply })
-            .await
+        self.ask(|reply| Request::Start {
+            names,
+            wait,
+            by,
+            reply,
+        })
+        .await
     }
 
+    /// Stops the instances `names` designate, on behalf of `by`.
     pub async fn stop(
         &self,
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
     ) -> Result<Vec<InstanceResult>, SupervisorError> {
-        self.ask(|reply| Request::Stop { names, wait, reply }).await
+        self.ask(|reply| Request::Stop {
+            names,
+            wait,
+            by,
+            reply,
+        })
+        .await
     }
 
+    /// Restarts the instances `names` designate, on behalf of `by`.
     pub async fn restart(
         &self,
         names: Vec<String>,
         wait: Wait,
+        by: Actor,
     ) -> Result<Vec<InstanceResult>, SupervisorError> {
-        self.ask(|reply| Request::Restart { names, wait, reply })
-            .await
+        self.ask(|reply| Request::Restart {
+            names,
+            wait,
+            by,
+            reply,
+        })
+        .await
     }
 
     /// Reads the config file again and applies the difference, or rejects it whole.
-    pub async fn reload(&self) -> Result<ReloadSummary, SupervisorError> {
-        self.ask(|reply| Request::Reload { reply }).await
+    pub async fn reload(&self, by: Actor) -> Result<ReloadSummary, SupervisorError> {
+        self.ask(|reply| Request::Reload { by, reply }).await
     }
 
-    /// Stops every program; returns once all processes are reaped.
-    pub async fn shutdown(&self) {
+    /// Stops every program on behalf of `by`; returns once all processes are reaped.
+    pub async fn shutdown(&self, by: Actor) {
         let (reply, done) = oneshot::channel();
         if self
             .requests
-            .send(Request::Shutdown { reply })
+            .send(Request::Shutdown { by, reply })
             .await
             .is_ok()
         {
@@ -199,14 +244,18 @@ impl Handle {
         self.event_log.clone()
     }
 
-    /// Reopens every output file; the errors.
-    pub async fn reopen(&self) -> Result<Vec<String>, SupervisorError> {
-        self.ask(|reply| Request::Reopen { reply }).await
+    /// Reopens every output file on behalf of `by`; the errors.
+    pub async fn reopen(&self, by: Actor) -> Result<Vec<String>, SupervisorError> {
+        self.ask(|reply| Request::Reopen { by, reply }).await
     }
 
-    /// Empties the output of the instances `names` designate; their names.
-    pub async fn clear(&self, names: Vec<String>) -> Result<Vec<String>, SupervisorError> {
-        self.ask(|reply| Request::Clear { names, reply }).await
+    /// Empties the output of the instances `names` designate on behalf of `by`; their names.
+    pub async fn clear(
+        &self,
+        names: Vec<String>,
+        by: Actor,
+    ) -> Result<Vec<String>, SupervisorError> {
+        self.ask(|reply| Request::Clear { names, by, reply }).await
     }
 
     /// Resolves once the supervisor has ended (after a shutdown).

@@ -45,6 +45,7 @@ use crate::{
     output::{Capture, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use children::{Children, Owner};
+pub use event::Actor;
 pub use event::{EventFilter, Watch};
 use event::{EventKind, Journal, Record};
 use handle::Request;
@@ -108,7 +109,10 @@ pub fn start_with<O: Os>(
                 config.path.display()
             ),
         ));
-        supervisor.apply_config(config);
+        // Autostart is the config's policy.
+        supervisor.acting_as(Some(Actor::Policy), |supervisor| {
+            supervisor.apply_config(config);
+        });
         supervisor.run(requests_rx, notices_rx).await;
     });
     Ok((handle, task))
@@ -174,20 +178,38 @@ impl<O: Os> Supervisor<O> {
         }
     }
 
-    /// One handler per request.
+    /// One handler per request. What a request does is by its actor: every event it causes
+    /// says so.
     fn on_request(&mut self, request: Request) {
+        self.acting_as(request.actor(), |supervisor| supervisor.dispatch(request));
+    }
+
+    /// Does `work` with `actor` acting (see [`Journal::act_as`]), then restores who acted.
+    fn acting_as(&mut self, actor: Option<Actor>, work: impl FnOnce(&mut Self)) {
+        let before = std::mem::replace(&mut self.journal.acting, actor);
+        work(self);
+        self.journal.acting = before;
+    }
+
+    fn dispatch(&mut self, request: Request) {
         match request {
             Request::Status { names, collect } => self.status(&names, collect),
-            Request::Start { names, wait, reply } => self.start(&names, wait, reply),
-            Request::Stop { names, wait, reply } => self.stop(&names, wait, reply),
-            Request::Restart { names, wait, reply } => self.restart(&names, wait, reply),
-            Request::Reload { reply } => {
+            Request::Start {
+                names, wait, reply, ..
+            } => self.start(&names, wait, reply),
+            Request::Stop {
+                names, wait, reply, ..
+            } => self.stop(&names, wait, reply),
+            Request::Restart {
+                names, wait, reply, ..
+            } => self.restart(&names, wait, reply),
+            Request::Reload { reply, .. } => {
                 // Read here, in request order, so that overlapping reloads cannot apply an
                 // older read last. The file is small and local.
                 let config = crate::config::load(&self.config_path);
                 let _ = reply.send(self.reload(config));
             }
-            Request::Shutdown { reply } => self.shutdown(Some(reply)),
+            Request::Shutdown { reply, .. } => self.shutdown(Some(reply)),
             Request::WatchEvents {
                 names,
                 since,
@@ -202,10 +224,10 @@ impl<O: Os> Supervisor<O> {
             } => {
                 let _ = reply.send(self.tail(&name, stream));
             }
-            Request::Reopen { reply } => {
+            Request::Reopen { reply, .. } => {
                 let _ = reply.send(Ok(self.reopen()));
             }
-            Request::Clear { names, reply } => {
+            Request::Clear { names, reply, .. } => {
                 let _ = reply.send(self.clear(&names));
             }
         }
@@ -312,6 +334,14 @@ impl<O: Os> Supervisor<O> {
 
     /// The deadline of instance `id` for `purpose` has passed.
     fn on_due(&mut self, id: InstanceId, purpose: Purpose) {
+        let policy = match purpose {
+            Purpose::StartTime => None,
+            Purpose::Retry | Purpose::Autorestart | Purpose::Kill => Some(Actor::Policy),
+        };
+        self.acting_as(policy, |supervisor| supervisor.fire(id, purpose));
+    }
+
+    fn fire(&mut self, id: InstanceId, purpose: Purpose) {
         match purpose {
             Purpose::StartTime => self.apply(id, Input::StartTimeElapsed),
             Purpose::Retry => self.apply(id, Input::RetryDue),
@@ -359,6 +389,13 @@ impl<O: Os> Supervisor<O> {
             }
         };
         instance.life = next;
+        if matches!(
+            input,
+            Input::Start | Input::Restart | Input::Reconfigured { .. } | Input::Readded { .. }
+        ) && let Some(actor) = self.journal.acting()
+        {
+            instance.requested_by = Some(actor.clone());
+        }
         if next.state != old {
             instance.since = SystemTime::now();
             // Each of those deadlines belongs to one state; the effect sets the new state's.
@@ -385,7 +422,9 @@ impl<O: Os> Supervisor<O> {
             }
             Effect::ScheduleRetry(delay) => self.timers.set(id, Purpose::Retry, delay),
             Effect::ScheduleAutorestart(delay) if delay.is_zero() => {
-                self.apply(id, Input::AutorestartDue);
+                self.acting_as(Some(Actor::Policy), |supervisor| {
+                    supervisor.apply(id, Input::AutorestartDue)
+                });
                 return;
             }
             Effect::ScheduleAutorestart(delay) => self.timers.set(id, Purpose::Autorestart, delay),
@@ -449,11 +488,19 @@ impl<O: Os> Supervisor<O> {
                     0 => String::new(),
                     retry => format!("retry {retry} of {}", instance.config.startretries),
                 };
-                let event = instance.event(EventKind::Spawned, old, message);
+                let mut event = instance.event(EventKind::Spawned, old, message);
+                // After a reap nobody acts; the start was asked for before.
+                let requested_by = instance.requested_by.take();
+                if self.journal.acting().is_none() {
+                    event.actor = requested_by;
+                }
                 let starttime = instance.config.starttime;
                 self.journal.publish(event);
                 if starttime.is_zero() {
-                    self.apply(id, Input::StartTimeElapsed);
+                    // Holding is the process's doing, whoever started it.
+                    self.acting_as(None, |supervisor| {
+                        supervisor.apply(id, Input::StartTimeElapsed)
+                    });
                 } else {
                     self.timers.set(id, Purpose::StartTime, starttime);
                     self.settle(id);

@@ -11,7 +11,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::{
-    event::{EventKind, Record},
+    event::{Actor, EventKind, Record},
     plan::Current,
     process::ExitInfo,
     state::{Lifecycle, State},
@@ -66,6 +66,9 @@ pub struct Instance {
     /// The last lines of stderr at the last unexpected exit or failed start; cleared by an
     /// expected exit.
     pub last_stderr: Option<Arc<str>>,
+    /// Who asked for the start still to come (a start while STOPPING, a restart), so that
+    /// the spawn after the reap says who caused it; taken by the spawn.
+    pub requested_by: Option<Actor>,
 }
 
 /// Why the last start of an instance failed.
@@ -105,6 +108,7 @@ impl Instance {
             stderr: None,
             pipes: Vec::new(),
             last_stderr: None,
+            requested_by: None,
         }
     }
 

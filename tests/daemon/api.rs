@@ -281,3 +281,114 @@ async fn without_foreground_it_detaches_once_listening() {
     assert!(read(&dir.path().join("bg.log")).contains("daemon stopping"));
     drop(guard);
 }
+
+/// The next event of `kind` on `watch`; earlier ones are skipped.
+async fn next_of(
+    watch: &mut tonic::Streaming<proto::Event>,
+    kind: EventKind,
+    instance: &str,
+) -> proto::Event {
+    let wanted = async {
+        while let Ok(Some(event)) = watch.message().await {
+            if event.kind() == kind && event.instance == instance {
+                return event;
+            }
+        }
+        panic!("the event stream ended before a {kind:?} event of {instance:?}");
+    };
+    tokio::time::timeout(DEADLINE, wanted)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind:?} event of {instance:?} within {DEADLINE:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_control_action_records_who_did_it() {
+    let mut daemon = Daemon::start(Program::sleeper("sleeper").autorestart("always")).await;
+    let mut client = daemon.client().await;
+    let first = wait_state(&mut client, "sleeper", State::Running).await;
+    let mut watch = client
+        .watch_events(proto::WatchEventsRequest {
+            names: Vec::new(),
+            since: Some(0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Autostart is policy; the start that held is nobody's doing.
+    let spawned = next_of(&mut watch, EventKind::Spawned, "sleeper").await;
+    assert_eq!(spawned.actor, "policy");
+    let started = next_of(&mut watch, EventKind::Started, "sleeper").await;
+    assert_eq!(started.actor, "");
+    // A client on the Unix socket is named by its uid.
+    let me = format!("uid {}", nix::unistd::getuid());
+    client
+        .restart(proto::RestartRequest {
+            names: vec!["sleeper".into()],
+            no_wait: false,
+        })
+        .await
+        .unwrap();
+    for kind in [
+        EventKind::Restarting,
+        EventKind::Stopping,
+        EventKind::Spawned,
+    ] {
+        let event = next_of(&mut watch, kind, "sleeper").await;
+        assert!(
+            event.actor.starts_with(&me),
+            "{kind:?} by {:?}",
+            event.actor
+        );
+    }
+    // An exit is the process's own, the autorestart after it policy's.
+    let second = wait_state(&mut client, "sleeper", State::Running).await;
+    assert_ne!(second.pid, first.pid);
+    send(second.pid, Signal::SIGKILL);
+    assert_eq!(
+        next_of(&mut watch, EventKind::Exited, "sleeper")
+            .await
+            .actor,
+        ""
+    );
+    assert_eq!(
+        next_of(&mut watch, EventKind::Spawned, "sleeper")
+            .await
+            .actor,
+        "policy"
+    );
+    // Signals to the daemon are recorded as such.
+    send(daemon.pid(), Signal::SIGHUP);
+    let reloaded = next_of(&mut watch, EventKind::ConfigReloaded, "").await;
+    assert_eq!(reloaded.actor, "signal SIGHUP");
+    send(daemon.pid(), Signal::SIGUSR1);
+    let reopened = next_of(&mut watch, EventKind::OutputReopened, "").await;
+    assert_eq!(reopened.actor, "signal SIGUSR1");
+    client
+        .clear(proto::ClearRequest {
+            names: vec!["sleeper".into()],
+        })
+        .await
+        .unwrap();
+    let cleared = next_of(&mut watch, EventKind::OutputCleared, "sleeper").await;
+    assert!(cleared.actor.starts_with(&me), "{:?}", cleared.actor);
+    send(daemon.pid(), Signal::SIGTERM);
+    let stopping = next_of(&mut watch, EventKind::DaemonStopping, "").await;
+    assert_eq!(stopping.actor, "signal SIGTERM");
+    drop(client);
+    assert!(daemon.wait_exit().await.success());
+    // The event log says the same.
+    let log = daemon.log();
+    for line in [
+        "sleeper: restarting",
+        "taskmasterd: config reloaded",
+        "taskmasterd: daemon stopping",
+    ] {
+        let found = log
+            .lines()
+            .find(|text| text.contains(line))
+            .unwrap_or_else(|| panic!("no {line:?} in {log}"));
+        assert!(found.contains(" by=\""), "{found}");
+    }
+    assert!(log.contains("by=\"signal SIGTERM\""), "{log}");
+    assert!(log.contains(&format!("by=\"{me}")), "{log}");
+}

@@ -12,7 +12,8 @@ use tokio::{task::JoinHandle, time::Instant};
 use tokio_stream::{Stream, StreamExt};
 
 use super::{
-    Handle, InstanceResult, InstanceView, OutputSettings, ReloadSummary, SupervisorError, Wait,
+    Actor, Handle, InstanceResult, InstanceView, OutputSettings, ReloadSummary, SupervisorError,
+    Wait,
     event::{Delivery, EventKind, Record},
     process::ExitInfo,
     start_with,
@@ -20,6 +21,11 @@ use super::{
 };
 use crate::config;
 use fake::Fake;
+
+/// The client every request of these tests comes from.
+fn by() -> Actor {
+    Actor::Caller("uid 1000 (tester)".into())
+}
 
 /// Virtual time any awaited condition may take; paused time makes it cost nothing.
 const PATIENCE: Duration = Duration::from_secs(3600);
@@ -117,7 +123,7 @@ impl Rig {
 
     async fn reload(&self, programs: &[&str]) -> Result<ReloadSummary, SupervisorError> {
         std::fs::write(&self.path, config_text(programs)).unwrap();
-        within(self.handle.reload()).await
+        within(self.handle.reload(by())).await
     }
 
     /// The pid of the live process of `name`.
@@ -129,7 +135,7 @@ impl Rig {
 
     /// Shuts down and waits for the supervisor's end.
     async fn shutdown(mut self) -> Fake {
-        within(self.handle.shutdown()).await;
+        within(self.handle.shutdown(by())).await;
         if let Some(task) = self.task.take() {
             tokio::time::timeout(PATIENCE, task)
                 .await
@@ -241,9 +247,11 @@ async fn stop_signals_the_group_and_answers_once_reaped() {
     let mut rig = Rig::start(&["web: {cmd: serve, starttime: 0, stopsignal: USR1}"]).await;
     rig.event(EventKind::Started, "web").await;
     let pid = rig.pid("web").await;
-    let result = one(within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.stop(names(&["web"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (result.ok, result.message.as_str(), result.state),
         (true, "stopped", State::Stopped)
@@ -269,9 +277,11 @@ async fn stop_signals_the_group_and_answers_once_reaped() {
     let stopped = rig.event(EventKind::Stopped, "web").await;
     assert_eq!(&*stopped.message, "killed by SIGUSR1");
     // Stopping what is stopped is no error.
-    let again = one(within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let again = one(
+        within(rig.handle.stop(names(&["web"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!((again.ok, again.message.as_str()), (true, "not running"));
 }
 
@@ -280,9 +290,11 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_stoptime() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
     let asked = Instant::now();
-    let result = one(within(rig.handle.stop(names(&["mule"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.stop(names(&["mule"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert!(result.ok);
     assert!(
         about(asked.elapsed(), Duration::from_secs(1)),
@@ -303,27 +315,31 @@ async fn a_process_that_ignores_the_stop_signal_is_killed_after_stoptime() {
 async fn start_answers_once_the_instance_has_run_for_starttime() {
     let rig = Rig::start(&["web: {cmd: serve, starttime: 2, autostart: false}"]).await;
     let asked = Instant::now();
-    let result = one(within(rig.handle.start(names(&["web"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.start(names(&["web"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (result.ok, result.message.as_str(), result.state),
         (true, "started", State::Running)
     );
     assert!(about(asked.elapsed(), Duration::from_secs(2)));
-    let again = one(within(rig.handle.start(names(&["web"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let again = one(
+        within(rig.handle.start(names(&["web"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (again.ok, again.message.as_str()),
         (true, "already running")
     );
     // Without waiting, the answer comes at once.
-    within(rig.handle.stop(names(&["web"]), Wait::ForOutcome))
+    within(rig.handle.stop(names(&["web"]), Wait::ForOutcome, by()))
         .await
         .unwrap();
     let asked = Instant::now();
-    let quick = one(within(rig.handle.start(names(&["web"]), Wait::No))
+    let quick = one(within(rig.handle.start(names(&["web"]), Wait::No, by()))
         .await
         .unwrap());
     assert_eq!(
@@ -336,11 +352,12 @@ async fn start_answers_once_the_instance_has_run_for_starttime() {
 #[tokio::test(start_paused = true)]
 async fn start_of_a_program_that_cannot_run_answers_with_its_failure() {
     let rig = Rig::start(&["crasher: {cmd: crash, startretries: 2, autostart: false}"]).await;
-    let result = one(
-        within(rig.handle.start(names(&["crasher"]), Wait::ForOutcome))
-            .await
-            .unwrap(),
-    );
+    let result = one(within(
+        rig.handle
+            .start(names(&["crasher"]), Wait::ForOutcome, by()),
+    )
+    .await
+    .unwrap());
     assert_eq!((result.ok, result.state), (false, State::Fatal));
     assert_eq!(result.message, "Exited too quickly (exit status 1)");
     assert_eq!(rig.fake.spawned("crash").len(), 3);
@@ -350,13 +367,15 @@ async fn start_of_a_program_that_cannot_run_answers_with_its_failure() {
 async fn start_while_stopping_starts_again_once_reaped() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
-    let stopping = one(within(rig.handle.stop(names(&["mule"]), Wait::No))
+    let stopping = one(within(rig.handle.stop(names(&["mule"]), Wait::No, by()))
         .await
         .unwrap());
     assert_eq!(stopping.state, State::Stopping);
-    let result = one(within(rig.handle.start(names(&["mule"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.start(names(&["mule"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!((result.ok, result.state), (true, State::Running));
     let spawned = rig.fake.spawned("stubborn");
     assert_eq!(spawned.len(), 2);
@@ -373,7 +392,7 @@ async fn restart_stops_then_starts_and_counts() {
     rig.event(EventKind::Started, "web").await;
     let first = rig.pid("web").await;
     let result = one(
-        within(rig.handle.restart(names(&["web"]), Wait::ForOutcome))
+        within(rig.handle.restart(names(&["web"]), Wait::ForOutcome, by()))
             .await
             .unwrap(),
     );
@@ -396,7 +415,7 @@ async fn restart_in_backoff_starts_at_once() {
     let mut rig = Rig::start(&["crasher: {cmd: crash, startretries: 5}"]).await;
     rig.event(EventKind::Backoff, "crasher").await;
     let asked = Instant::now();
-    within(rig.handle.restart(names(&["crasher"]), Wait::No))
+    within(rig.handle.restart(names(&["crasher"]), Wait::No, by()))
         .await
         .unwrap();
     let cancelled = rig.event(EventKind::Stopped, "crasher").await;
@@ -458,9 +477,11 @@ async fn stop_calls_off_a_pending_autorestart() {
     rig.event(EventKind::Started, "blip").await;
     rig.fake.exit(rig.pid("blip").await, 0);
     rig.event(EventKind::Exited, "blip").await;
-    let result = one(within(rig.handle.stop(names(&["blip"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let result = one(
+        within(rig.handle.stop(names(&["blip"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!((result.ok, result.state), (true, State::Exited));
     assert!(
         !rig.sees(EventKind::Spawned, "blip", Duration::from_secs(60))
@@ -473,7 +494,7 @@ async fn stop_calls_off_a_pending_autorestart() {
 async fn reload_while_stopping_restarts_with_the_new_config_once_reaped() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn old, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
-    within(rig.handle.stop(names(&["mule"]), Wait::No))
+    within(rig.handle.stop(names(&["mule"]), Wait::No, by()))
         .await
         .unwrap();
     assert_eq!(rig.status("mule").await.state, State::Stopping);
@@ -483,6 +504,7 @@ async fn reload_while_stopping_restarts_with_the_new_config_once_reaped() {
         .unwrap();
     assert_eq!(summary.changed, names(&["mule"]));
     let spawned = rig.event(EventKind::Spawned, "mule").await;
+    eprintln!("DEBUG {spawned:?} {:?}", rig.fake.processes());
     assert!(rig.fake.spawned("stubborn old")[0].reaped);
     let new = rig.fake.spawned("stubborn new");
     assert_eq!(new.len(), 1);
@@ -550,9 +572,11 @@ async fn a_program_readded_while_being_removed_starts_again() {
     assert_eq!(removed.removed, names(&["mule"]));
     assert_eq!(rig.status("mule").await.state, State::Stopping);
     // Requests for it are refused while it is being removed.
-    let refused = one(within(rig.handle.start(names(&["mule"]), Wait::ForOutcome))
-        .await
-        .unwrap());
+    let refused = one(
+        within(rig.handle.start(names(&["mule"]), Wait::ForOutcome, by()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         (refused.ok, refused.message.as_str()),
         (false, "being removed by a config reload")
@@ -573,10 +597,9 @@ async fn a_waiter_is_answered_when_its_instance_is_removed() {
     let mut rig = Rig::start(&["mule: {cmd: stubborn, starttime: 0, stoptime: 1}"]).await;
     rig.event(EventKind::Started, "mule").await;
     let handle = rig.handle.clone();
-    let restart =
-        tokio::spawn(
-            async move { within(handle.restart(names(&["mule"]), Wait::ForOutcome)).await },
-        );
+    let restart = tokio::spawn(async move {
+        within(handle.restart(names(&["mule"]), Wait::ForOutcome, by())).await
+    });
     rig.event(EventKind::Stopping, "mule").await;
     rig.reload(&[]).await.unwrap();
     let result = one(restart.await.unwrap().unwrap());
@@ -608,7 +631,7 @@ async fn shutdown_with_instances_in_every_state_ends_once_all_are_reaped() {
     rig.event(EventKind::Exited, "exited").await;
     rig.fake.exit(rig.pid("pending").await, 0);
     rig.event(EventKind::Exited, "pending").await;
-    within(rig.handle.stop(names(&["stopping"]), Wait::No))
+    within(rig.handle.stop(names(&["stopping"]), Wait::No, by()))
         .await
         .unwrap();
     let states: Vec<State> = rig
@@ -643,7 +666,7 @@ async fn unknown_names_fail_the_whole_request_and_change_nothing() {
     rig.event(EventKind::Started, "web").await;
     let error = within(
         rig.handle
-            .stop(names(&["web", "nope", "web:3"]), Wait::ForOutcome),
+            .stop(names(&["web", "nope", "web:3"]), Wait::ForOutcome, by()),
     )
     .await
     .unwrap_err();
@@ -681,4 +704,70 @@ async fn a_child_the_supervisor_did_not_spawn_is_reaped_and_changes_nothing() {
     let view = rig.status("web").await;
     assert_eq!(rig.fake.strangers_left(), 0);
     assert_eq!(view.state, State::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_event_says_who_caused_it() {
+    let mut rig = Rig::start(&[
+        "web: {cmd: serve, starttime: 0, autorestart: always}",
+        "mule: {cmd: stubborn, starttime: 0, stoptime: 1}",
+    ])
+    .await;
+    let policy = Some(Actor::Policy);
+    // Autostart is the config's policy; a start that held is nobody's doing.
+    assert_eq!(rig.event(EventKind::Spawned, "web").await.actor, policy);
+    assert_eq!(rig.event(EventKind::Started, "web").await.actor, None);
+    // An exit is the process's own; the autorestart after it is policy.
+    let pid = rig.pid("web").await;
+    rig.fake.exit(pid, 0);
+    assert_eq!(rig.event(EventKind::Exited, "web").await.actor, None);
+    assert_eq!(rig.event(EventKind::Spawned, "web").await.actor, policy);
+    // A restart: the request, the stop it makes and the spawn after the reap are the caller's.
+    within(rig.handle.restart(names(&["web"]), Wait::ForOutcome, by()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.event(EventKind::Restarting, "web").await.actor,
+        Some(by())
+    );
+    assert_eq!(
+        rig.event(EventKind::Stopping, "web").await.actor,
+        Some(by())
+    );
+    assert_eq!(rig.event(EventKind::Stopped, "web").await.actor, None);
+    assert_eq!(rig.event(EventKind::Spawned, "web").await.actor, Some(by()));
+    // A stop that has to kill: the stop is the caller's, the SIGKILL after stoptime policy's.
+    rig.pid("mule").await;
+    within(rig.handle.stop(names(&["mule"]), Wait::No, by()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.event(EventKind::Stopping, "mule").await.actor,
+        Some(by())
+    );
+    assert_eq!(rig.event(EventKind::Killed, "mule").await.actor, policy);
+    // Reload, reopen and clear are recorded with their caller.
+    let signal = Actor::Signal(Signal::SIGHUP);
+    within(rig.handle.reload(signal.clone())).await.unwrap();
+    assert_eq!(
+        rig.event(EventKind::ConfigReloaded, "").await.actor,
+        Some(signal)
+    );
+    within(rig.handle.reopen(by())).await.unwrap();
+    assert_eq!(
+        rig.event(EventKind::OutputReopened, "").await.actor,
+        Some(by())
+    );
+    within(rig.handle.clear(names(&["web"]), by()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.event(EventKind::OutputCleared, "web").await.actor,
+        Some(by())
+    );
+    within(rig.handle.shutdown(Actor::Signal(Signal::SIGTERM))).await;
+    assert_eq!(
+        rig.event(EventKind::DaemonStopping, "").await.actor,
+        Some(Actor::Signal(Signal::SIGTERM))
+    );
 }
