@@ -53,8 +53,9 @@ async fn watch_prints_a_kill_9_and_the_restart() {
         line.contains("  sleeper  EXITED -> STARTING  pid ")
     });
     let second = wait_state(&mut client, "sleeper", State::Running).await;
+    // The autorestart is the daemon's policy, and watch says so.
     assert!(
-        spawned.ends_with(&format!("pid {}", second.pid)),
+        spawned.ends_with(&format!("pid {}  (by policy)", second.pid)),
         "{spawned}"
     );
     watch.line("sleeper running again", |line| {
