@@ -190,9 +190,11 @@ pub async fn follow(
         if run != last_run {
             last_seq = None;
         }
+        // The daemon's run is told apart above, by its pid and start time.
         let request = proto::WatchEventsRequest {
             names: Vec::new(),
             since,
+            run: None,
         };
         let watched = client.watch_events(request).await;
         first_try_over();

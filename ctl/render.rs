@@ -281,6 +281,8 @@ fn push_actor(line: &mut String, event: &proto::Event) {
 /// The fields of one event in `watch --json`. The names are an interface: keep them.
 #[derive(Serialize)]
 struct EventJson<'a> {
+    /// The daemon run `seq` counts in (`watch --since RUN:SEQ` resumes there).
+    run: u64,
     seq: u64,
     /// RFC 3339 in UTC, with milliseconds.
     time: Option<String>,
@@ -307,6 +309,7 @@ struct EventJson<'a> {
 pub fn event_json(event: &proto::Event) -> String {
     let state = |state: State| (state != State::Unspecified).then(|| state_name(state));
     let row = EventJson {
+        run: event.run,
         seq: event.seq,
         time: event.time.as_ref().map(rfc3339),
         kind: kind_name(event.kind()),
@@ -662,7 +665,7 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({
-                "seq": 7, "time": "2026-11-26T09:10:00.123Z", "kind": "EXITED",
+                "run": 0, "seq": 7, "time": "2026-11-26T09:10:00.123Z", "kind": "EXITED",
                 "instance": "web:0", "program": "web", "old_state": "RUNNING",
                 "new_state": "EXITED", "pid": 123, "exit_code": 1, "signal": null,
                 "expected": false, "message": "exit status 1 (unexpected)", "missed": 0,

@@ -198,11 +198,13 @@ impl Verb {
             },
             Verb::Watch => &Spec {
                 name: "watch",
-                args: "[--json] [--since N] [NAME...]",
+                args: "[--json] [--since [RUN:]N] [NAME...]",
                 summary: "Follow events until Ctrl-C.",
-                details: "One line per event; --json prints one JSON object per line. \
-                          --since N first replays the events the daemon kept after sequence \
-                          number N.",
+                details: "One line per event; --json prints one JSON object per line (with \
+                          its run and seq). --since N first replays the events the daemon kept \
+                          after sequence number N; --since RUN:N says which daemon run N \
+                          counts in, and a daemon started since says its history restarted \
+                          and replays all it kept.",
                 operands: Operands::Names,
                 flags: &["--json", "--since"],
                 shell_only: false,
@@ -338,8 +340,9 @@ pub enum Command {
         /// Programs or instances to follow; none means all.
         names: Vec<String>,
         json: bool,
-        /// `--since N`: first replay the events kept after sequence number N.
-        since: Option<u64>,
+        /// `--since [RUN:]N`: first replay the events kept after sequence number N (of run
+        /// RUN).
+        since: Option<Since>,
     },
     Pid {
         /// A program or instance; `None` asks for the daemon's pid.
@@ -434,6 +437,32 @@ impl TailOptions {
 }
 
 /// The flags that take a value (the next word), for completion.
+/// Where `watch --since` resumes: after sequence number `seq` of daemon run `run` (the
+/// daemon's own run when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    pub run: Option<u64>,
+    pub seq: u64,
+}
+
+impl std::str::FromStr for Since {
+    type Err = std::num::ParseIntError;
+
+    /// `SEQ` or `RUN:SEQ`.
+    fn from_str(text: &str) -> Result<Since, Self::Err> {
+        match text.split_once(':') {
+            Some((run, seq)) => Ok(Since {
+                run: Some(run.parse()?),
+                seq: seq.parse()?,
+            }),
+            None => Ok(Since {
+                run: None,
+                seq: text.parse()?,
+            }),
+        }
+    }
+}
+
 pub const VALUE_FLAGS: [&str; 4] = ["--since", "-n", "--lines", "--bytes"];
 
 /// Where a command writes and how.

@@ -56,8 +56,8 @@ struct Flags {
     json: bool,
     /// `-y` or `--yes` (shutdown).
     yes: bool,
-    /// `--since N` (watch).
-    since: Option<u64>,
+    /// `--since [RUN:]N` (watch).
+    since: Option<super::Since>,
     /// `-f` or `--follow` (tail, maintail).
     follow: bool,
     /// `-n LINES` or `--lines LINES` (tail, maintail).
@@ -90,7 +90,8 @@ impl Verb {
                 (Verb::Status | Verb::Watch, "--json") => flags.json = true,
                 (Verb::Shutdown, "-y" | "--yes") => flags.yes = true,
                 (Verb::Watch, "--since") => {
-                    flags.since = Some(words.number(flag, "a sequence number").map_err(usage)?);
+                    let what = "a sequence number (N or RUN:N)";
+                    flags.since = Some(words.number(flag, what).map_err(usage)?);
                 }
                 (Verb::Tail | Verb::MainTail, "-f" | "--follow") => flags.follow = true,
                 (Verb::Tail | Verb::MainTail, "-n" | "--lines") => {
@@ -301,7 +302,18 @@ mod tests {
             Command::Watch {
                 names: names(&["web"]),
                 json: true,
-                since: Some(12)
+                since: Some(super::super::Since { run: None, seq: 12 })
+            }
+        );
+        assert_eq!(
+            parsed("watch --since 1796181092532895439:7"),
+            Command::Watch {
+                names: Vec::new(),
+                json: false,
+                since: Some(super::super::Since {
+                    run: Some(1796181092532895439),
+                    seq: 7
+                })
             }
         );
         assert_eq!(parsed("pid"), Command::Pid { name: None });
@@ -356,8 +368,13 @@ mod tests {
             "unknown option `--jsno`\nusage: status [--json] [NAME...]"
         );
         assert!(refused("reload now").starts_with("unexpected argument `now`\nusage: reload"));
-        assert!(refused("watch --since").starts_with("--since needs a sequence number\n"));
-        assert!(refused("watch --since x").starts_with("--since needs a sequence number, not `x`"));
+        assert!(
+            refused("watch --since").starts_with("--since needs a sequence number (N or RUN:N)\n")
+        );
+        assert!(
+            refused("watch --since x")
+                .starts_with("--since needs a sequence number (N or RUN:N), not `x`")
+        );
         assert!(refused("pid a b").starts_with("unexpected argument `b`"));
         assert!(refused("events maybe").starts_with("say `events on` or `events off`"));
         let unknown = refused("frobnicate web");

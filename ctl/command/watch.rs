@@ -3,7 +3,7 @@
 
 use taskmaster::proto::{self, EventKind};
 
-use super::{Output, stream};
+use super::{Output, Since, stream};
 use crate::{
     connection::Connection,
     exit::{CtlError, Outcome},
@@ -17,12 +17,13 @@ pub async fn watch(
     output: &mut Output<'_>,
     names: &[String],
     json: bool,
-    since: Option<u64>,
+    since: Option<Since>,
 ) -> Result<Outcome, CtlError> {
     let mut client = connection.client().await?;
     let request = proto::WatchEventsRequest {
         names: names.to_vec(),
-        since,
+        since: since.map(|since| since.seq),
+        run: since.and_then(|since| since.run),
     };
     let mut events = connection.answer(client.watch_events(request)).await?;
     let mut daemon_stopping = false;

@@ -35,6 +35,7 @@ impl TaskmasterService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             config_path: supervisor.config_path().display().to_string(),
             started_at: Some(SystemTime::now().into()),
+            run: supervisor.run(),
         };
         TaskmasterService {
             supervisor,
@@ -225,7 +226,7 @@ impl Taskmaster for TaskmasterService {
         let request = request.into_inner();
         let watch = self
             .supervisor
-            .watch_events(request.names, request.since)
+            .watch_events(request.names, request.since, request.run)
             .await
             .map_err(to_status)?;
         let stream = event_stream(watch);
@@ -318,10 +319,11 @@ fn wait(no_wait: bool) -> Wait {
 
 /// A watcher's stream of wire events; it ends with the supervisor (see [`Watch::into_stream`]).
 fn event_stream(watch: Watch) -> EventStream {
+    let run = watch.run;
     Box::pin(
         watch
             .into_stream()
-            .map(|delivery| Ok(wire::delivery(delivery))),
+            .map(move |delivery| Ok(wire::delivery(delivery, run))),
     )
 }
 
@@ -345,8 +347,9 @@ mod tests {
     async fn a_watcher_that_falls_behind_is_told_how_many_events_it_missed() {
         let mut journal = Journal::default();
         let watch = Watch {
-            subscription: journal.subscribe(None),
+            subscription: journal.subscribe(None, None),
             filter: EventFilter::default(),
+            run: journal.run(),
         };
         let mut stream = event_stream(watch);
         // Far more than a watcher may have pending; publishing never waits for it.
@@ -377,8 +380,9 @@ mod tests {
         journal.publish(instance_event("db"));
         journal.publish(Record::daemon(event::EventKind::ConfigReloaded, ""));
         let watch = Watch {
-            subscription: journal.subscribe(Some(0)),
+            subscription: journal.subscribe(Some(0), None),
             filter: EventFilter::for_names(["db".to_string()], []),
+            run: journal.run(),
         };
         let mut stream = event_stream(watch);
         let kinds: Vec<(String, EventKind)> = vec![

@@ -46,6 +46,7 @@ pub fn event_kind(kind: EventKind) -> proto::EventKind {
         EventKind::DaemonStopping => proto::EventKind::DaemonStopping,
         EventKind::Lagged => proto::EventKind::Lagged,
         EventKind::OutputDropped => proto::EventKind::OutputDropped,
+        EventKind::HistoryRestarted => proto::EventKind::HistoryRestarted,
         EventKind::OutputReopened => proto::EventKind::OutputReopened,
         EventKind::OutputCleared => proto::EventKind::OutputCleared,
     }
@@ -105,8 +106,10 @@ pub fn reload_response(summary: ReloadSummary) -> proto::ReloadResponse {
     }
 }
 
-pub fn event(record: &Record) -> proto::Event {
+/// The wire form of `record`, an event of daemon run `run`.
+pub fn event(record: &Record, run: u64) -> proto::Event {
     proto::Event {
+        run,
         seq: record.seq,
         time: record.time.map(prost_types::Timestamp::from),
         kind: event_kind(record.kind).into(),
@@ -128,11 +131,24 @@ pub fn event(record: &Record) -> proto::Event {
     }
 }
 
-/// What a watcher is sent for one delivery.
-pub fn delivery(delivery: Delivery) -> proto::Event {
+/// What a watcher of daemon run `run` is sent for one delivery.
+pub fn delivery(delivery: Delivery, run: u64) -> proto::Event {
     match delivery {
-        Delivery::Event(record) => event(&record),
-        Delivery::Missed(missed) => lagged(missed),
+        Delivery::Event(record) => event(&record, run),
+        Delivery::Missed(missed) => proto::Event {
+            run,
+            ..lagged(missed)
+        },
+        Delivery::Restarted { earlier } => proto::Event {
+            kind: proto::EventKind::HistoryRestarted.into(),
+            time: Some(SystemTime::now().into()),
+            run,
+            message: format!(
+                "the daemon restarted since run {earlier}: this is run {run}, its events are \
+                 numbered from 1 again and all it kept follows"
+            ),
+            ..Default::default()
+        },
     }
 }
 

@@ -295,6 +295,7 @@ impl<O: Os> Supervisor<O> {
         &self,
         names: &[String],
         since: Option<u64>,
+        run: Option<u64>,
     ) -> Result<Watch, SupervisorError> {
         // Every name is checked, "all" or not: an unknown one is an error here as everywhere.
         self.registry.resolve(names)?;
@@ -308,8 +309,9 @@ impl<O: Os> Supervisor<O> {
             EventFilter::for_names(programs, instances)
         };
         Ok(Watch {
-            subscription: self.journal.subscribe(since),
+            subscription: self.journal.subscribe(since, run),
             filter,
+            run: self.journal.run(),
         })
     }
 

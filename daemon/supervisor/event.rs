@@ -69,6 +69,8 @@ pub enum EventKind {
     Lagged,
     /// Output of an instance could not be written to its file (reported at a bounded rate).
     OutputDropped,
+    /// A watcher resumed with another run's sequence number (never kept in the journal).
+    HistoryRestarted,
     /// Every output file was reopened.
     OutputReopened,
     /// The output files of an instance were emptied.
@@ -76,7 +78,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::Spawned,
         EventKind::Started,
         EventKind::Exited,
@@ -92,6 +94,7 @@ impl EventKind {
         EventKind::DaemonStopping,
         EventKind::Lagged,
         EventKind::OutputDropped,
+        EventKind::HistoryRestarted,
         EventKind::OutputReopened,
         EventKind::OutputCleared,
     ];
@@ -114,6 +117,7 @@ impl EventKind {
             EventKind::DaemonStopping => "daemon stopping",
             EventKind::Lagged => "lagged",
             EventKind::OutputDropped => "output dropped",
+            EventKind::HistoryRestarted => "history restarted",
             EventKind::OutputReopened => "output reopened",
             EventKind::OutputCleared => "output cleared",
         }
@@ -200,11 +204,16 @@ pub struct Journal {
     /// Who is acting now: stamped on every event published without an actor of its own,
     /// until it is changed. The supervisor sets it around each request and deadline.
     pub(super) acting: Option<Actor>,
+    /// This daemon's run: sequence numbers count within it, and a watcher that resumes with
+    /// another run's number is told that the history began again.
+    run: u64,
 }
 
 /// What a new watcher gets: the kept events it asked to replay, how many it asked for that are
 /// no longer kept, and the live feed that continues exactly after the replay.
 pub struct Subscription {
+    /// The run the watcher's `since` counted in, when it is not this one.
+    pub restarted: Option<u64>,
     pub replay: Vec<Arc<Record>>,
     pub missed: u64,
     pub live: broadcast::Receiver<Arc<Record>>,
@@ -217,11 +226,17 @@ impl Default for Journal {
             next_seq: 1,
             live: broadcast::channel(WATCHER_BACKLOG).0,
             acting: None,
+            run: new_run(),
         }
     }
 }
 
 impl Journal {
+    /// This daemon's run, which every event belongs to.
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+
     /// Who is acting now, if anyone.
     pub fn acting(&self) -> Option<&Actor> {
         self.acting.as_ref()
@@ -247,21 +262,26 @@ impl Journal {
     }
 
     /// Subscribes a watcher; with `since`, the kept events after that sequence number are
-    /// replayed first.
-    pub fn subscribe(&self, since: Option<u64>) -> Subscription {
+    /// replayed first. A `since` of another daemon's `run` means nothing here: that watcher is
+    /// told so and gets every event kept of this run.
+    pub fn subscribe(&self, since: Option<u64>, run: Option<u64>) -> Subscription {
         let live = self.live.subscribe();
         let Some(since) = since else {
             return Subscription {
+                restarted: None,
                 replay: Vec::new(),
                 missed: 0,
                 live,
             };
         };
+        let restarted = run.filter(|run| *run != self.run);
+        let since = if restarted.is_some() { 0 } else { since };
         let oldest = self.kept.front().map_or(self.next_seq, |event| event.seq);
         let first_wanted = since.saturating_add(1).min(self.next_seq);
         let missed = oldest.saturating_sub(first_wanted);
         let skip = first_wanted.saturating_sub(oldest) as usize;
         Subscription {
+            restarted,
             replay: self.kept.iter().skip(skip).cloned().collect(),
             missed,
             live,
@@ -273,12 +293,19 @@ impl Journal {
 pub struct Watch {
     pub subscription: Subscription,
     pub filter: EventFilter,
+    /// The run its events belong to.
+    pub run: u64,
 }
 
 /// What a watcher receives: an event, or how many it missed in its place.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
     Event(Arc<Record>),
+    /// The watcher resumed with a sequence number of this earlier run: this daemon's
+    /// history began again at 1, and what it kept follows.
+    Restarted {
+        earlier: u64,
+    },
     /// This many events were dropped: its resume point was forgotten, or it fell behind.
     Missed(u64),
 }
@@ -292,7 +319,11 @@ impl Watch {
         let Watch {
             subscription,
             filter,
+            run: _,
         } = self;
+        let restarted = subscription
+            .restarted
+            .map(|earlier| Delivery::Restarted { earlier });
         let gap = (subscription.missed > 0).then_some(Delivery::Missed(subscription.missed));
         let replay_filter = filter.clone();
         let replay = tokio_stream::iter(subscription.replay)
@@ -302,7 +333,10 @@ impl Watch {
             Ok(event) => filter.admits(&event).then_some(Delivery::Event(event)),
             Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Delivery::Missed(missed)),
         });
-        tokio_stream::iter(gap).chain(replay).chain(live)
+        tokio_stream::iter(restarted)
+            .chain(tokio_stream::iter(gap))
+            .chain(replay)
+            .chain(live)
     }
 }
 
@@ -332,6 +366,14 @@ impl EventFilter {
             || self.programs.contains(event.program())
             || self.instances.contains(&*event.instance)
     }
+}
+
+/// A run id unlike any earlier daemon's: the time it started, in nanoseconds since 1970
+/// (one daemon per socket, so two runs never start in the same nanosecond).
+fn new_run() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
 }
 
 /// One line in the event log: instance, event, pid, exit code or signal, reason.
@@ -386,13 +428,13 @@ mod tests {
     fn resume_replays_after_the_given_sequence() {
         let mut journal = Journal::default();
         publish(&mut journal, 5);
-        let subscription = journal.subscribe(Some(3));
+        let subscription = journal.subscribe(Some(3), None);
         assert_eq!(seqs(&subscription.replay), vec![4, 5]);
         assert_eq!(subscription.missed, 0);
-        assert!(journal.subscribe(None).replay.is_empty());
-        assert!(journal.subscribe(Some(5)).replay.is_empty());
+        assert!(journal.subscribe(None, None).replay.is_empty());
+        assert!(journal.subscribe(Some(5), None).replay.is_empty());
         assert_eq!(
-            seqs(&journal.subscribe(Some(0)).replay),
+            seqs(&journal.subscribe(Some(0), None).replay),
             vec![1, 2, 3, 4, 5]
         );
     }
@@ -401,7 +443,7 @@ mod tests {
     fn resume_from_a_forgotten_sequence_reports_the_gap() {
         let mut journal = Journal::default();
         publish(&mut journal, KEPT_EVENTS + 10);
-        let subscription = journal.subscribe(Some(4));
+        let subscription = journal.subscribe(Some(4), None);
         // Events 5..=10 are gone; 11 is the oldest kept.
         assert_eq!(subscription.missed, 6);
         assert_eq!(subscription.replay.first().map(|event| event.seq), Some(11));
@@ -419,11 +461,25 @@ mod tests {
         assert_eq!(record("").program(), "");
     }
 
+    #[test]
+    fn a_since_of_another_run_is_told_and_replays_this_runs_history() {
+        let mut journal = Journal::default();
+        publish(&mut journal, 5);
+        let run = journal.run();
+        let same = journal.subscribe(Some(3), Some(run));
+        assert_eq!((same.restarted, seqs(&same.replay)), (None, vec![4, 5]));
+        let other = journal.subscribe(Some(3), Some(run - 1));
+        assert_eq!(other.restarted, Some(run - 1));
+        assert_eq!(seqs(&other.replay), vec![1, 2, 3, 4, 5]);
+        // Without a `since` there is nothing to resume, whatever the run.
+        assert_eq!(journal.subscribe(None, Some(run - 1)).restarted, None);
+    }
+
     #[tokio::test]
     async fn live_feed_continues_after_the_replay() {
         let mut journal = Journal::default();
         publish(&mut journal, 2);
-        let mut subscription = journal.subscribe(Some(1));
+        let mut subscription = journal.subscribe(Some(1), None);
         publish(&mut journal, 1);
         assert_eq!(seqs(&subscription.replay), vec![2]);
         assert_eq!(subscription.live.recv().await.unwrap().seq, 3);

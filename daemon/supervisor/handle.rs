@@ -76,6 +76,7 @@ pub(super) enum Request {
     WatchEvents {
         names: Vec<String>,
         since: Option<u64>,
+        run: Option<u64>,
         reply: Reply<Watch>,
     },
     Tail {
@@ -119,6 +120,8 @@ pub struct Handle {
     pub(super) config_path: Arc<PathBuf>,
     /// The event log, for MainTail.
     pub(super) event_log: Option<Arc<Capture>>,
+    /// The journal's run.
+    pub(super) run: u64,
 }
 
 impl Handle {
@@ -208,17 +211,26 @@ impl Handle {
         }
     }
 
+    /// Events about `names` (all for none): with `since`, the kept ones after that sequence
+    /// number of run `run` (this daemon's when `None`) first.
     pub async fn watch_events(
         &self,
         names: Vec<String>,
         since: Option<u64>,
+        run: Option<u64>,
     ) -> Result<Watch, SupervisorError> {
         self.ask(|reply| Request::WatchEvents {
             names,
             since,
+            run,
             reply,
         })
         .await
+    }
+
+    /// This daemon's run: the id every event it publishes carries.
+    pub fn run(&self) -> u64 {
+        self.run
     }
 
     pub fn config_path(&self) -> &std::path::Path {

@@ -84,10 +84,12 @@ pub fn start_with<O: Os>(
     let (requests, requests_rx) = mpsc::channel(256);
     let (notices, notices_rx) = mpsc::unbounded_channel();
     let outputs = Outputs::new(output.logdir, output.event_log.clone(), notices)?;
+    let journal = Journal::default();
     let handle = Handle {
         requests,
         config_path: Arc::new(config.path.clone()),
         event_log: output.event_log,
+        run: journal.run(),
     };
     let mut supervisor = Supervisor {
         config_path: config.path.clone(),
@@ -97,7 +99,7 @@ pub fn start_with<O: Os>(
         children: Children::default(),
         timers: Timers::default(),
         waiters: Waiters::default(),
-        journal: Journal::default(),
+        journal,
         shutdown: None,
     };
     let task = tokio::spawn(async move {
@@ -213,9 +215,10 @@ impl<O: Os> Supervisor<O> {
             Request::WatchEvents {
                 names,
                 since,
+                run,
                 reply,
             } => {
-                let _ = reply.send(self.watch_events(&names, since));
+                let _ = reply.send(self.watch_events(&names, since, run));
             }
             Request::Tail {
                 name,

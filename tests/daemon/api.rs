@@ -20,6 +20,7 @@ async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
         .watch_events(proto::WatchEventsRequest {
             names: vec!["sleeper".into()],
             since: None,
+            run: None,
         })
         .await
         .unwrap()
@@ -56,6 +57,7 @@ async fn watch_events_reports_a_kill_9_and_resumes_from_a_sequence_number() {
         .watch_events(proto::WatchEventsRequest {
             names: vec![],
             since: Some(exited.seq),
+            run: None,
         })
         .await
         .unwrap()
@@ -310,6 +312,7 @@ async fn every_control_action_records_who_did_it() {
         .watch_events(proto::WatchEventsRequest {
             names: Vec::new(),
             since: Some(0),
+            run: None,
         })
         .await
         .unwrap()
@@ -391,4 +394,75 @@ async fn every_control_action_records_who_did_it() {
     }
     assert!(log.contains("by=\"signal SIGTERM\""), "{log}");
     assert!(log.contains(&format!("by=\"{me}")), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_another_daemon_run_is_told_the_history_restarted() {
+    let mut daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let mut client = daemon.client().await;
+    wait_state(&mut client, "sleeper", State::Running).await;
+    let first_run = daemon_info(&mut client).await.run;
+    let mut watch = client
+        .watch_events(proto::WatchEventsRequest {
+            names: Vec::new(),
+            since: Some(0),
+            run: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let started = next_of(&mut watch, EventKind::Started, "sleeper").await;
+    assert_eq!(started.run, first_run);
+    // The same run resumes where it was.
+    let mut same = client
+        .watch_events(proto::WatchEventsRequest {
+            names: Vec::new(),
+            since: Some(started.seq - 1),
+            run: Some(first_run),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let resumed = same.message().await.unwrap().unwrap();
+    assert_eq!(
+        (resumed.seq, resumed.kind()),
+        (started.seq, EventKind::Started)
+    );
+    drop((watch, same));
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    drop(client);
+    assert!(daemon.wait_exit().await.success());
+    // A new daemon on the same socket numbers its events from 1 again.
+    let _again = daemon.spawn_again();
+    let mut client = expect("the second daemon to answer", || async {
+        let channel = endpoint::connect(&daemon.target()).await.ok()?;
+        Some(taskmaster::proto::taskmaster_client::TaskmasterClient::new(
+            channel,
+        ))
+    })
+    .await;
+    wait_state(&mut client, "sleeper", State::Running).await;
+    let second_run = daemon_info(&mut client).await.run;
+    assert_ne!(second_run, first_run);
+    let mut resumed = client
+        .watch_events(proto::WatchEventsRequest {
+            names: Vec::new(),
+            since: Some(started.seq),
+            run: Some(first_run),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let notice = resumed.message().await.unwrap().unwrap();
+    assert_eq!(notice.kind(), EventKind::HistoryRestarted, "{notice:?}");
+    assert_eq!(notice.run, second_run);
+    assert!(
+        notice.message.contains(&first_run.to_string()),
+        "{notice:?}"
+    );
+    // Then everything this run kept, from its first event.
+    let first = resumed.message().await.unwrap().unwrap();
+    assert_eq!((first.seq, first.kind()), (1, EventKind::DaemonStarted));
+    assert_eq!(first.run, second_run);
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
 }

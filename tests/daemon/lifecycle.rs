@@ -160,6 +160,7 @@ async fn starttime_decides_between_running_and_a_failed_start() {
         .watch_events(proto::WatchEventsRequest {
             names: vec!["steady".into()],
             since: Some(0),
+            run: None,
         })
         .await
         .unwrap()
@@ -378,6 +379,7 @@ async fn a_crash_loop_is_spaced_and_does_not_starve_the_daemon() {
         .watch_events(proto::WatchEventsRequest {
             names: vec!["crasher:0".into()],
             since: Some(0),
+            run: None,
         })
         .await
         .unwrap()

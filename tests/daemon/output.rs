@@ -430,6 +430,7 @@ async fn unexpected_exits_backoff_and_gave_up_carry_the_last_stderr_lines() {
         .watch_events(proto::WatchEventsRequest {
             names: Vec::new(),
             since: Some(0),
+            run: None,
         })
         .await
         .unwrap()

@@ -12,7 +12,7 @@ mod wait;
 pub use config::{Config, Program};
 pub use daemon::{Daemon, Launch, foreground, taskmasterd};
 pub use process::{Guard, alive, children_of, send, wait_gone};
-pub use rpc::{Client, instance, status, wait_new_pid, wait_state};
+pub use rpc::{Client, daemon_info, instance, status, wait_new_pid, wait_state};
 pub use wait::{DEADLINE, expect, poll, wait_until};
 
 /// Reads a file, empty when missing.

@@ -17,6 +17,17 @@ pub async fn status(client: &mut Client) -> Vec<proto::InstanceStatus> {
         .instances
 }
 
+/// What the daemon says of itself (its pid, run, start time).
+pub async fn daemon_info(client: &mut Client) -> proto::DaemonInfo {
+    client
+        .status(proto::StatusRequest { names: vec![] })
+        .await
+        .expect("Status")
+        .into_inner()
+        .daemon
+        .expect("Status names its daemon")
+}
+
 /// The status of one instance.
 pub async fn instance(client: &mut Client, name: &str) -> proto::InstanceStatus {
     status(client)

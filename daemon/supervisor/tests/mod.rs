@@ -67,7 +67,10 @@ impl Rig {
             event_log: None,
         };
         let (handle, task) = start_with(os, config, output).unwrap();
-        let watch = handle.watch_events(Vec::new(), Some(0)).await.unwrap();
+        let watch = handle
+            .watch_events(Vec::new(), Some(0), None)
+            .await
+            .unwrap();
         Rig {
             handle,
             fake,
