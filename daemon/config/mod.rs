@@ -10,6 +10,7 @@
 //! stream is read once beside it into an `Index` of where each key and value is, which also keeps
 //! plain scalars as written: env values keep their spelling (`1.10`) and `umask: 0o22` is octal.
 
+mod bounds;
 mod check;
 mod find;
 pub mod output;
@@ -93,12 +94,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &path)
 }
 
-/// The text of the config file at `path`.
+/// The text of the config file at `path`; a file larger than [`bounds::MAX_BYTES`] is not
+/// read past that bound.
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(bounds::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    String::from_utf8(bytes)
+        .map_err(|error| read_error(io::Error::new(io::ErrorKind::InvalidData, error)))
 }
 
 /// The Unix socket a config file gives the daemon (`daemon.socket`; `None`: not set), for a
@@ -122,6 +132,7 @@ pub fn socket_of(path: &Path) -> Result<Option<PathBuf>, ConfigError> {
 /// The string at `daemon.socket` in YAML `text`, whatever else the text holds, resolved against
 /// `dir`; `None` when `text` is not YAML.
 fn unvalidated_socket(text: &str, dir: &Path) -> Option<Option<PathBuf>> {
+    bounds::check(text).ok()?;
     let document: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let socket = (document.get("daemon"))
         .and_then(|daemon| daemon.get("socket"))
@@ -134,6 +145,10 @@ fn unvalidated_socket(text: &str, dir: &Path) -> Option<Option<PathBuf>> {
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
+    // The parser's cost grows with the square of the nesting: bounded before it runs.
+    if let Err(issue) = bounds::check(text) {
+        return Err(invalid(path, vec![issue]));
+    }
     match check::settings(text, dir) {
         Ok((daemon, programs)) => Ok(Config {
             path,
@@ -181,6 +196,39 @@ mod tests {
         assert!(stdout.timestamps && stdout.maxbytes == 1024 * 1024 && stdout.backups == 3);
         assert!(config.programs["worker"].redirect_stderr);
         assert_eq!(config.programs["sleeper"].stdout, Output::Discard);
+    }
+
+    #[test]
+    fn a_config_nested_a_hundred_thousand_deep_is_rejected_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep.yaml");
+        let depth = 100_000;
+        for text in [
+            format!("programs: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+            format!("programs:\n  {}x\n", "- ".repeat(depth)),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let began = std::time::Instant::now();
+            let error = load(&path).unwrap_err().to_string();
+            // Without the bound the parser spins for minutes; with it this is a millisecond.
+            assert!(began.elapsed() < std::time::Duration::from_secs(1));
+            assert!(
+                error.starts_with(&format!("{}:", path.display()))
+                    && error.contains("nest more than 64 levels"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_larger_than_the_bound_is_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        let file = std::fs::File::create(&path).unwrap();
+        // Sparse: 1 GiB on the disk's say-so, nothing written.
+        file.set_len(1 << 30).unwrap();
+        let error = load(&path).unwrap_err().to_string();
+        assert!(error.contains("larger than 16 MiB"), "{error}");
     }
 
     #[test]
@@ -310,10 +358,10 @@ programs:
         for text in inputs {
             let _ = parse(text, Path::new(PATH));
         }
-        // serde_yaml's own limits are in force.
+        // The nesting bound is met first; serde_yaml's own limits are in force behind it.
         let message = |text: &str| issues(text)[0].message.clone();
-        assert!(message(&deep_flow).contains("recursion limit exceeded"));
-        assert!(message(&deep_block).contains("recursion limit exceeded"));
+        assert!(message(&deep_flow).contains("nest more than 64 levels"));
+        assert!(message(&deep_block).contains("nest more than 64 levels"));
         assert!(message("&a [*a]\n").contains("recursion limit exceeded"));
         assert!(message(&bomb).contains("repetition limit exceeded"));
         // Every one-character deletion or replacement of a valid file.
