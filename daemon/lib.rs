@@ -118,7 +118,7 @@ pub async fn run(
             Some(by) = shutdown_asked.recv() => break by,
             Some(()) = reload.next() => {
                 // The outcome is published as an event and logged by the supervisor.
-                let _ = supervisor.reload(supervisor::Actor::Signal(Signal::SIGHUP)).await;
+                supervisor.reload_soon(supervisor::Actor::Signal(Signal::SIGHUP));
             }
             Some(()) = reopen.next() => {
                 let by = supervisor::Actor::Signal(Signal::SIGUSR1);

@@ -74,7 +74,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve(&args, config, &settings))?;
+    let served = runtime.block_on(serve(&args, config, &settings));
+    // Every program is stopped; a config read that still waits (a FIFO nobody writes) must
+    // not keep the daemon from exiting.
+    runtime.shutdown_background();
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,7 +10,7 @@ use super::{
     view::{InstanceResult, InstanceView, ReloadSummary, Wait},
 };
 use crate::{
-    config::ConfigError,
+    config::{Config, ConfigError},
     output::{Capture, StreamKind},
 };
 
@@ -65,7 +65,9 @@ pub(super) enum Request {
         by: Actor,
         reply: Reply<Vec<InstanceResult>>,
     },
+    /// A config read and checked off the supervisor's task (by [`read_configs`]), to apply.
     Reload {
+        config: Result<Config, ConfigError>,
         by: Actor,
         reply: Reply<ReloadSummary>,
     },
@@ -122,6 +124,48 @@ pub struct Handle {
     pub(super) event_log: Option<Arc<Capture>>,
     /// The journal's run.
     pub(super) run: u64,
+    /// Reloads asked for, to [`read_configs`].
+    pub(super) reloads: mpsc::Sender<ReloadAsk>,
+}
+
+/// A reload asked for: who asks, and where the answer goes.
+pub(super) struct ReloadAsk {
+    by: Actor,
+    reply: Reply<ReloadSummary>,
+}
+
+/// Reads and checks the config at `path` for each reload asked on `asks`, on a blocking
+/// thread, and hands each outcome to the supervisor in the order asked: an older read is
+/// never applied after a newer one, and a huge or hostile file delays nobody but the reloads
+/// behind it. Holds only a weak sender, so that the supervisor still ends once every handle is
+/// gone; ends with the handles.
+pub(super) async fn read_configs(
+    path: Arc<PathBuf>,
+    mut asks: mpsc::Receiver<ReloadAsk>,
+    supervisor: mpsc::WeakSender<Request>,
+) {
+    while let Some(ReloadAsk { by, reply }) = asks.recv().await {
+        let path = path.clone();
+        let config = match tokio::task::spawn_blocking(move || crate::config::load(&path)).await {
+            Ok(config) => config,
+            // The reader panicked: nothing was read, and nothing may change.
+            Err(error) => {
+                tracing::error!("reading the config failed: {error}");
+                let _ = reply.send(Err(SupervisorError::ShuttingDown));
+                continue;
+            }
+        };
+        let Some(supervisor) = supervisor.upgrade() else {
+            let _ = reply.send(Err(SupervisorError::ShuttingDown));
+            return;
+        };
+        let request = Request::Reload { config, by, reply };
+        if let Err(mpsc::error::SendError(Request::Reload { reply, .. })) =
+            supervisor.send(request).await
+        {
+            let _ = reply.send(Err(SupervisorError::ShuttingDown));
+        }
+    }
 }
 
 impl Handle {
@@ -193,9 +237,23 @@ impl Handle {
         .await
     }
 
-    /// Reads the config file again and applies the difference, or rejects it whole.
+    /// Reads the config file again and applies the difference, or rejects it whole. The file
+    /// is read and checked by [`read_configs`], never on the supervisor's task.
     pub async fn reload(&self, by: Actor) -> Result<ReloadSummary, SupervisorError> {
-        self.ask(|reply| Request::Reload { by, reply }).await
+        let (reply, answer) = oneshot::channel();
+        self.reloads
+            .send(ReloadAsk { by, reply })
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        answer.await.map_err(|_| SupervisorError::ShuttingDown)?
+    }
+
+    /// Asks for a reload without waiting for it (for SIGHUP: the signal loop must stay free
+    /// for SIGTERM). When the queue of reloads is full, this one is not needed: a reload still
+    /// to come reads the file after now.
+    pub fn reload_soon(&self, by: Actor) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.reloads.try_send(ReloadAsk { by, reply });
     }
 
     /// Stops every program on behalf of `by`; returns once all processes are reaped.

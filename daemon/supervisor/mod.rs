@@ -85,14 +85,21 @@ pub fn start_with<O: Os>(
     let (notices, notices_rx) = mpsc::unbounded_channel();
     let outputs = Outputs::new(output.logdir, output.event_log.clone(), notices)?;
     let journal = Journal::default();
+    let config_path = Arc::new(config.path.clone());
+    let (reloads, reloads_rx) = mpsc::channel(16);
+    tokio::spawn(handle::read_configs(
+        config_path.clone(),
+        reloads_rx,
+        requests.downgrade(),
+    ));
     let handle = Handle {
         requests,
-        config_path: Arc::new(config.path.clone()),
+        config_path,
         event_log: output.event_log,
         run: journal.run(),
+        reloads,
     };
     let mut supervisor = Supervisor {
-        config_path: config.path.clone(),
         os,
         outputs,
         registry: Registry::default(),
@@ -125,8 +132,6 @@ const LAST_STDERR_LINES: usize = 10;
 const LAST_STDERR_BYTES: usize = 2048;
 
 struct Supervisor<O: Os> {
-    /// The file a reload reads.
-    config_path: PathBuf,
     /// Spawns, signals and reaps; nothing else touches processes.
     os: O,
     /// Captured output: pipes, files, the drainer thread.
@@ -205,10 +210,7 @@ impl<O: Os> Supervisor<O> {
             Request::Restart {
                 names, wait, reply, ..
             } => self.restart(&names, wait, reply),
-            Request::Reload { reply, .. } => {
-                // Read here, in request order, so that overlapping reloads cannot apply an
-                // older read last. The file is small and local.
-                let config = crate::config::load(&self.config_path);
+            Request::Reload { config, reply, .. } => {
                 let _ = reply.send(self.reload(config));
             }
             Request::Shutdown { reply, .. } => self.shutdown(Some(reply)),

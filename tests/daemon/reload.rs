@@ -160,3 +160,68 @@ async fn a_broken_config_changes_nothing_and_the_daemon_keeps_running() {
     let now = running_pids(&mut client).await;
     assert_eq!(now, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_that_cannot_be_read_yet_stalls_nothing_but_its_reload() {
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let mut client = daemon.client().await;
+    wait_state(&mut client, "sleeper", State::Running).await;
+    // The config becomes a FIFO nobody writes: reading it blocks until somebody does.
+    let text = std::fs::read_to_string(&daemon.config_path).unwrap();
+    std::fs::remove_file(&daemon.config_path).unwrap();
+    nix::unistd::mkfifo(&daemon.config_path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let mut reloader = daemon.client().await;
+    let reload = tokio::spawn(async move { reloader.reload(proto::ReloadRequest {}).await });
+    // Still served, and still acting, while the read waits: a stop goes through.
+    let stopped = tokio::time::timeout(
+        DEADLINE,
+        client.stop(proto::StopRequest {
+            names: vec!["sleeper".into()],
+            no_wait: false,
+        }),
+    )
+    .await
+    .expect("Stop answered while a reload waits for its file")
+    .unwrap()
+    .into_inner();
+    assert!(stopped.results[0].ok, "{stopped:?}");
+    assert!(
+        !reload.is_finished(),
+        "the reload cannot be done: nobody wrote the file"
+    );
+    // Once written, the reload reads it and applies it.
+    let path = daemon.config_path.clone();
+    tokio::task::spawn_blocking(move || std::fs::write(path, text))
+        .await
+        .unwrap()
+        .unwrap();
+    let summary = tokio::time::timeout(DEADLINE, reload)
+        .await
+        .expect("the reload ends once its file is read")
+        .unwrap()
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        summary.unchanged,
+        vec!["sleeper".to_string()],
+        "{summary:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_daemon_while_a_sighup_reload_waits_for_its_file() {
+    let mut daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let pids = daemon.wait_running(&["sleeper"]).await;
+    std::fs::remove_file(&daemon.config_path).unwrap();
+    nix::unistd::mkfifo(&daemon.config_path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    send(daemon.pid(), Signal::SIGHUP);
+    let mut client = daemon.client().await;
+    // The reload is asked for and waits on the file; the daemon goes on answering.
+    assert_eq!(status(&mut client).await.len(), 1);
+    send(daemon.pid(), Signal::SIGTERM);
+    let status = daemon.wait_exit().await;
+    assert!(status.success(), "{status:?}");
+    for pid in pids.values() {
+        assert!(!alive(*pid), "{pid} outlived the daemon");
+    }
+}
