@@ -10,6 +10,7 @@ use tokio::{sync::oneshot, time::Instant};
 
 use super::{
     Supervisor,
+    backlog::{Step, Verb},
     event::{EventFilter, EventKind, Record, Watch},
     handle::{Reply, StatusCollector, SupervisorError},
     os::Os,
@@ -30,8 +31,8 @@ impl From<UnknownNames> for SupervisorError {
     }
 }
 
-/// An instance an action may act on: its result slot, its id, its state before the action.
-type Accepted = (usize, InstanceId, State);
+/// An instance an action may act on: its result slot, its id, its name.
+type Accepted = (usize, InstanceId, Arc<str>);
 
 impl<O: Os> Supervisor<O> {
     pub(super) fn status(&self, names: &[String], collect: StatusCollector) {
@@ -57,22 +58,14 @@ impl<O: Os> Supervisor<O> {
         let Some((waiter, accepted)) = self.begin_action(Goal::Running, names, reply) else {
             return;
         };
-        for (slot, id, before) in accepted {
-            // While STOPPING, it starts once reaped.
-            self.apply(id, Input::Start);
-            self.answer(waiter, slot, id, before, wait, "starting");
-        }
+        self.queue_action(Verb::Start, waiter, wait, accepted);
     }
 
     pub(super) fn stop(&mut self, names: &[String], wait: Wait, reply: Reply<Vec<InstanceResult>>) {
         let Some((waiter, accepted)) = self.begin_action(Goal::Stopped, names, reply) else {
             return;
         };
-        for (slot, id, before) in accepted {
-            // Also calls off a start planned for after a stop, and a pending autorestart.
-            self.apply(id, Input::Stop);
-            self.answer(waiter, slot, id, before, wait, "stopping");
-        }
+        self.queue_action(Verb::Stop, waiter, wait, accepted);
     }
 
     pub(super) fn restart(
@@ -84,16 +77,59 @@ impl<O: Os> Supervisor<O> {
         let Some((waiter, accepted)) = self.begin_action(Goal::Running, names, reply) else {
             return;
         };
-        for (slot, id, before) in accepted {
-            if let Some(instance) = self.registry.get(id) {
+        self.queue_action(Verb::Restart, waiter, wait, accepted);
+    }
+
+    /// Queues the action's part for each instance it accepted, in order, and takes the first
+    /// slice of them.
+    fn queue_action(&mut self, verb: Verb, waiter: WaiterId, wait: Wait, accepted: Vec<Accepted>) {
+        let by = self.journal.acting.clone();
+        for (slot, id, name) in accepted {
+            self.queue(Step::Act {
+                verb,
+                id,
+                name,
+                waiter,
+                slot,
+                wait,
+                by: by.clone(),
+            });
+        }
+        self.take_steps();
+    }
+
+    /// An action's part for instance `id` (named `name`): feeds it the verb's input and
+    /// answers slot `slot` of `waiter`, now or once its state says how the action ended.
+    pub(super) fn act(
+        &mut self,
+        verb: Verb,
+        id: InstanceId,
+        name: &Arc<str>,
+        waiter: WaiterId,
+        slot: usize,
+        wait: Wait,
+    ) {
+        let Some(instance) = self.registry.get(id) else {
+            // Forgotten since the action came (its program was removed).
+            let outcome = InstanceResult::new(name, false, "removed", State::Stopped);
+            self.waiters.answer(waiter, slot, outcome);
+            return;
+        };
+        let before = instance.life.state;
+        match verb {
+            // While STOPPING, it starts once reaped.
+            Verb::Start => self.apply(id, Input::Start),
+            // Also calls off a start planned for after a stop, and a pending autorestart.
+            Verb::Stop => self.apply(id, Input::Stop),
+            Verb::Restart => {
                 let event =
                     instance.event(EventKind::Restarting, before, "restart requested".into());
                 self.journal.publish(event);
+                // Stops first if there is a process or a retry, then starts.
+                self.apply(id, Input::Restart);
             }
-            // Stops first if there is a process or a retry, then starts.
-            self.apply(id, Input::Restart);
-            self.answer(waiter, slot, id, before, wait, "restarting");
         }
+        self.answer(waiter, slot, id, before, wait, verb.accepted());
     }
 
     /// Resolves the names of an action and registers its waiter; returns the instances it may
@@ -133,7 +169,7 @@ impl<O: Os> Supervisor<O> {
                 );
                 self.waiters.answer(waiter, slot, outcome);
             } else {
-                accepted.push((slot, id, instance.life.state));
+                accepted.push((slot, id, instance.name.clone()));
             }
         }
         Some((waiter, accepted))
@@ -222,6 +258,7 @@ impl<O: Os> Supervisor<O> {
         let plan = plan::plan(self.registry.current(), &config.programs);
         let mut configs = config.programs;
         self.carry_out(&plan, &mut configs);
+        self.take_steps();
         plan.summary()
     }
 
@@ -232,7 +269,7 @@ impl<O: Os> Supervisor<O> {
                 (Change::Unchanged, _) => {}
                 (Change::Remove, _) => {
                     for id in self.registry.mark_removed(name) {
-                        self.apply(id, Input::Remove);
+                        self.later(id, Input::Remove);
                     }
                 }
                 (Change::Add | Change::Grow { .. } | Change::Shrink { .. }, Some(config)) => {
@@ -251,10 +288,10 @@ impl<O: Os> Supervisor<O> {
         self.registry.set_config(name, config);
         let resized = self.registry.resize(name);
         for id in resized.readded {
-            self.apply(id, Input::Readded { autostart });
+            self.later(id, Input::Readded { autostart });
         }
         for id in resized.extra {
-            self.apply(id, Input::Remove);
+            self.later(id, Input::Remove);
         }
         let ids: Vec<InstanceId> = self
             .registry
@@ -265,18 +302,26 @@ impl<O: Os> Supervisor<O> {
         for id in ids {
             if created.contains(&id) {
                 if autostart {
-                    self.apply(id, Input::Start);
+                    self.later(id, Input::Start);
                 }
             } else if restart {
-                self.apply(id, Input::Reconfigured { autostart });
+                self.later(id, Input::Reconfigured { autostart });
             }
         }
+    }
+
+    /// Queues `input` for instance `id`, by whoever acts now.
+    fn later(&mut self, id: InstanceId, input: Input) {
+        let by = self.journal.acting.clone();
+        self.queue(Step::Apply { id, input, by });
     }
 
     /// Stops everything; `reply` (if any) is answered once every process is reaped.
     pub(super) fn shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
         if self.shutdown.is_none() {
             self.shutdown = Some(Vec::new());
+            // Whatever was still to start or stop, everything stops now.
+            self.backlog.clear();
             self.journal.publish(Record::daemon(
                 EventKind::DaemonStopping,
                 format!("stopping {} processes", self.children.len()),

@@ -9,6 +9,7 @@
 //! - [`registry`]: programs and instances, names, resizing, forgetting.
 //! - [`plan`]: the reload plan, a pure function of the current programs and a new config.
 //! - [`waiters`]: Start/Stop/Restart requests waiting for their instances.
+//! - `backlog`: bulk work a slice at a time, and the requests held behind it.
 //! - [`timers`]: deadlines by instance and purpose; [`children`]: pids and their owners.
 //! - `actions`: one function per request ("what happens on Stop" reads top to bottom there).
 //! - this file: the run loop, `apply` and the effects, spawning and reaping.
@@ -16,6 +17,7 @@
 //! - [`event`]: numbered events, the event log, watchers.
 
 mod actions;
+mod backlog;
 pub mod children;
 pub mod event;
 pub mod handle;
@@ -44,6 +46,7 @@ use crate::{
     config::Config,
     output::{Capture, Notice, Outputs, Pipe, StreamKind, Whose},
 };
+use backlog::{Backlog, Slice, Step};
 use children::{Children, Owner};
 pub use event::Actor;
 pub use event::{EventFilter, Watch};
@@ -106,6 +109,8 @@ pub fn start_with<O: Os>(
         children: Children::default(),
         timers: Timers::default(),
         waiters: Waiters::default(),
+        backlog: Backlog::default(),
+        exits_pending: false,
         journal,
         shutdown: None,
     };
@@ -143,6 +148,10 @@ struct Supervisor<O: Os> {
     timers: Timers,
     /// Action requests waiting for their instances.
     waiters: Waiters,
+    /// Bulk work still to do, a slice per turn, and the requests held behind it.
+    backlog: Backlog,
+    /// Exited children are left to reap: a wake-up reaps at most a slice of them.
+    exits_pending: bool,
     journal: Journal,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
@@ -159,9 +168,19 @@ impl<O: Os> Supervisor<O> {
         let mut requests_open = true;
         loop {
             tokio::select! {
-                // One notice may stand for many exits: each wake-up reaps all of them.
+                // One notice may stand for many exits: each wake-up reaps them, a slice at a
+                // time.
                 Some(()) = std::future::poll_fn(|cx| self.os.poll_exits(cx)) => {
                     self.reap_exited();
+                }
+                // Bulk work and exits left over go on between requests, a slice per turn. The
+                // yield lets the server's tasks run first: on the daemon's one thread, they
+                // are what brings requests in.
+                () = tokio::task::yield_now(), if self.backlog.has_work() || self.exits_pending => {
+                    if self.exits_pending {
+                        self.reap_exited();
+                    }
+                    self.work_slice();
                 }
                 Some((id, purpose)) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)) => {
                     self.on_due(id, purpose);
@@ -188,7 +207,66 @@ impl<O: Os> Supervisor<O> {
     /// One handler per request. What a request does is by its actor: every event it causes
     /// says so.
     fn on_request(&mut self, request: Request) {
+        // A shutdown is never held: it ends whatever work is pending.
+        let urgent = matches!(request, Request::Shutdown { .. });
+        if self.backlog.has_work() && !urgent && !backlog::only_reads(&request) {
+            self.backlog.hold(request);
+            return;
+        }
         self.acting_as(request.actor(), |supervisor| supervisor.dispatch(request));
+    }
+
+    /// Takes up to a slice of pending steps, or the next held request once no step is left
+    /// before it.
+    fn work_slice(&mut self) {
+        let mut slice = Slice::begin();
+        while slice.take() {
+            if let Some(step) = self.backlog.next_step() {
+                self.step(step);
+            } else if let Some(request) = self.backlog.next_request() {
+                self.acting_as(request.actor(), |supervisor| supervisor.dispatch(request));
+                return;
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Queues `step` for its turn; the request that queues steps then takes a first slice
+    /// with [`Supervisor::take_steps`], so that small work is done within it.
+    fn queue(&mut self, step: Step) {
+        self.backlog.push(step);
+    }
+
+    /// Takes up to a slice of pending steps (never a held request).
+    fn take_steps(&mut self) {
+        let mut slice = Slice::begin();
+        while slice.take() {
+            let Some(step) = self.backlog.next_step() else {
+                return;
+            };
+            self.step(step);
+        }
+    }
+
+    /// Carries out one step, by the actor that asked for it.
+    fn step(&mut self, step: Step) {
+        match step {
+            Step::Apply { id, input, by } => {
+                self.acting_as(by, |supervisor| supervisor.apply(id, input));
+            }
+            Step::Act {
+                verb,
+                id,
+                name,
+                waiter,
+                slot,
+                wait,
+                by,
+            } => self.acting_as(by, |supervisor| {
+                supervisor.act(verb, id, &name, waiter, slot, wait);
+            }),
+        }
     }
 
     /// Does `work` with `actor` acting (see [`Journal::act_as`]), then restores who acted.
@@ -261,10 +339,17 @@ impl<O: Os> Supervisor<O> {
         }
     }
 
-    /// Reaps every child that has exited and hands each exit to its owner.
+    /// Reaps the children that have exited, a slice of them at most (then `exits_pending`
+    /// says more may wait), and hands each exit to its owner.
     fn reap_exited(&mut self) {
         let mut unreapable = None;
+        let mut slice = Slice::begin();
+        self.exits_pending = false;
         while let Some(pid) = self.os.exited_child() {
+            if !slice.take() {
+                self.exits_pending = true;
+                return;
+            }
             let owner = self.children.owner(pid);
             let stopped = match owner {
                 Some(Owner::Instance(id)) => self

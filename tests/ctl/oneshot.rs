@@ -259,7 +259,7 @@ fn help_lists_every_command_without_a_daemon() {
         "restart NAME...|all",
         "reload",
         "shutdown [-y]",
-        "watch [--json] [--since N] [NAME...]",
+        "watch [--json] [--since [RUN:]N] [NAME...]",
         "pid [NAME]",
         "version",
         "events on|off",
@@ -290,7 +290,7 @@ fn usage_errors_print_usage_and_exit_2() {
         ),
         (
             &["watch", "--since", "x"],
-            "--since needs a sequence number, not `x`\n",
+            "--since needs a sequence number (N or RUN:N), not `x`\n",
         ),
         (
             &["reload", "now"],

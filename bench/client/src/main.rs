@@ -64,6 +64,10 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         restarts: usize,
     },
+    /// Restarts every instance (`restart all`, waiting for the outcome) on one connection
+    /// while another calls Status for every instance back to back; reports each Status
+    /// latency until the restart has answered, and how long the restart took.
+    StatusDuringRestart,
     /// Asks the daemon to shut down; prints the monotonic time just before the request.
     Shutdown,
     /// Prints every instance's name, state and pid.
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
                 restart(&target, count, Duration::from_millis(settle_ms)).await
             }
             Command::Events { watchers, restarts } => events(&target, watchers, restarts).await,
+            Command::StatusDuringRestart => status_during_restart(&target).await,
             Command::Shutdown => shutdown(&target).await,
             Command::Pids => pids(&target).await,
         }
@@ -195,6 +200,41 @@ async fn status_rpc(target: &Target, count: usize) -> anyhow::Result<String> {
         "samples_ms": samples,
         "instances": warm_up.len(),
         "response_bytes": encoded,
+    })
+    .to_string())
+}
+
+async fn status_during_restart(target: &Target) -> anyhow::Result<String> {
+    let mut client = connect(target).await?;
+    let mut restarter = connect(target).await?;
+    let instances = status(&mut client).await?.len();
+    let began = Instant::now();
+    let restart = tokio::spawn(async move {
+        let request = proto::RestartRequest {
+            names: vec!["all".into()],
+            no_wait: false,
+        };
+        let results = restarter.restart(request).await?.into_inner().results;
+        anyhow::Ok((began.elapsed(), results))
+    });
+    let mut samples = Vec::new();
+    while !restart.is_finished() {
+        let start = Instant::now();
+        status(&mut client).await?;
+        samples.push(millis(start.elapsed()));
+    }
+    let (took, results) = restart.await??;
+    let failed = results.iter().filter(|result| !result.ok).count();
+    if results.len() != instances || failed > 0 {
+        bail!(
+            "restart all answered {} results ({failed} failed) for {instances} instances",
+            results.len()
+        );
+    }
+    Ok(json!({
+        "samples_ms": samples,
+        "instances": instances,
+        "restart_ms": millis(took),
     })
     .to_string())
 }
