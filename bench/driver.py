@@ -387,6 +387,9 @@ class Taskmasterd:
         report = run_json(self.tmbench("restart", "--count", str(reps)), timeout=600)
         return report["samples_ms"], report["stamped_ms"]
 
+    def status_during_restart(self):
+        return run_json(self.tmbench("status-during-restart"), timeout=600)
+
     def events(self, watchers, restarts):
         return run_json(self.tmbench("events", "--watchers", str(watchers),
                                      "--restarts", str(restarts)), timeout=900)
@@ -657,6 +660,16 @@ def measure(system, reps, log, startups=(), shutdowns=()):
         if report["broken_streams"]:
             errors["events"] = f"broken streams: {report['broken_streams'][:3]}"
 
+    def status_during_restart():
+        # Status of every instance, back to back, while `restart all` is carried out.
+        report = system.status_during_restart()
+        samples = report["samples_ms"]
+        figures["busy_status_p50_ms"] = median(samples)
+        figures["busy_status_p99_ms"] = percentile(samples, 0.99)
+        figures["busy_status_max_ms"] = max(samples)
+        figures["busy_restart_all_ms"] = report["restart_ms"]
+        figures["busy_status_samples_ms"] = samples
+
     def peak_memory():
         figures["hwm_end_mb"] = proc_status(pid)["VmHWM"]
 
@@ -679,6 +692,7 @@ def measure(system, reps, log, startups=(), shutdowns=()):
         step("restart_p50_ms", restarts)
         if isinstance(system, Taskmasterd):
             step("events_lost", events)
+            step("busy_status_p50_ms", status_during_restart)
         step("hwm_end_mb", peak_memory)
         step("shutdown_ms", shutdown)
     finally:
@@ -1230,6 +1244,12 @@ ROWS = [
     ("events_p50_ms", "event delivery latency p50 (ms)", "", None),
     ("events_p99_ms", "event delivery latency p99 (ms)", "< 5 ms",
      lambda tm, sd, floor: tm["events_p99_ms"] < 5),
+    ("busy_restart_all_ms", "`restart all`: request → every instance RUNNING again (ms)", "",
+     None),
+    ("busy_status_p50_ms", "status of all during `restart all`, p50 (ms)", "", None),
+    ("busy_status_p99_ms", "status of all during `restart all`, p99 (ms)", "< 20 ms",
+     lambda tm, sd, floor: tm["busy_status_p99_ms"] < 20),
+    ("busy_status_max_ms", "status of all during `restart all`, max (ms)", "", None),
 ]
 
 # The capture figures that do not depend on N (see measure_capture): (key, label, target,
@@ -1460,9 +1480,9 @@ def markdown(results, meta, capture=None):
                 floor_text = f"{fmt(floor.get('stop_ms'))} (SIGTERM + reap ×N)"
             if key.endswith("_capture_mb") or key.endswith("_capture_ms"):
                 sd_text = "—"
-            if key.startswith("events_") and not sd:
+            if (key.startswith("events_") or key.startswith("busy_")) and not sd:
                 sd_text = "—"
-            elif key.startswith("events_"):
+            elif key.startswith("events_") or key.startswith("busy_"):
                 sd_text = "n/a"
             if key == "restart_exec_p50_ms":
                 tm_text = "= median above"
