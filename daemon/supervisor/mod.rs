@@ -42,7 +42,7 @@ use tokio::{
 
 use crate::{
     config::Config,
-    output::{Capture, Notice, Outputs, Pipe, StreamKind, Whose},
+    output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use children::{Children, Owner};
 pub use event::{EventFilter, Watch};
@@ -567,6 +567,10 @@ fn prepare_output(
         index: instance.index,
         name: &name,
         numprocs: config.numprocs,
+        owner: (config.identity.as_ref()).map(|identity| FileOwner {
+            uid: identity.uid,
+            gid: identity.gid,
+        }),
     };
     instance.stdout = outputs.capture(
         instance.stdout.take(),

@@ -1,0 +1,257 @@
+//! Who a program runs as: `user:` and `group:` looked up in the user and group databases (each
+//! name or number once per load), the supplementary groups `initgroups(3)` would give, and the
+//! rule that only root may run a program as anyone but itself.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use nix::unistd::{Gid, Group, Uid, User, getegid, geteuid, getgrouplist};
+
+use super::schema::Identity;
+
+/// Who loads the config: the effective uid and gid of the daemon, which decide what identities
+/// it may give its programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Credentials {
+    /// The current process's.
+    pub fn current() -> Credentials {
+        Credentials {
+            uid: geteuid().as_raw(),
+            gid: getegid().as_raw(),
+        }
+    }
+}
+
+/// A `user:` or `group:` value as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum Account {
+    /// A name; one made of digits only that no entry has is taken as a number.
+    Name(String),
+    Id(u32),
+}
+
+/// A user's entry.
+#[derive(Debug, Clone)]
+pub(super) struct UserEntry {
+    name: String,
+    uid: u32,
+    /// The primary group.
+    gid: u32,
+    home: PathBuf,
+}
+
+/// A group's entry.
+#[derive(Debug, Clone)]
+pub(super) struct GroupEntry {
+    name: String,
+    gid: u32,
+}
+
+/// Which key a problem of an identity belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    User,
+    Group,
+}
+
+/// The user and group databases as one load sees them: each account is looked up once (a
+/// config of 5000 programs as `nobody` reads `/etc/group` once, not 5000 times).
+pub(super) struct Accounts {
+    /// Who loads the config.
+    daemon: Credentials,
+    users: HashMap<Account, Result<UserEntry, String>>,
+    groups: HashMap<Account, Result<GroupEntry, String>>,
+    /// Supplementary groups by user name and group.
+    lists: HashMap<(String, u32), Result<Vec<u32>, String>>,
+}
+
+impl Accounts {
+    pub(super) fn new(daemon: Credentials) -> Accounts {
+        Accounts {
+            daemon,
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            lists: HashMap::new(),
+        }
+    }
+
+    /// The entry of the user `account`, or why there is none.
+    pub(super) fn user(&mut self, account: &Account) -> Result<UserEntry, String> {
+        if let Some(known) = self.users.get(account) {
+            return known.clone();
+        }
+        let found = look_up_user(account);
+        self.users.insert(account.clone(), found.clone());
+        found
+    }
+
+    /// The entry of the group `account`, or why there is none.
+    pub(super) fn group(&mut self, account: &Account) -> Result<GroupEntry, String> {
+        if let Some(known) = self.groups.get(account) {
+            return known.clone();
+        }
+        let found = look_up_group(account);
+        self.groups.insert(account.clone(), found.clone());
+        found
+    }
+
+    /// The identity of a program with `user` and `group` (each `None` when not set; not both),
+    /// or the key at fault and why it cannot be given. Without `user:`, the user is the
+    /// daemon's own; without `group:`, the group is the user's primary group.
+    pub(super) fn identity(
+        &mut self,
+        user: Option<&UserEntry>,
+        group: Option<&GroupEntry>,
+    ) -> Result<Identity, (Key, String)> {
+        let daemon = self.daemon;
+        let user = match user {
+            Some(user) => user.clone(),
+            None => self.user(&Account::Id(daemon.uid)).map_err(|reason| {
+                let message = format!("without `user:` the daemon's own user is meant: {reason}");
+                (Key::Group, message)
+            })?,
+        };
+        let (gid, group_name) = match group {
+            Some(group) => (group.gid, group.name.clone()),
+            None => {
+                let name = (self.group(&Account::Id(user.gid)).ok())
+                    .map_or_else(|| user.gid.to_string(), |group| group.name);
+                (user.gid, name)
+            }
+        };
+        let groups = if daemon.uid == 0 {
+            Some(self.supplementary(&user.name, gid).map_err(|reason| {
+                let message = format!("the groups of user {}: {reason}", user.name);
+                (Key::User, message)
+            })?)
+        } else {
+            only_root_may_change(daemon, &user, gid, &group_name, group.is_some())?;
+            None
+        };
+        Ok(Identity {
+            user: user.name,
+            uid: user.uid,
+            group: group_name,
+            gid,
+            groups,
+            home: user.home,
+        })
+    }
+
+    /// The supplementary groups of user `name` with group `gid`, as `initgroups(3)` sets them.
+    fn supplementary(&mut self, name: &str, gid: u32) -> Result<Vec<u32>, String> {
+        let key = (name.to_string(), gid);
+        if let Some(known) = self.lists.get(&key) {
+            return known.clone();
+        }
+        let found = CString::new(name)
+            .map_err(|_| "the name holds a NUL character".to_string())
+            .and_then(|name| {
+                getgrouplist(&name, Gid::from_raw(gid)).map_err(|errno| errno.desc().to_string())
+            })
+            .map(|groups| {
+                let mut groups: Vec<u32> = groups.iter().map(|group| group.as_raw()).collect();
+                groups.sort_unstable();
+                groups.dedup();
+                groups
+            });
+        self.lists.insert(key, found.clone());
+        found
+    }
+}
+
+/// A daemon that is not root can change neither its uid nor its gid: it may only "run as"
+/// what it already is.
+fn only_root_may_change(
+    daemon: Credentials,
+    user: &UserEntry,
+    gid: u32,
+    group: &str,
+    group_set: bool,
+) -> Result<(), (Key, String)> {
+    let not_root = format!(
+        "the daemon is not root (it runs as uid {}, gid {})",
+        daemon.uid, daemon.gid
+    );
+    if user.uid != daemon.uid {
+        let message = format!(
+            "{not_root}: it can run programs only as itself, not as user {} (uid {}); start it \
+             as root, or remove `user:`",
+            user.name, user.uid
+        );
+        return Err((Key::User, message));
+    }
+    if gid != daemon.gid {
+        let (key, what) = if group_set {
+            (Key::Group, "")
+        } else {
+            (Key::User, "the primary group of this user, ")
+        };
+        let message = format!(
+            "{not_root}: it can run programs only with its own group, not {what}group {group} \
+             (gid {gid}); start it as root, or set `group: {}`",
+            daemon.gid
+        );
+        return Err((key, message));
+    }
+    Ok(())
+}
+
+fn look_up_user(account: &Account) -> Result<UserEntry, String> {
+    let unreadable = |errno: nix::errno::Errno| {
+        format!("cannot read the user database: {}", errno.desc())
+    };
+    let found = match account {
+        Account::Id(uid) => User::from_uid(Uid::from_raw(*uid)).map_err(unreadable)?,
+        Account::Name(name) => match User::from_name(name).map_err(unreadable)? {
+            None => match name.parse::<u32>() {
+                Ok(uid) => return look_up_user(&Account::Id(uid)),
+                Err(_) => None,
+            },
+            found => found,
+        },
+    };
+    let user = found.ok_or_else(|| match account {
+        Account::Name(name) => format!("no user named {name:?} in the user database"),
+        Account::Id(uid) => format!(
+            "no user with uid {uid} in the user database (a program's user needs an entry, \
+             for its groups and HOME)"
+        ),
+    })?;
+    Ok(UserEntry {
+        name: user.name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        home: user.dir,
+    })
+}
+
+fn look_up_group(account: &Account) -> Result<GroupEntry, String> {
+    let unreadable = |errno: nix::errno::Errno| {
+        format!("cannot read the group database: {}", errno.desc())
+    };
+    let found = match account {
+        Account::Id(gid) => Group::from_gid(Gid::from_raw(*gid)).map_err(unreadable)?,
+        Account::Name(name) => match Group::from_name(name).map_err(unreadable)? {
+            None => match name.parse::<u32>() {
+                Ok(gid) => return look_up_group(&Account::Id(gid)),
+                Err(_) => None,
+            },
+            found => found,
+        },
+    };
+    let group = found.ok_or_else(|| match account {
+        Account::Name(name) => format!("no group named {name:?} in the group database"),
+        Account::Id(gid) => format!("no group with gid {gid} in the group database"),
+    })?;
+    Ok(GroupEntry {
+        name: group.name,
+        gid: group.gid.as_raw(),
+    })
+}
