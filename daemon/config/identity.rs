@@ -255,3 +255,174 @@ fn look_up_group(account: &Account) -> Result<GroupEntry, String> {
         gid: group.gid.as_raw(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use nix::unistd::{Gid, Group, User};
+
+    use super::Credentials;
+    use crate::config::testing::{WEB, issues, issues_for, ok, web};
+
+    /// `nobody` and its group, as this machine's databases have them (`nogroup` on Debian,
+    /// `nobody` elsewhere).
+    fn nobody() -> (User, Group) {
+        let user = User::from_name("nobody").unwrap().expect("a user `nobody`");
+        let group = Group::from_gid(user.gid).unwrap().expect("nobody's group");
+        (user, group)
+    }
+
+    fn text(lines: &[&str]) -> String {
+        let lines: String = lines.iter().map(|line| format!("    {line}\n")).collect();
+        format!("{WEB}{lines}")
+    }
+
+    /// (line, column, key, message) of each problem of `text` for a daemon as `daemon`.
+    fn problems(text: &str, daemon: Credentials) -> Vec<(usize, usize, String, String)> {
+        (issues_for(text, daemon).into_iter())
+            .map(|issue| (issue.line, issue.column, issue.key, issue.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_user_by_name_or_number_gets_its_group_groups_and_home() {
+        let (user, group) = nobody();
+        let by_name = web("user: nobody").identity.expect("an identity");
+        assert_eq!(by_name.user, "nobody");
+        assert_eq!(by_name.uid, user.uid.as_raw());
+        assert_eq!((by_name.gid, by_name.group.as_str()), (group.gid.as_raw(), &*group.name));
+        assert_eq!(by_name.home, user.dir);
+        // As initgroups(3): the groups that list the user, and its group.
+        let mut expected: Vec<u32> = nix::unistd::getgrouplist(
+            &std::ffi::CString::new("nobody").unwrap(),
+            user.gid,
+        )
+        .unwrap()
+        .iter()
+        .map(|gid| gid.as_raw())
+        .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(by_name.groups.as_ref(), Some(&expected));
+        assert!(expected.contains(&group.gid.as_raw()));
+        // The same user by uid, written as a number or as digits.
+        let uid = user.uid.as_raw();
+        assert_eq!(web(&format!("user: {uid}")).identity, Some(by_name.clone()));
+        assert_eq!(web(&format!("user: \"{uid}\"")).identity, Some(by_name.clone()));
+        assert_eq!(web("user: ~").identity, None);
+        assert_eq!(web("numprocs: 1").identity, None);
+    }
+
+    #[test]
+    fn group_replaces_the_primary_group_and_without_user_means_the_daemons() {
+        let root = web("user: nobody\n    group: root").identity.unwrap();
+        assert_eq!((root.uid, root.gid, root.group.as_str()), (nobody().0.uid.as_raw(), 0, "root"));
+        assert!(root.groups.as_ref().unwrap().contains(&0), "{root:?}");
+        assert_eq!(web("user: nobody\n    group: 0").identity, Some(root));
+        // Only a group: the daemon's own user (root here, as in CI) with that group.
+        let daemon = Credentials::current();
+        let only_group = ok(&text(&[&format!("group: {}", daemon.gid)])).programs["web"]
+            .identity
+            .clone()
+            .unwrap();
+        assert_eq!((only_group.uid, only_group.gid), (daemon.uid, daemon.gid));
+    }
+
+    #[test]
+    fn an_unknown_user_or_group_is_an_error_at_its_key() {
+        let found = issues(&text(&["user: no-such-user-here", "group: no-such-group-here"]));
+        let at: Vec<(usize, usize, &str, &str)> = (found.iter())
+            .map(|i| (i.line, i.column, i.key.as_str(), i.message.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (
+                    4,
+                    11,
+                    "programs.web.user",
+                    "no user named \"no-such-user-here\" in the user database"
+                ),
+                (
+                    5,
+                    12,
+                    "programs.web.group",
+                    "no group named \"no-such-group-here\" in the group database"
+                ),
+            ]
+        );
+        let unused_id = 4_000_000_000u32;
+        assert!(User::from_uid(unused_id.into()).unwrap().is_none());
+        assert!(Group::from_gid(Gid::from_raw(unused_id)).unwrap().is_none());
+        let found = issues(&text(&[&format!("user: {unused_id}")]));
+        assert_eq!(found[0].key, "programs.web.user");
+        assert!(found[0].message.starts_with(&format!(
+            "no user with uid {unused_id} in the user database"
+        )));
+        let found = issues(&text(&["user: nobody", &format!("group: {unused_id}")]));
+        assert_eq!(
+            (found[0].key.as_str(), found[0].message.as_str()),
+            (
+                "programs.web.group",
+                &*format!("no group with gid {unused_id} in the group database")
+            )
+        );
+        for (line, message) in [
+            ("user: [a]", "expected a user name or number, found a list"),
+            ("user: ''", "the user name is empty"),
+            ("user: -1", "a user id is from 0 to 4294967295, found -1"),
+            ("group: 1.5", "expected a group name or number, found number `1.5`"),
+        ] {
+            let found = issues(&text(&[line]));
+            assert_eq!(found.len(), 1, "{line}: {found:?}");
+            assert!(found[0].message.contains(message), "{line}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_is_not_root_may_run_programs_only_as_itself() {
+        let (user, group) = nobody();
+        let as_nobody = Credentials {
+            uid: user.uid.as_raw(),
+            gid: group.gid.as_raw(),
+        };
+        // Itself: accepted, and nothing will change (it could not).
+        assert_eq!(problems(&text(&["user: nobody"]), as_nobody), []);
+        let config = crate::config::parse_for(
+            &text(&["user: nobody"]),
+            std::path::Path::new(crate::config::testing::PATH),
+            as_nobody,
+        )
+        .unwrap();
+        let identity = config.programs["web"].identity.clone().unwrap();
+        assert_eq!((identity.uid, identity.groups), (as_nobody.uid, None));
+        let group_line = format!("group: {}", group.gid);
+        assert_eq!(problems(&text(&["user: nobody", &group_line]), as_nobody), []);
+        // Anyone else, or another group: refused at the key, when the file is loaded.
+        let not_root = format!(
+            "the daemon is not root (it runs as uid {}, gid {})",
+            as_nobody.uid, as_nobody.gid
+        );
+        let found = problems(&text(&["user: root"]), as_nobody);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0, found[0].1, found[0].2.as_str()), (4, 11, "programs.web.user"));
+        assert!(found[0].3.starts_with(&not_root), "{found:?}");
+        assert!(found[0].3.contains("not as user root (uid 0)"), "{found:?}");
+        for lines in [&["user: nobody", "group: root"][..], &["group: root"]] {
+            let found = problems(&text(lines), as_nobody);
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].2, "programs.web.group", "{found:?}");
+            assert!(found[0].3.contains("not group root (gid 0)"), "{found:?}");
+        }
+        // The user's primary group is not the daemon's: said at `user`.
+        let other_gid = Credentials {
+            gid: as_nobody.gid + 1,
+            ..as_nobody
+        };
+        let found = problems(&text(&["user: nobody"]), other_gid);
+        assert_eq!(found[0].2, "programs.web.user", "{found:?}");
+        assert!(found[0].3.contains("the primary group of this user"), "{found:?}");
+        // Root may give any identity.
+        let root = Credentials { uid: 0, gid: 0 };
+        assert_eq!(problems(&text(&["user: nobody", "group: root"]), root), []);
+    }
+}

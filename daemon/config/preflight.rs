@@ -168,3 +168,106 @@ pub fn io_reason(error: &std::io::Error) -> String {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::config::testing::{PATH, WEB, ok};
+
+    /// (line, column, key, message) of each warning of `text`, which is valid.
+    fn warnings(text: &str) -> Vec<(usize, usize, String, String)> {
+        (ok(text).warnings.into_iter())
+            .map(|issue| (issue.line, issue.column, issue.key, issue.message))
+            .collect()
+    }
+
+    fn program(lines: &[&str]) -> String {
+        let lines: String = lines.iter().map(|line| format!("    {line}\n")).collect();
+        format!("programs:\n  web:\n{lines}")
+    }
+
+    #[test]
+    fn what_will_fail_to_start_is_a_warning_at_its_key() {
+        let daemon_path = std::env::var("PATH").unwrap();
+        let later = "; starting the program fails until that changes";
+        let cases = [
+            (
+                program(&["cmd: no-such-program-here --flag"]),
+                (3, 10, "programs.web.cmd"),
+                format!(
+                    "executable `no-such-program-here` not found on PATH {daemon_path} \
+                     (the daemon's){later}"
+                ),
+            ),
+            (
+                program(&["cmd: sleep 1", "env: {PATH: /nonexistent/bin}"]),
+                (3, 10, "programs.web.cmd"),
+                format!(
+                    "executable `sleep` not found on PATH /nonexistent/bin (from the program's \
+                     env){later}"
+                ),
+            ),
+            (
+                program(&["cmd: /nonexistent/binary"]),
+                (3, 10, "programs.web.cmd"),
+                format!("executable /nonexistent/binary: No such file or directory{later}"),
+            ),
+            (
+                program(&["cmd: /tmp"]),
+                (3, 10, "programs.web.cmd"),
+                format!("executable /tmp: Is a directory{later}"),
+            ),
+        ];
+        for (text, (line, column, key), message) in cases {
+            assert_eq!(
+                warnings(&text),
+                [(line, column, key.to_string(), message)],
+                "{text}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("script.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, PermissionsExt::from_mode(0o644)).unwrap();
+        let found = warnings(&program(&[&format!("cmd: {}", script.display())]));
+        assert_eq!(
+            found[0].3,
+            format!(
+                "executable {}: Permission denied (mode 0644: no execute bit){later}",
+                script.display()
+            )
+        );
+        // Relative to the workingdir, which is missing too: both said, in file order.
+        let found = warnings(&program(&["workingdir: /nonexistent/dir", "cmd: ./run"]));
+        assert_eq!(
+            found,
+            [
+                (
+                    3,
+                    17,
+                    "programs.web.workingdir".to_string(),
+                    format!("workingdir /nonexistent/dir: No such file or directory{later}")
+                ),
+                (
+                    4,
+                    10,
+                    "programs.web.cmd".to_string(),
+                    format!("executable /nonexistent/dir/./run: No such file or directory{later}")
+                ),
+            ]
+        );
+        let found = warnings(&program(&["cmd: /bin/true", "workingdir: /etc/passwd"]));
+        assert_eq!(found[0].3, format!("workingdir /etc/passwd: Not a directory{later}"));
+        // Found: no warning, and the lines name the file.
+        assert_eq!(warnings(&format!("{WEB}    workingdir: /tmp\n")), []);
+        let config = ok(&program(&["cmd: no-such-program-here"]));
+        assert_eq!(
+            config.warning_lines(),
+            [format!(
+                "{PATH}:3:10: programs.web.cmd: executable `no-such-program-here` not found on \
+                 PATH {daemon_path} (the daemon's){later}"
+            )]
+        );
+    }
+}

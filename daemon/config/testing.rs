@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::output::{Capture, Output, OutputPath, PathTemplate};
-use super::{Config, ConfigError, ConfigIssue, ProgramConfig, parse};
+use super::{Config, ConfigError, ConfigIssue, Credentials, ProgramConfig, parse, parse_for};
 
 /// Where the configs of the tests claim to be.
 pub(super) const PATH: &str = "/srv/taskmaster/taskmaster.yaml";
@@ -27,6 +27,15 @@ pub(super) fn issues(text: &str) -> Vec<ConfigIssue> {
             issues
         }
         other => panic!("{text:?}: expected Invalid, got {other:?}"),
+    }
+}
+
+/// The problems of `text` for a daemon with credentials `daemon`; empty when it is valid.
+pub(super) fn issues_for(text: &str, daemon: Credentials) -> Vec<ConfigIssue> {
+    match parse_for(text, Path::new(PATH), daemon) {
+        Err(ConfigError::Invalid { issues, .. }) => issues,
+        Ok(_) => Vec::new(),
+        Err(other) => panic!("{text:?}: {other}"),
     }
 }
 

@@ -589,4 +589,69 @@ mod tests {
         assert!(!numbered(&path, 1).exists());
         assert_eq!(sink.read_end(100).unwrap(), b"");
     }
+
+    /// `nobody`'s uid and gid, when the test runs as root (it gives files away); else skipped.
+    fn nobody_as_root() -> Option<FileOwner> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: only root can give files to another user");
+            return None;
+        }
+        let user = nix::unistd::User::from_name("nobody").unwrap().expect("nobody");
+        Some(FileOwner {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })
+    }
+
+    #[test]
+    fn the_files_of_a_program_with_its_user_are_its_in_folders_that_are_the_daemons() {
+        let Some(nobody) = nobody_as_root() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("made/for/web.log");
+        let mut sink = Sink::new(path.clone(), 8, 1);
+        sink.set_owner(Some(nobody));
+        sink.write(b"first\n", b"").unwrap();
+        sink.write(b"second\n", b"").unwrap();
+        for file in [path.clone(), numbered(&path, 1)] {
+            let metadata = std::fs::metadata(&file).unwrap();
+            assert_eq!((metadata.uid(), metadata.gid()), (nobody.uid, nobody.gid));
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
+        }
+        for folder in [dir.path().join("made"), dir.path().join("made/for")] {
+            let metadata = std::fs::metadata(&folder).unwrap();
+            assert_eq!(metadata.uid(), 0, "{}", folder.display());
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o755);
+        }
+        // A file that is there keeps its owner; the daemon's own files stay the daemon's.
+        let mut daemons = Sink::new(dir.path().join("made/daemon.log"), 0, 0);
+        daemons.write(b"mine\n", b"").unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("made/daemon.log")).unwrap().uid(), 0);
+    }
+
+    #[test]
+    fn a_link_in_a_folder_of_another_user_is_not_followed() {
+        let Some(nobody) = nobody_as_root() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "only root writes here\n").unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        let (uid, gid) = (nix::unistd::Uid::from_raw(nobody.uid), nix::unistd::Gid::from_raw(nobody.gid));
+        nix::unistd::chown(&theirs, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::symlink(&precious, theirs.join("web.log")).unwrap();
+        let mut sink = Sink::new(theirs.join("web.log"), 0, 0);
+        sink.set_owner(Some(nobody));
+        let dropped = sink.write(b"planted\n", b"").unwrap_err();
+        assert!(dropped.reason.contains("symbolic links"), "{}", dropped.reason);
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "only root writes here\n");
+        // In the daemon's own folder a link is followed, as before (`/dev/stdout`).
+        std::os::unix::fs::symlink(&precious, dir.path().join("mine.log")).unwrap();
+        let mut sink = Sink::new(dir.path().join("mine.log"), 0, 0);
+        sink.write(b"appended\n", b"").unwrap();
+        assert!(std::fs::read_to_string(&precious).unwrap().ends_with("appended\n"));
+    }
 }
