@@ -55,6 +55,16 @@ fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
     vars.iter().find_map(|var| var.strip_prefix(&format!("{name}=")))
 }
 
+/// Runs `command` (a daemon expected to refuse its config) until it exits, for at most
+/// [`DEADLINE`] (a daemon that starts after all is stopped by its guard); its exit code and
+/// what it wrote on stderr, kept in `stderr`.
+fn refused(command: &mut Command, stderr: &std::path::Path) -> (Option<i32>, String) {
+    let file = std::fs::File::create(stderr).unwrap();
+    let mut daemon = Guard::spawn(command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file));
+    let status = daemon.wait_exit();
+    (status.and_then(|status| status.code()), read(stderr))
+}
+
 /// Runs a command of the shadow tools (`useradd`, `groupadd`...) until it succeeds: another
 /// process may hold the lock of /etc/passwd for a moment.
 fn shadow_tool(program: &str, args: &[&str]) {
@@ -265,9 +275,8 @@ async fn an_unknown_user_or_group_is_a_config_error_at_its_line_and_key() {
     let pid = dir.path().join("t.pid");
     std::fs::write(&path, Config::from(program.clone()).file(dir.path(), &socket, &log, &pid))
         .unwrap();
-    let output = foreground(&path).output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = refused(&mut foreground(&path), &dir.path().join("stderr"));
+    assert_eq!(code, Some(2), "{stderr}");
     let file = path.display();
     // Lines 10 and 11: after the daemon section, `web:`, cmd, starttime and stoptime.
     let user = format!(
@@ -330,15 +339,13 @@ async fn a_daemon_that_is_not_root_runs_programs_only_as_itself() {
     let text = Config::from(Program::sleeper("web").set("user", "root"))
         .file(dir.path(), &paths[0], &paths[1], &paths[2]);
     std::fs::write(&path, text).unwrap();
-    let output = Command::new(&as_nobody[0])
+    let mut command = Command::new(&as_nobody[0]);
+    command
         .args(&as_nobody[1..])
         .arg(foreground(&path).get_program())
-        .args(foreground(&path).get_args())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .args(foreground(&path).get_args());
+    let (code, stderr) = refused(&mut command, &dir.path().join("stderr"));
+    assert_eq!(code, Some(2), "{stderr}");
     let expected = format!(
         "{}:10:11: programs.web.user: the daemon is not root (it runs as uid {uid}, gid {gid}): it \
          can run programs only as itself, not as user root (uid 0)",
