@@ -204,9 +204,8 @@ fn only_root_may_change(
 }
 
 fn look_up_user(account: &Account) -> Result<UserEntry, String> {
-    let unreadable = |errno: nix::errno::Errno| {
-        format!("cannot read the user database: {}", errno.desc())
-    };
+    let unreadable =
+        |errno: nix::errno::Errno| format!("cannot read the user database: {}", errno.desc());
     let found = match account {
         Account::Id(uid) => User::from_uid(Uid::from_raw(*uid)).map_err(unreadable)?,
         Account::Name(name) => match User::from_name(name).map_err(unreadable)? {
@@ -233,9 +232,8 @@ fn look_up_user(account: &Account) -> Result<UserEntry, String> {
 }
 
 fn look_up_group(account: &Account) -> Result<GroupEntry, String> {
-    let unreadable = |errno: nix::errno::Errno| {
-        format!("cannot read the group database: {}", errno.desc())
-    };
+    let unreadable =
+        |errno: nix::errno::Errno| format!("cannot read the group database: {}", errno.desc());
     let found = match account {
         Account::Id(gid) => Group::from_gid(Gid::from_raw(*gid)).map_err(unreadable)?,
         Account::Name(name) => match Group::from_name(name).map_err(unreadable)? {
@@ -289,17 +287,18 @@ mod tests {
         let by_name = web("user: nobody").identity.expect("an identity");
         assert_eq!(by_name.user, "nobody");
         assert_eq!(by_name.uid, user.uid.as_raw());
-        assert_eq!((by_name.gid, by_name.group.as_str()), (group.gid.as_raw(), &*group.name));
+        assert_eq!(
+            (by_name.gid, by_name.group.as_str()),
+            (group.gid.as_raw(), &*group.name)
+        );
         assert_eq!(by_name.home, user.dir);
         // As initgroups(3): the groups that list the user, and its group.
-        let mut expected: Vec<u32> = nix::unistd::getgrouplist(
-            &std::ffi::CString::new("nobody").unwrap(),
-            user.gid,
-        )
-        .unwrap()
-        .iter()
-        .map(|gid| gid.as_raw())
-        .collect();
+        let mut expected: Vec<u32> =
+            nix::unistd::getgrouplist(&std::ffi::CString::new("nobody").unwrap(), user.gid)
+                .unwrap()
+                .iter()
+                .map(|gid| gid.as_raw())
+                .collect();
         expected.sort_unstable();
         expected.dedup();
         assert_eq!(by_name.groups.as_ref(), Some(&expected));
@@ -307,7 +306,10 @@ mod tests {
         // The same user by uid, written as a number or as digits.
         let uid = user.uid.as_raw();
         assert_eq!(web(&format!("user: {uid}")).identity, Some(by_name.clone()));
-        assert_eq!(web(&format!("user: \"{uid}\"")).identity, Some(by_name.clone()));
+        assert_eq!(
+            web(&format!("user: \"{uid}\"")).identity,
+            Some(by_name.clone())
+        );
         assert_eq!(web("user: ~").identity, None);
         assert_eq!(web("numprocs: 1").identity, None);
     }
@@ -315,7 +317,10 @@ mod tests {
     #[test]
     fn group_replaces_the_primary_group_and_without_user_means_the_daemons() {
         let root = web("user: nobody\n    group: root").identity.unwrap();
-        assert_eq!((root.uid, root.gid, root.group.as_str()), (nobody().0.uid.as_raw(), 0, "root"));
+        assert_eq!(
+            (root.uid, root.gid, root.group.as_str()),
+            (nobody().0.uid.as_raw(), 0, "root")
+        );
         assert!(root.groups.as_ref().unwrap().contains(&0), "{root:?}");
         assert_eq!(web("user: nobody\n    group: 0").identity, Some(root));
         // Only a group: the daemon's own user (root here, as in CI) with that group.
@@ -329,7 +334,10 @@ mod tests {
 
     #[test]
     fn an_unknown_user_or_group_is_an_error_at_its_key() {
-        let found = issues(&text(&["user: no-such-user-here", "group: no-such-group-here"]));
+        let found = issues(&text(&[
+            "user: no-such-user-here",
+            "group: no-such-group-here",
+        ]));
         let at: Vec<(usize, usize, &str, &str)> = (found.iter())
             .map(|i| (i.line, i.column, i.key.as_str(), i.message.as_str()))
             .collect();
@@ -370,7 +378,10 @@ mod tests {
             ("user: [a]", "expected a user name or number, found a list"),
             ("user: ''", "the user name is empty"),
             ("user: -1", "a user id is from 0 to 4294967295, found -1"),
-            ("group: 1.5", "expected a group name or number, found number `1.5`"),
+            (
+                "group: 1.5",
+                "expected a group name or number, found number `1.5`",
+            ),
         ] {
             let found = issues(&text(&[line]));
             assert_eq!(found.len(), 1, "{line}: {found:?}");
@@ -396,7 +407,10 @@ mod tests {
         let identity = config.programs["web"].identity.clone().unwrap();
         assert_eq!((identity.uid, identity.groups), (as_nobody.uid, None));
         let group_line = format!("group: {}", group.gid);
-        assert_eq!(problems(&text(&["user: nobody", &group_line]), as_nobody), []);
+        assert_eq!(
+            problems(&text(&["user: nobody", &group_line]), as_nobody),
+            []
+        );
         // Anyone else, or another group: refused at the key, when the file is loaded.
         let not_root = format!(
             "the daemon is not root (it runs as uid {}, gid {})",
@@ -404,7 +418,10 @@ mod tests {
         );
         let found = problems(&text(&["user: root"]), as_nobody);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].0, found[0].1, found[0].2.as_str()), (4, 11, "programs.web.user"));
+        assert_eq!(
+            (found[0].0, found[0].1, found[0].2.as_str()),
+            (4, 11, "programs.web.user")
+        );
         assert!(found[0].3.starts_with(&not_root), "{found:?}");
         assert!(found[0].3.contains("not as user root (uid 0)"), "{found:?}");
         for lines in [&["user: nobody", "group: root"][..], &["group: root"]] {
@@ -420,7 +437,10 @@ mod tests {
         };
         let found = problems(&text(&["user: nobody"]), other_gid);
         assert_eq!(found[0].2, "programs.web.user", "{found:?}");
-        assert!(found[0].3.contains("the primary group of this user"), "{found:?}");
+        assert!(
+            found[0].3.contains("the primary group of this user"),
+            "{found:?}"
+        );
         // Root may give any identity.
         let root = Credentials { uid: 0, gid: 0 };
         assert_eq!(problems(&text(&["user: nobody", "group: root"]), root), []);

@@ -28,8 +28,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use find::{DEFAULT_FILE_NAME, find};
-pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use identity::Credentials;
+pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{AutoRestart, Config, DaemonSettings, Identity, ProgramConfig};
 pub use values::parse_signal;
 

@@ -157,7 +157,8 @@ pub fn workingdir(dir: &Path) -> Result<(), String> {
     if !metadata.is_dir() {
         return Err(nix::errno::Errno::ENOTDIR.desc().to_string());
     }
-    nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).map_err(|errno| errno.desc().to_string())
+    nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK)
+        .map_err(|errno| errno.desc().to_string())
 }
 
 /// An I/O error in `strerror` words.
@@ -167,7 +168,6 @@ pub fn io_reason(error: &std::io::Error) -> String {
         None => error.to_string(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -258,7 +258,10 @@ mod tests {
             ]
         );
         let found = warnings(&program(&["cmd: /bin/true", "workingdir: /etc/passwd"]));
-        assert_eq!(found[0].3, format!("workingdir /etc/passwd: Not a directory{later}"));
+        assert_eq!(
+            found[0].3,
+            format!("workingdir /etc/passwd: Not a directory{later}")
+        );
         // Found: no warning, and the lines name the file.
         assert_eq!(warnings(&format!("{WEB}    workingdir: /tmp\n")), []);
         let config = ok(&program(&["cmd: no-such-program-here"]));

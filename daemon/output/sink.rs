@@ -413,7 +413,10 @@ fn numbered(path: &Path, number: u32) -> PathBuf {
 fn set_owner(file: &File, owner: Option<FileOwner>) -> io::Result<()> {
     match owner {
         Some(FileOwner { uid, gid }) => {
-            let (uid, gid) = (nix::unistd::Uid::from_raw(uid), nix::unistd::Gid::from_raw(gid));
+            let (uid, gid) = (
+                nix::unistd::Uid::from_raw(uid),
+                nix::unistd::Gid::from_raw(gid),
+            );
             nix::unistd::fchown(file, Some(uid), Some(gid)).map_err(io::Error::from)
         }
         None => Ok(()),
@@ -596,7 +599,9 @@ mod tests {
             eprintln!("skipped: only root can give files to another user");
             return None;
         }
-        let user = nix::unistd::User::from_name("nobody").unwrap().expect("nobody");
+        let user = nix::unistd::User::from_name("nobody")
+            .unwrap()
+            .expect("nobody");
         Some(FileOwner {
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
@@ -627,7 +632,12 @@ mod tests {
         // A file that is there keeps its owner; the daemon's own files stay the daemon's.
         let mut daemons = Sink::new(dir.path().join("made/daemon.log"), 0, 0);
         daemons.write(b"mine\n", b"").unwrap();
-        assert_eq!(std::fs::metadata(dir.path().join("made/daemon.log")).unwrap().uid(), 0);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("made/daemon.log"))
+                .unwrap()
+                .uid(),
+            0
+        );
     }
 
     #[test]
@@ -640,18 +650,32 @@ mod tests {
         std::fs::write(&precious, "only root writes here\n").unwrap();
         let theirs = dir.path().join("theirs");
         std::fs::create_dir(&theirs).unwrap();
-        let (uid, gid) = (nix::unistd::Uid::from_raw(nobody.uid), nix::unistd::Gid::from_raw(nobody.gid));
+        let (uid, gid) = (
+            nix::unistd::Uid::from_raw(nobody.uid),
+            nix::unistd::Gid::from_raw(nobody.gid),
+        );
         nix::unistd::chown(&theirs, Some(uid), Some(gid)).unwrap();
         std::os::unix::fs::symlink(&precious, theirs.join("web.log")).unwrap();
         let mut sink = Sink::new(theirs.join("web.log"), 0, 0);
         sink.set_owner(Some(nobody));
         let dropped = sink.write(b"planted\n", b"").unwrap_err();
-        assert!(dropped.reason.contains("symbolic links"), "{}", dropped.reason);
-        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "only root writes here\n");
+        assert!(
+            dropped.reason.contains("symbolic links"),
+            "{}",
+            dropped.reason
+        );
+        assert_eq!(
+            std::fs::read_to_string(&precious).unwrap(),
+            "only root writes here\n"
+        );
         // In the daemon's own folder a link is followed, as before (`/dev/stdout`).
         std::os::unix::fs::symlink(&precious, dir.path().join("mine.log")).unwrap();
         let mut sink = Sink::new(dir.path().join("mine.log"), 0, 0);
         sink.write(b"appended\n", b"").unwrap();
-        assert!(std::fs::read_to_string(&precious).unwrap().ends_with("appended\n"));
+        assert!(
+            std::fs::read_to_string(&precious)
+                .unwrap()
+                .ends_with("appended\n")
+        );
     }
 }

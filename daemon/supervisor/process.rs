@@ -165,8 +165,8 @@ fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
         .stderr(output(stdio.stderr)?)
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
         .process_group(0);
-    let switch = (config.identity.as_ref())
-        .and_then(|identity| Some((identity, identity.groups.as_ref()?)));
+    let switch =
+        (config.identity.as_ref()).and_then(|identity| Some((identity, identity.groups.as_ref()?)));
     let report = match switch {
         Some((identity, groups)) => Some(become_user(&mut command, config, identity, groups)?),
         None => {
@@ -350,7 +350,10 @@ fn explain(config: &ProgramConfig, error: &std::io::Error, step: Option<Step>) -
             )
         }
         (Some(Step::Gid), Some(identity)) => {
-            format!("setgid to group {} ({}): {reason}", identity.group, identity.gid)
+            format!(
+                "setgid to group {} ({}): {reason}",
+                identity.group, identity.gid
+            )
         }
         (Some(Step::Uid), Some(identity)) => {
             format!("setuid to user {user} ({}): {reason}", identity.uid)
@@ -358,7 +361,10 @@ fn explain(config: &ProgramConfig, error: &std::io::Error, step: Option<Step>) -
         (Some(Step::Workingdir), _) => format!("workingdir {}: {reason}{as_user}", workingdir()),
         (Some(_), None) => reason,
         (None, _) => match config.workingdir.as_deref() {
-            Some(dir) if as_user.is_empty() && let Err(problem) = preflight::workingdir(dir) => {
+            Some(dir)
+                if as_user.is_empty()
+                    && let Err(problem) = preflight::workingdir(dir) =>
+            {
                 format!("workingdir {}: {problem}", dir.display())
             }
             _ => exec_failure(config, error, &reason, &as_user),

@@ -34,7 +34,10 @@ fn status_ids(pid: u32, field: &str) -> Vec<u32> {
     let line = (status.lines())
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("no {field} in {status}"));
-    let mut ids: Vec<u32> = line.split_whitespace().map(|id| id.parse().unwrap()).collect();
+    let mut ids: Vec<u32> = line
+        .split_whitespace()
+        .map(|id| id.parse().unwrap())
+        .collect();
     if field == "Groups" {
         ids.sort_unstable();
     }
@@ -52,7 +55,8 @@ fn environ(pid: u32) -> Vec<String> {
 
 /// The value of variable `name` in `vars`.
 fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
-    vars.iter().find_map(|var| var.strip_prefix(&format!("{name}=")))
+    vars.iter()
+        .find_map(|var| var.strip_prefix(&format!("{name}=")))
 }
 
 /// Runs `command` (a daemon expected to refuse its config) until it exits, for at most
@@ -60,7 +64,12 @@ fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
 /// what it wrote on stderr, kept in `stderr`.
 fn refused(command: &mut Command, stderr: &std::path::Path) -> (Option<i32>, String) {
     let file = std::fs::File::create(stderr).unwrap();
-    let mut daemon = Guard::spawn(command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file));
+    let mut daemon = Guard::spawn(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file),
+    );
     let status = daemon.wait_exit();
     (status.and_then(|status| status.code()), read(stderr))
 }
@@ -126,7 +135,11 @@ impl TestUser {
     }
 
     fn gid(name: &str) -> u32 {
-        Group::from_name(name).unwrap().expect("the group").gid.as_raw()
+        Group::from_name(name)
+            .unwrap()
+            .expect("the group")
+            .gid
+            .as_raw()
     }
 }
 
@@ -169,16 +182,27 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
     // Real, effective, saved and filesystem ids, all of them.
     assert_eq!(status_ids(pid, "Uid"), [uid; 4]);
     assert_eq!(status_ids(pid, "Gid"), [gid; 4]);
-    assert_eq!(status_ids(pid, "Groups"), [gid], "none of root's groups is kept");
+    assert_eq!(
+        status_ids(pid, "Groups"),
+        [gid],
+        "none of root's groups is kept"
+    );
     let vars = environ(pid);
     assert_eq!(var(&vars, "HOME"), Some(&*nobody.dir.to_string_lossy()));
     assert_eq!(var(&vars, "USER"), Some("nobody"));
     assert_eq!(var(&vars, "LOGNAME"), Some("nobody"));
 
     // A user made for the test: its primary group, and each group that lists it.
-    let created_uid = User::from_name(&created.name).unwrap().unwrap().uid.as_raw();
+    let created_uid = User::from_name(&created.name)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
     let primary = TestUser::gid(&created.primary);
-    let (a, b) = (TestUser::gid(&created.extra[0]), TestUser::gid(&created.extra[1]));
+    let (a, b) = (
+        TestUser::gid(&created.extra[0]),
+        TestUser::gid(&created.extra[1]),
+    );
     let pid = pids["as_created"];
     assert_eq!(status_ids(pid, "Uid"), [created_uid; 4]);
     assert_eq!(status_ids(pid, "Gid"), [primary; 4]);
@@ -187,7 +211,10 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
     assert_eq!(status_ids(pid, "Groups"), groups);
     let vars = environ(pid);
     assert_eq!(var(&vars, "USER"), Some(created.name.as_str()));
-    assert_eq!(var(&vars, "HOME"), Some("/nonexistent/taskmaster-test-home"));
+    assert_eq!(
+        var(&vars, "HOME"),
+        Some("/nonexistent/taskmaster-test-home")
+    );
 
     // `group:` replaces the primary group, which then is not among the groups (as
     // initgroups(3) with that group); `env` wins over HOME and LOGNAME.
@@ -205,7 +232,10 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
     // Without `user:` nothing changes: the daemon's identity and environment.
     let pid = pids["plain"];
     assert_eq!(status_ids(pid, "Uid"), [0; 4]);
-    assert_eq!(var(&environ(pid), "HOME"), std::env::var("HOME").ok().as_deref());
+    assert_eq!(
+        var(&environ(pid), "HOME"),
+        std::env::var("HOME").ok().as_deref()
+    );
     drop(daemon);
 }
 
@@ -226,7 +256,7 @@ async fn the_output_files_of_a_user_program_are_its_own() {
         .starttime(0.2)
         .stoptime(1.0)
         .set("user", "nobody")
-            .stderr("{dir}/made/for/writer/err.log"),
+        .stderr("{dir}/made/for/writer/err.log"),
     )
     .in_dir(dir)
     .start()
@@ -235,7 +265,10 @@ async fn the_output_files_of_a_user_program_are_its_own() {
     let stdout = daemon.path("logs/writer.out.log");
     let stderr = daemon.path("made/for/writer/err.log");
     for (file, line) in [(&stdout, "to-stdout\n"), (&stderr, "to-stderr\n")] {
-        expect("the output in its file", || async { (read(file) == line).then_some(()) }).await;
+        expect("the output in its file", || async {
+            (read(file) == line).then_some(())
+        })
+        .await;
         let metadata = std::fs::metadata(file).unwrap();
         assert_eq!(
             (metadata.uid(), metadata.gid()),
@@ -273,8 +306,11 @@ async fn an_unknown_user_or_group_is_a_config_error_at_its_line_and_key() {
     let socket = dir.path().join("t.sock");
     let log = dir.path().join("t.log");
     let pid = dir.path().join("t.pid");
-    std::fs::write(&path, Config::from(program.clone()).file(dir.path(), &socket, &log, &pid))
-        .unwrap();
+    std::fs::write(
+        &path,
+        Config::from(program.clone()).file(dir.path(), &socket, &log, &pid),
+    )
+    .unwrap();
     let (code, stderr) = refused(&mut foreground(&path), &dir.path().join("stderr"));
     assert_eq!(code, Some(2), "{stderr}");
     let file = path.display();
@@ -336,8 +372,12 @@ async fn a_daemon_that_is_not_root_runs_programs_only_as_itself() {
     let dir = owned_by_nobody();
     let path = dir.path().join("taskmaster.yaml");
     let paths = ["t.sock", "t.log", "t.pid"].map(|name| dir.path().join(name));
-    let text = Config::from(Program::sleeper("web").set("user", "root"))
-        .file(dir.path(), &paths[0], &paths[1], &paths[2]);
+    let text = Config::from(Program::sleeper("web").set("user", "root")).file(
+        dir.path(),
+        &paths[0],
+        &paths[1],
+        &paths[2],
+    );
     std::fs::write(&path, text).unwrap();
     let mut command = Command::new(&as_nobody[0]);
     command
@@ -379,7 +419,8 @@ async fn each_spawn_error_says_what_failed() {
         Config::new()
             .program(failing("not_on_path", "no-such-program-here --flag"))
             .program(
-                failing("not_on_its_path", "sleep 1000").env("{ PATH: \"{dir}/bin:/nonexistent\" }"),
+                failing("not_on_its_path", "sleep 1000")
+                    .env("{ PATH: \"{dir}/bin:/nonexistent\" }"),
             )
             .program(failing("missing", "{dir}/no-such-binary"))
             .program(failing("missing_dir", "sleep 1000").workingdir("{dir}/no-such-dir"))
@@ -393,7 +434,9 @@ async fn each_spawn_error_says_what_failed() {
     let expected = [
         (
             "not_on_path",
-            format!("executable `no-such-program-here` not found on PATH {daemon_path} (the daemon's)"),
+            format!(
+                "executable `no-such-program-here` not found on PATH {daemon_path} (the daemon's)"
+            ),
         ),
         (
             "not_on_its_path",
@@ -496,7 +539,10 @@ async fn a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs() 
     for (capability, message) in [
         (
             "setuid",
-            format!("setuid to user nobody ({}): Operation not permitted", nobody.uid),
+            format!(
+                "setuid to user nobody ({}): Operation not permitted",
+                nobody.uid
+            ),
         ),
         (
             "setgid",
@@ -573,7 +619,11 @@ async fn what_cannot_start_yet_is_a_warning_in_the_event_log_and_the_reload_answ
         .into_inner();
     assert!(started.results[0].ok, "{started:?}");
     // Reload: the warnings that still hold, in the answer and from taskctl.
-    let answer = client.reload(proto::ReloadRequest {}).await.unwrap().into_inner();
+    let answer = client
+        .reload(proto::ReloadRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(answer.warnings, warnings[..1]);
     let taskctl = Command::new(env!("CARGO_BIN_EXE_taskctl"))
         .arg("-s")
@@ -585,7 +635,10 @@ async fn what_cannot_start_yet_is_a_warning_in_the_event_log_and_the_reload_answ
     let printed = String::from_utf8_lossy(&taskctl.stdout);
     assert_eq!(taskctl.status.code(), Some(0), "{taskctl:?}");
     assert!(
-        printed.ends_with(&format!("unchanged: ghost, web\nwarning: {}\n", warnings[0])),
+        printed.ends_with(&format!(
+            "unchanged: ghost, web\nwarning: {}\n",
+            warnings[0]
+        )),
         "{printed}"
     );
     drop(daemon);

@@ -58,7 +58,10 @@ async fn a_spawn_error_is_a_failed_start_with_its_reason() {
     let missing = wait_state(&mut client, "missing", State::Fatal).await;
     let missing_binary = "executable /nonexistent/binary: No such file or directory";
     assert_eq!(missing.spawn_error, missing_binary);
-    assert_eq!(missing.description, format!("spawn error: {missing_binary}"));
+    assert_eq!(
+        missing.description,
+        format!("spawn error: {missing_binary}")
+    );
     let baddir = wait_state(&mut client, "baddir", State::Fatal).await;
     assert_eq!(
         baddir.description,
