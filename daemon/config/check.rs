@@ -171,7 +171,9 @@ struct Checker<'a> {
 /// when not set (or null), `Some(None)` when it was bad (and reported).
 #[derive(Default)]
 struct PendingIdentity {
+    /// `user:`'s entry.
     user: Option<Option<UserEntry>>,
+    /// `group:`'s entry.
     group: Option<Option<GroupEntry>>,
 }
 

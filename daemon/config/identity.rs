@@ -14,7 +14,9 @@ use super::schema::Identity;
 /// it may give its programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Credentials {
+    /// Effective uid; 0 is root, who alone may change who a process is.
     pub uid: u32,
+    /// Effective gid.
     pub gid: u32,
 }
 
@@ -39,16 +41,19 @@ pub(super) enum Account {
 /// A user's entry.
 #[derive(Debug, Clone)]
 pub(super) struct UserEntry {
+    /// As the database spells it (for `USER`, and to look up its groups).
     name: String,
     uid: u32,
     /// The primary group.
     gid: u32,
+    /// The home directory (for `HOME`).
     home: PathBuf,
 }
 
 /// A group's entry.
 #[derive(Debug, Clone)]
 pub(super) struct GroupEntry {
+    /// As the database spells it (for messages).
     name: String,
     gid: u32,
 }
@@ -65,7 +70,9 @@ pub(super) enum Key {
 pub(super) struct Accounts {
     /// Who loads the config.
     daemon: Credentials,
+    /// Each user looked up, or why it was not found.
     users: HashMap<Account, Result<UserEntry, String>>,
+    /// Each group looked up, or why it was not found.
     groups: HashMap<Account, Result<GroupEntry, String>>,
     /// Supplementary groups by user name and group.
     lists: HashMap<(String, u32), Result<Vec<u32>, String>>,

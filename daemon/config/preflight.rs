@@ -70,19 +70,41 @@ impl fmt::Display for SearchPath {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutableProblem {
     /// A bare name that no directory of the search path holds (as an executable file).
-    NotOnPath { name: String, path: SearchPath },
+    NotOnPath {
+        /// The name as the command gives it.
+        name: String,
+        /// Where it was searched.
+        path: SearchPath,
+        /// The first directory of it that could not be searched (as `execvp(3)`, a spawn
+        /// then fails with "Permission denied").
+        denied: Option<PathBuf>,
+    },
     /// A path (with a `/`, resolved against `workingdir`) that does not exist or cannot be
     /// looked at.
-    Missing { path: PathBuf, reason: String },
+    Missing {
+        /// The path looked at.
+        path: PathBuf,
+        /// Why it is not there, in `strerror` words.
+        reason: String,
+    },
     /// It exists but is not something to execute.
-    NotExecutable { path: PathBuf, reason: String },
+    NotExecutable {
+        /// The file found.
+        path: PathBuf,
+        /// Why it cannot be executed.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ExecutableProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExecutableProblem::NotOnPath { name, path } => {
-                write!(f, "executable `{name}` not found on {path}")
+            ExecutableProblem::NotOnPath { name, path, denied } => {
+                write!(f, "executable `{name}` not found on {path}")?;
+                match denied {
+                    Some(dir) => write!(f, "; {}: Permission denied", dir.display()),
+                    None => Ok(()),
+                }
             }
             ExecutableProblem::Missing { path, reason }
             | ExecutableProblem::NotExecutable { path, reason } => {
@@ -107,21 +129,30 @@ pub fn executable(config: &ProgramConfig) -> Result<PathBuf, ExecutableProblem> 
     }
     let search = SearchPath::of(config);
     let mut not_executable = None;
+    let mut denied = None;
     for dir in search.value.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = Path::new(dir).join(program);
-        match runnable(&candidate) {
+        let metadata = match std::fs::metadata(&candidate) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                denied.get_or_insert_with(|| PathBuf::from(dir));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match executable_file(&candidate, &metadata) {
             Ok(()) => return Ok(candidate),
-            Err(problem @ ExecutableProblem::NotExecutable { .. }) => {
+            Err(problem) => {
                 not_executable.get_or_insert(problem);
             }
-            Err(_) => {}
         }
     }
     // As execvp(3): a file found that cannot be executed says more than "not found".
     Err(not_executable.unwrap_or(ExecutableProblem::NotOnPath {
         name: program.clone(),
         path: search,
+        denied,
     }))
 }
 
@@ -131,6 +162,11 @@ fn runnable(path: &Path) -> Result<(), ExecutableProblem> {
         path: path.to_path_buf(),
         reason: io_reason(&error),
     })?;
+    executable_file(path, &metadata)
+}
+
+/// Whether the file at `path` with `metadata` is a regular file with an execute bit.
+fn executable_file(path: &Path, metadata: &std::fs::Metadata) -> Result<(), ExecutableProblem> {
     let not_executable = |reason: String| ExecutableProblem::NotExecutable {
         path: path.to_path_buf(),
         reason,
@@ -172,6 +208,7 @@ pub fn io_reason(error: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     use crate::config::testing::{PATH, WEB, ok};
 
@@ -190,6 +227,14 @@ mod tests {
     #[test]
     fn what_will_fail_to_start_is_a_warning_at_its_key() {
         let daemon_path = std::env::var("PATH").unwrap();
+        // A directory of it this test may not search (a run as non-root with /root/... on
+        // PATH) is named; as root there is none.
+        let denied = (daemon_path.split(':'))
+            .find(|dir| {
+                let looked = std::fs::metadata(Path::new(dir).join("no-such-program-here"));
+                looked.is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied)
+            })
+            .map_or_else(String::new, |dir| format!("; {dir}: Permission denied"));
         let later = "; starting the program fails until that changes";
         let cases = [
             (
@@ -197,7 +242,7 @@ mod tests {
                 (3, 10, "programs.web.cmd"),
                 format!(
                     "executable `no-such-program-here` not found on PATH {daemon_path} \
-                     (the daemon's){later}"
+                     (the daemon's){denied}{later}"
                 ),
             ),
             (
@@ -269,7 +314,7 @@ mod tests {
             config.warning_lines(),
             [format!(
                 "{PATH}:3:10: programs.web.cmd: executable `no-such-program-here` not found on \
-                 PATH {daemon_path} (the daemon's){later}"
+                 PATH {daemon_path} (the daemon's){denied}{later}"
             )]
         );
     }

@@ -123,6 +123,7 @@ pub struct ProgramConfig {
 pub struct Identity {
     /// The user's name in the user database (`USER`, `LOGNAME`, messages).
     pub user: String,
+    /// The user's uid.
     pub uid: u32,
     /// The group's name, or its number when it has none (messages).
     pub group: String,

@@ -25,7 +25,9 @@ const FOLDER_MODE: u32 = 0o755;
 /// Who a file is created for: the user (and group) a program runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileOwner {
+    /// The program's uid.
     pub uid: u32,
+    /// The program's gid.
     pub gid: u32,
 }
 

@@ -212,10 +212,15 @@ fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
 /// Everything is prepared by the daemon: the child only makes system calls, and neither
 /// allocates nor locks.
 struct BecomeUser {
+    /// The supplementary groups, as the config resolved them.
     groups: Vec<Gid>,
+    /// The group, set after the groups (setting them needs root).
     gid: Gid,
+    /// The user, set last: after it, nothing else can be changed.
     uid: Uid,
+    /// Entered once the identity is the user's.
     workingdir: Option<CString>,
+    /// The program's `umask`, if it has one.
     umask: Option<Mode>,
     /// Where the child writes the [`Step`] that failed before it exits (close-on-exec: the
     /// daemon reads EOF when the exec succeeds).
@@ -396,7 +401,17 @@ fn exec_failure(
         Ok(path)
         | Err(ExecutableProblem::Missing { path, .. })
         | Err(ExecutableProblem::NotExecutable { path, .. }) => path,
-        Err(ExecutableProblem::NotOnPath { name, .. }) => name.into(),
+        // Found nowhere, yet not ENOENT: a directory of the PATH could not be searched.
+        Err(
+            problem @ ExecutableProblem::NotOnPath {
+                denied: Some(_), ..
+            },
+        ) => {
+            return problem.to_string();
+        }
+        Err(problem @ ExecutableProblem::NotOnPath { denied: None, .. }) => {
+            return format!("{problem}; a directory of it: {reason}{as_user}");
+        }
     };
     format!("executable {}: {reason}{as_user}", path.display())
 }

@@ -5,6 +5,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use nix::unistd::{Group, User};
@@ -57,6 +58,18 @@ fn environ(pid: u32) -> Vec<String> {
 fn var<'a>(vars: &'a [String], name: &str) -> Option<&'a str> {
     vars.iter()
         .find_map(|var| var.strip_prefix(&format!("{name}=")))
+}
+
+/// What a search of the daemon's PATH for `name` adds when it runs as a user that cannot
+/// search one of its directories (a non-root run with `/root/...` on PATH): nothing as root.
+fn unsearchable_note(name: &str) -> String {
+    let path = std::env::var("PATH").unwrap();
+    (path.split(':'))
+        .find(|dir| {
+            let looked = std::fs::metadata(Path::new(dir).join(name));
+            looked.is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied)
+        })
+        .map_or_else(String::new, |dir| format!("; {dir}: Permission denied"))
 }
 
 /// Runs `command` (a daemon expected to refuse its config) until it exits, for at most
@@ -435,7 +448,9 @@ async fn each_spawn_error_says_what_failed() {
         (
             "not_on_path",
             format!(
-                "executable `no-such-program-here` not found on PATH {daemon_path} (the daemon's)"
+                "executable `no-such-program-here` not found on PATH {daemon_path} (the \
+                 daemon's){}",
+                unsearchable_note("no-such-program-here")
             ),
         ),
         (
@@ -494,6 +509,10 @@ async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
         Config::new()
             .program(as_nobody("cannot_enter", "sleep 1000").workingdir("{dir}/private"))
             .program(as_nobody("cannot_run", "{dir}/private/script.sh"))
+            .program(
+                as_nobody("cannot_search", "no-such-program-here")
+                    .env("{ PATH: \"{dir}/private:/nonexistent\" }"),
+            )
             // The same, as root: it runs.
             .program(
                 Program::new("as_root", "{dir}/private/script.sh")
@@ -515,6 +534,15 @@ async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
     assert_eq!(
         fatal.spawn_error,
         format!("executable {shown}/private/script.sh: Permission denied (as user nobody)")
+    );
+    // Root finds it nowhere; nobody cannot even look in one of the directories.
+    let fatal = wait_state(&mut client, "cannot_search", State::Fatal).await;
+    assert_eq!(
+        fatal.spawn_error,
+        format!(
+            "executable `no-such-program-here` not found on PATH {shown}/private:/nonexistent \
+             (from the program's env); a directory of it: Permission denied (as user nobody)"
+        )
     );
     wait_state(&mut client, "as_root", State::Running).await;
     drop(daemon);
@@ -591,7 +619,8 @@ async fn what_cannot_start_yet_is_a_warning_in_the_event_log_and_the_reload_answ
     let warnings = [
         format!(
             "{file}:7:10: programs.ghost.cmd: executable `no-such-program-here` not found on PATH \
-             {daemon_path} (the daemon's){later}"
+             {daemon_path} (the daemon's){}{later}",
+            unsearchable_note("no-such-program-here")
         ),
         format!(
             "{file}:13:17: programs.web.workingdir: workingdir {}/not-yet: No such file or \
