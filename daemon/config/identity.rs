@@ -266,7 +266,7 @@ mod tests {
     use nix::unistd::{Gid, Group, User};
 
     use super::Credentials;
-    use crate::config::testing::{WEB, issues, issues_for, ok, web};
+    use crate::config::testing::{WEB, issues, issues_for, ok, web_as_root as web};
 
     /// `nobody` and its group, as this machine's databases have them (`nogroup` on Debian,
     /// `nobody` elsewhere).

@@ -202,14 +202,14 @@ impl ProgramConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::web;
+    use crate::config::testing::{web, web_as_root};
 
     #[test]
     fn same_except_numprocs() {
         let a = web("numprocs: 1");
         let b = web("numprocs: 5");
         let c = web("env: {A: b}");
-        let d = web("user: root");
+        let d = web_as_root("user: root");
         assert!(a.same_except_numprocs(&b));
         assert!(!a.same_except_numprocs(&d));
         assert!(b.same_except_numprocs(&a));

@@ -39,6 +39,15 @@ pub(super) fn issues_for(text: &str, daemon: Credentials) -> Vec<ConfigIssue> {
     }
 }
 
+/// [`web`] as a daemon running as root reads it (whoever runs the test): the users and groups
+/// are looked up, any identity may be given.
+pub(super) fn web_as_root(line: &str) -> ProgramConfig {
+    let text = format!("{WEB}    {line}\n");
+    let root = Credentials { uid: 0, gid: 0 };
+    let config = parse_for(&text, Path::new(PATH), root).unwrap_or_else(|err| panic!("{err}"));
+    config.programs["web"].clone()
+}
+
 /// The program `web` of [`WEB`] with `line` added to its settings.
 pub(super) fn web(line: &str) -> ProgramConfig {
     let config = ok(&format!("{WEB}    {line}\n"));
