@@ -193,7 +193,7 @@ pub fn missed_notice(missed_bytes: u64) -> String {
     format!("taskctl: skipped {missed_bytes} bytes: this follower fell behind")
 }
 
-/// The four lists of a reload, one line each.
+/// The four lists of a reload, one line each, then a line per warning about the config.
 pub fn reload_summary(response: &ReloadResponse) -> String {
     let list = |names: &[String]| {
         if names.is_empty() {
@@ -202,13 +202,17 @@ pub fn reload_summary(response: &ReloadResponse) -> String {
             names.join(", ")
         }
     };
-    format!(
+    let mut text = format!(
         "added: {}\nchanged: {}\nremoved: {}\nunchanged: {}\n",
         list(&response.added),
         list(&response.changed),
         list(&response.removed),
         list(&response.unchanged),
-    )
+    );
+    for warning in &response.warnings {
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    text
 }
 
 /// One line for an event, without a newline:
@@ -514,10 +518,20 @@ mod tests {
             changed: vec![],
             removed: vec!["old".into()],
             unchanged: vec!["web".into()],
+            warnings: vec![],
         };
         assert_eq!(
             reload_summary(&response),
             "added: api, cron\nchanged: none\nremoved: old\nunchanged: web\n"
+        );
+        let warned = ReloadResponse {
+            warnings: vec!["/etc/tm.yaml:4:10: programs.api.cmd: not found".into()],
+            ..response
+        };
+        assert_eq!(
+            reload_summary(&warned),
+            "added: api, cron\nchanged: none\nremoved: old\nunchanged: web\n\
+             warning: /etc/tm.yaml:4:10: programs.api.cmd: not found\n"
         );
     }
 

@@ -22,3 +22,8 @@ mod api;
 /// Program output: capture, files, rotation, reopen, failing sinks, Tail, forensics.
 #[path = "daemon/output.rs"]
 mod output;
+
+/// Programs under their own identity: user, group, groups, environment, output files, spawn
+/// errors, config errors and warnings.
+#[path = "daemon/identity.rs"]
+mod identity;

@@ -63,6 +63,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let settings = Settings::resolve(&args, &config);
     if !args.foreground {
+        // The daemon logs them too; this terminal sees them before it detaches.
+        for warning in config.warning_lines() {
+            eprintln!("taskmasterd: warning: {warning}");
+        }
         return Ok(detach::launch_in_background(
             &args,
             &config.path,

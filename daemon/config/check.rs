@@ -1,18 +1,20 @@
 //! The Checker: walks the parsed document key by key, converts each setting with the value
 //! parsers and collects every problem, each at the place the index gives it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
 use super::ConfigIssue;
+use super::identity::{Account, Accounts, Credentials, GroupEntry, Key, UserEntry};
 use super::output::{Capture, MAX_BACKUPS, Output, OutputPath};
 use super::positions::{LazyIndex, Pos, issue, last};
+use super::preflight::{self, ExecutableProblem, SearchPath};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
-    autorestart, boolean, byte_size, command_line, count, describe, duration, expected, file_path,
-    listen, output, output_path, signal, socket_path, umask,
+    account, autorestart, boolean, byte_size, command_line, count, describe, duration, expected,
+    file_path, listen, output, output_path, signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.
@@ -84,6 +86,13 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
         let written = c.index.get().plain(key);
         p.umask = c.check(key, umask(value, written)).flatten();
     }),
+    // Looked up now; the identity is made of both once every key is read.
+    ("user", |c, key, value, _| {
+        c.pending.user = c.account(key, value, "user", Accounts::user);
+    }),
+    ("group", |c, key, value, _| {
+        c.pending.group = c.account(key, value, "group", Accounts::group);
+    }),
 ];
 
 /// The keys of an output stream written as a mapping (`stdout: {path: x, maxbytes: 1MB}`),
@@ -103,13 +112,22 @@ const OUTPUT_KEYS: &[(&str, Read<Capture>)] = &[
     }),
 ];
 
-/// The `daemon:` section and the programs of config `text`, or every problem found in it (in
-/// the order found). Relative paths are resolved against `dir`.
-pub(super) fn settings(text: &str, dir: &Path) -> Result<Settings, Vec<ConfigIssue>> {
+/// The `daemon:` section and the programs of config `text` with the warnings about them, or
+/// every problem found in it (each in the order found). Relative paths are resolved against
+/// `dir`; `daemon` is who will run the programs (only root may give them another identity).
+pub(super) fn settings(
+    text: &str,
+    dir: &Path,
+    daemon: Credentials,
+) -> Result<(Settings, Vec<ConfigIssue>), Vec<ConfigIssue>> {
     let mut checker = Checker {
         dir,
         index: LazyIndex::new(text),
         issues: Vec::new(),
+        warnings: Vec::new(),
+        accounts: Accounts::new(daemon),
+        pending: PendingIdentity::default(),
+        executables: HashMap::new(),
     };
     let settings = match serde_yaml::from_str::<Value>(text) {
         Ok(mut root) => match root.apply_merge() {
@@ -125,7 +143,7 @@ pub(super) fn settings(text: &str, dir: &Path) -> Result<Settings, Vec<ConfigIss
         }
     };
     match settings {
-        Some(settings) if checker.issues.is_empty() => Ok(settings),
+        Some(settings) if checker.issues.is_empty() => Ok((settings, checker.warnings)),
         _ => Err(checker.issues),
     }
 }
@@ -138,6 +156,25 @@ struct Checker<'a> {
     index: LazyIndex<'a>,
     /// Every problem found so far, in the order found.
     issues: Vec<ConfigIssue>,
+    /// What looks wrong but does not reject the file, in the order found.
+    warnings: Vec<ConfigIssue>,
+    /// The user and group databases, each account looked up once.
+    accounts: Accounts,
+    /// The `user:` and `group:` of the program being read.
+    pending: PendingIdentity,
+    /// Where each executable was found (or why not), by name, search path and `workingdir`:
+    /// 5000 programs running `sleep` search the PATH once.
+    executables: HashMap<(String, SearchPath, Option<PathBuf>), Result<PathBuf, ExecutableProblem>>,
+}
+
+/// The `user:` and `group:` of one program, kept until every key of it is read: each `None`
+/// when not set (or null), `Some(None)` when it was bad (and reported).
+#[derive(Default)]
+struct PendingIdentity {
+    /// `user:`'s entry.
+    user: Option<Option<UserEntry>>,
+    /// `group:`'s entry.
+    group: Option<Option<GroupEntry>>,
 }
 
 pub(super) type Settings = (DaemonSettings, BTreeMap<String, ProgramConfig>);
@@ -246,6 +283,25 @@ impl Checker<'_> {
             None => {
                 let known: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
                 self.unknown_key(key, &known);
+            }
+        }
+    }
+
+    /// A `user:` or `group:` (`what`) looked up with `look_up`: `None` when not set (or null),
+    /// `Some(None)` when bad (and reported).
+    fn account<T>(
+        &mut self,
+        key: &[String],
+        value: &Value,
+        what: &str,
+        look_up: fn(&mut Accounts, &Account) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match self.check(key, account(value, what)) {
+            None => Some(None),
+            Some(None) => None,
+            Some(Some(account)) => {
+                let entry = look_up(&mut self.accounts, &account);
+                Some(self.check(key, entry))
             }
         }
     }
@@ -413,6 +469,7 @@ impl Checker<'_> {
             return None;
         };
         let before = self.issues.len();
+        self.pending = PendingIdentity::default();
         let mut program = ProgramConfig::with_command(Vec::new());
         let mut has_cmd = false;
         for (key, value) in self.entries(path, map) {
@@ -423,8 +480,67 @@ impl Checker<'_> {
             self.report(path, true, "missing required key `cmd`");
         }
         self.program_consistency(path, map, &program);
+        self.program_identity(path, map, &mut program);
         // A bad or missing `cmd` was reported: the empty `argv` is never returned.
-        (self.issues.len() == before).then_some(program)
+        let valid = self.issues.len() == before;
+        if valid {
+            self.program_warnings(path, &program);
+        }
+        valid.then_some(program)
+    }
+
+    /// The identity of the program at `path` (read from `map`) from its `user:` and `group:`;
+    /// a problem is reported at the key at fault.
+    fn program_identity(&mut self, path: &[String], map: &Mapping, program: &mut ProgramConfig) {
+        let pending = std::mem::take(&mut self.pending);
+        let (user, group) = match (pending.user, pending.group) {
+            (None, None) => return,
+            // Reported already.
+            (Some(None), _) | (_, Some(None)) => return,
+            (user, group) => (user.flatten(), group.flatten()),
+        };
+        match self.accounts.identity(user.as_ref(), group.as_ref()) {
+            Ok(identity) => program.identity = Some(identity),
+            Err((key, message)) => {
+                let (name, other) = match key {
+                    Key::User => ("user", "group"),
+                    Key::Group => ("group", "user"),
+                };
+                let name = if map.contains_key(name) { name } else { other };
+                self.report(&[path, &[name.to_string()]].concat(), false, message);
+            }
+        }
+    }
+
+    /// Warns about what will fail when the program at `path` starts, as far as can be seen
+    /// now: an executable not found, a `workingdir` missing. Neither rejects the file: either
+    /// may be there by then.
+    fn program_warnings(&mut self, path: &[String], program: &ProgramConfig) {
+        let key = |name: &str| [path, &[name.to_string()]].concat();
+        let later = "; starting the program fails until that changes";
+        if let Some(dir) = &program.workingdir
+            && let Err(reason) = preflight::workingdir(dir)
+        {
+            let message = format!("workingdir {}: {reason}{later}", dir.display());
+            self.warn(&key("workingdir"), message);
+        }
+        let search = (
+            program.argv[0].clone(),
+            SearchPath::of(program),
+            program.workingdir.clone(),
+        );
+        let found = (self.executables.entry(search))
+            .or_insert_with(|| preflight::executable(program))
+            .clone();
+        if let Err(problem) = found {
+            self.warn(&key("cmd"), format!("{problem}{later}"));
+        }
+    }
+
+    /// Records a warning about the value at `path`.
+    fn warn(&mut self, path: &[String], message: String) {
+        let pos = self.index.get().place(path).value;
+        self.warnings.push(issue(pos, path.join("."), message));
     }
 
     /// One exit code or a list of them; sorted and deduplicated. Each bad code is reported where
@@ -589,6 +705,7 @@ mod tests {
                 .collect(),
             workingdir: Some(dir.to_path_buf()),
             umask: Some(0o22),
+            identity: None,
         };
         let minimal = ProgramConfig {
             argv: strings(&["sleep", "60"]),
@@ -606,6 +723,7 @@ mod tests {
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
+            identity: None,
         };
         let expected: BTreeMap<String, ProgramConfig> = [
             ("minimal".to_string(), minimal),

@@ -2,7 +2,9 @@
 //!
 //! The YAML schema and defaults are in `schema`, validation that reports every problem of a
 //! file at once (each with line, column and dotted key) in `check` (with the value parsers in
-//! `values` and the key positions in `positions`), and where the file is found in `find`.
+//! `values`, the user and group lookups in `identity`, the key positions in `positions`, and
+//! the executable and `workingdir` checks that give warnings in `preflight`), and where the
+//! file is found in `find`.
 //!
 //! `serde_yaml` parses the text into a [`serde_yaml::Value`] (YAML 1.2 scalars: `yes` is a
 //! string, `022` the string "022"; merge keys `<<` applied), which is then checked setting by
@@ -13,8 +15,10 @@
 mod bounds;
 mod check;
 mod find;
+mod identity;
 pub mod output;
 mod positions;
+pub mod preflight;
 mod schema;
 #[cfg(test)]
 mod testing;
@@ -25,8 +29,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use find::{DEFAULT_FILE_NAME, find};
+pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
-pub use schema::{AutoRestart, Config, DaemonSettings, ProgramConfig};
+pub use schema::{AutoRestart, Config, DaemonSettings, Identity, ProgramConfig};
 pub use values::parse_signal;
 
 use find::{absolute, clean};
@@ -140,21 +145,32 @@ fn unvalidated_socket(text: &str, dir: &Path) -> Option<Option<PathBuf>> {
     Some(socket.map(|socket| clean(&dir.join(socket))))
 }
 
-/// Validates config text; `path` is used for messages and to resolve relative paths. A relative
-/// `path` is taken from the current directory (`Read` error when there is none).
+/// Validates config text for programs run by this process; `path` is used for messages and to
+/// resolve relative paths. A relative `path` is taken from the current directory (`Read` error
+/// when there is none).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_for(text, path, Credentials::current())
+}
+
+/// [`parse`] for programs that a daemon with `daemon`'s credentials runs (only root may give
+/// them another identity).
+pub fn parse_for(text: &str, path: &Path, daemon: Credentials) -> Result<Config, ConfigError> {
     let path = absolute(path)?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     // The parser's cost grows with the square of the nesting: bounded before it runs.
     if let Err(issue) = bounds::check(text) {
         return Err(invalid(path, vec![issue]));
     }
-    match check::settings(text, dir) {
-        Ok((daemon, programs)) => Ok(Config {
-            path,
-            daemon,
-            programs,
-        }),
+    match check::settings(text, dir, daemon) {
+        Ok(((daemon, programs), mut warnings)) => {
+            warnings.sort_by_key(|warning| (warning.line, warning.column));
+            Ok(Config {
+                path,
+                daemon,
+                programs,
+                warnings,
+            })
+        }
         Err(issues) => Err(invalid(path, issues)),
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::ConfigIssue;
 use super::output::Output;
 
 /// Largest accepted `numprocs`.
@@ -35,6 +36,18 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// Programs by name (sorted).
     pub programs: BTreeMap<String, ProgramConfig>,
+    /// What looks wrong but does not reject the file (an executable not found yet, a missing
+    /// `workingdir`), in file order: the daemon logs each when it loads the file.
+    pub warnings: Vec<ConfigIssue>,
+}
+
+impl Config {
+    /// Each warning as one line: `{file}:{line}:{column}: {key}: {message}`.
+    pub fn warning_lines(&self) -> Vec<String> {
+        (self.warnings.iter())
+            .map(|warning| format!("{}:{warning}", self.path.display()))
+            .collect()
+    }
 }
 
 /// The `daemon:` section. `None` means "not set": the daemon picks its own default. Paths are
@@ -99,6 +112,30 @@ pub struct ProgramConfig {
     pub workingdir: Option<PathBuf>,
     /// At most 0o777; `None`: the daemon's.
     pub umask: Option<u32>,
+    /// Who the processes run as (`user:`, `group:`), resolved at load; `None`: the daemon's
+    /// own identity, untouched.
+    pub identity: Option<Identity>,
+}
+
+/// Who a program's processes run as: `user:` and `group:` resolved in the user and group
+/// databases when the config was loaded, as `initgroups(3)` would resolve them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user's name in the user database (`USER`, `LOGNAME`, messages).
+    pub user: String,
+    /// The user's uid.
+    pub uid: u32,
+    /// The group's name, or its number when it has none (messages).
+    pub group: String,
+    /// `group:`, or else the user's primary group.
+    pub gid: u32,
+    /// `Some`: the supplementary groups the process gets before its gid and uid (every group
+    /// that lists the user, and `gid`; sorted, without duplicates): the daemon is root and sets
+    /// all three. `None`: the daemon is not root and already is this user and group (the only
+    /// identity it may give): the process keeps the daemon's credentials.
+    pub groups: Option<Vec<u32>>,
+    /// The user's home directory (`HOME`).
+    pub home: PathBuf,
 }
 
 impl ProgramConfig {
@@ -120,6 +157,7 @@ impl ProgramConfig {
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
+            identity: None,
         }
     }
 
@@ -142,6 +180,7 @@ impl ProgramConfig {
             env,
             workingdir,
             umask,
+            identity,
         } = self;
         *argv == other.argv
             && *autostart == other.autostart
@@ -157,19 +196,22 @@ impl ProgramConfig {
             && *env == other.env
             && *workingdir == other.workingdir
             && *umask == other.umask
+            && *identity == other.identity
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::testing::web;
+    use crate::config::testing::{web, web_as_root};
 
     #[test]
     fn same_except_numprocs() {
         let a = web("numprocs: 1");
         let b = web("numprocs: 5");
         let c = web("env: {A: b}");
+        let d = web_as_root("user: root");
         assert!(a.same_except_numprocs(&b));
+        assert!(!a.same_except_numprocs(&d));
         assert!(b.same_except_numprocs(&a));
         assert!(a.same_except_numprocs(&a));
         assert!(!a.same_except_numprocs(&c));

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::output::{Capture, Output, OutputPath, PathTemplate};
-use super::{Config, ConfigError, ConfigIssue, ProgramConfig, parse};
+use super::{Config, ConfigError, ConfigIssue, Credentials, ProgramConfig, parse, parse_for};
 
 /// Where the configs of the tests claim to be.
 pub(super) const PATH: &str = "/srv/taskmaster/taskmaster.yaml";
@@ -28,6 +28,24 @@ pub(super) fn issues(text: &str) -> Vec<ConfigIssue> {
         }
         other => panic!("{text:?}: expected Invalid, got {other:?}"),
     }
+}
+
+/// The problems of `text` for a daemon with credentials `daemon`; empty when it is valid.
+pub(super) fn issues_for(text: &str, daemon: Credentials) -> Vec<ConfigIssue> {
+    match parse_for(text, Path::new(PATH), daemon) {
+        Err(ConfigError::Invalid { issues, .. }) => issues,
+        Ok(_) => Vec::new(),
+        Err(other) => panic!("{text:?}: {other}"),
+    }
+}
+
+/// [`web`] as a daemon running as root reads it (whoever runs the test): the users and groups
+/// are looked up, any identity may be given.
+pub(super) fn web_as_root(line: &str) -> ProgramConfig {
+    let text = format!("{WEB}    {line}\n");
+    let root = Credentials { uid: 0, gid: 0 };
+    let config = parse_for(&text, Path::new(PATH), root).unwrap_or_else(|err| panic!("{err}"));
+    config.programs["web"].clone()
 }
 
 /// The program `web` of [`WEB`] with `line` added to its settings.

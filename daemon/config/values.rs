@@ -1,6 +1,6 @@
 //! The value parsers: each turns one YAML value into a setting (a signal, a duration, a umask, a
-//! boolean, a count, a command line, a path, a listen address, an output stream, a byte size)
-//! or says what is wrong with it.
+//! boolean, a count, a command line, a path, a listen address, an output stream, a byte size,
+//! a user or group) or says what is wrong with it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use serde_yaml::Value;
 
 use super::find::clean;
+use super::identity::Account;
 use super::output::{Capture, Output, OutputPath, PathTemplate};
 use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
 use crate::endpoint;
@@ -314,6 +315,23 @@ pub(super) fn umask(value: &Value, written: Option<&str>) -> Result<Option<u32>,
     match u32::from_str_radix(digits, 8) {
         Ok(mask) if mask <= MAX_UMASK => Ok(Some(mask)),
         _ => Err(format!("must be at most 0777, found {text}")),
+    }
+}
+
+/// A user or group (`what`): a name, or a number (a uid or gid); null means not set.
+pub(super) fn account(value: &Value, what: &str) -> Result<Option<Account>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(name) if name.is_empty() => Err(format!("the {what} name is empty")),
+        Value::String(name) if name.contains('\0') => {
+            Err(format!("the {what} name contains a NUL character"))
+        }
+        Value::String(name) => Ok(Some(Account::Name(name.clone()))),
+        Value::Number(n) if !n.is_f64() => (n.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .map(|id| Some(Account::Id(id)))
+            .ok_or_else(|| format!("a {what} id is from 0 to {}, found {n}", u32::MAX)),
+        _ => Err(expected(&format!("a {what} name or number"), value)),
     }
 }
 

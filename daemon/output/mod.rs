@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind, last_lines};
 use drainer::Drainer;
+pub use sink::FileOwner;
 use sink::Sink;
 
 use crate::config::{self, Output, OutputPath};
@@ -64,6 +65,8 @@ pub struct Whose<'a> {
     pub name: &'a Arc<str>,
     /// Its program's `numprocs`: with one instance, a path without placeholders is its own.
     pub numprocs: u32,
+    /// Who the files it creates belong to: its program's user, if it has one.
+    pub owner: Option<FileOwner>,
 }
 
 /// The capture of one stream of an instance, and the config it was made for.
@@ -111,6 +114,7 @@ impl Outputs {
             index,
             name,
             numprocs,
+            owner,
         } = *whose;
         let Output::Capture(settings) = output else {
             return None;
@@ -131,6 +135,8 @@ impl Outputs {
             && kept.capture.kind == kind
             && kept.capture.keeps_tail() == keep_tail
         {
+            // A reload may have changed the program's user: files created from now on are its.
+            lock(&kept.capture.sink).set_owner(owner);
             return Some(kept);
         }
         // Only a file of this instance alone may take spliced bytes: a shared path may get a
@@ -143,7 +149,7 @@ impl Outputs {
                 template.tells_instances_apart() || (!template.has_placeholders() && numprocs == 1)
             }
         };
-        let sink = self.sink(&path, settings);
+        let sink = self.sink(&path, settings, owner);
         let capture = Capture::new(
             name.clone(),
             kind,
@@ -160,18 +166,24 @@ impl Outputs {
         }))
     }
 
-    /// The one sink of `path`.
-    fn sink(&mut self, path: &Path, settings: &config::Capture) -> Arc<Mutex<Sink>> {
+    /// The one sink of `path`; the files it creates from now on belong to `owner`.
+    fn sink(
+        &mut self,
+        path: &Path,
+        settings: &config::Capture,
+        owner: Option<FileOwner>,
+    ) -> Arc<Mutex<Sink>> {
         if let Some(sink) = self.sinks.get(path).and_then(Weak::upgrade) {
-            lock(&sink).set_limits(settings.maxbytes, settings.backups);
+            let mut shared = lock(&sink);
+            shared.set_limits(settings.maxbytes, settings.backups);
+            shared.set_owner(owner);
+            drop(shared);
             return sink;
         }
         self.sinks.retain(|_, sink| sink.strong_count() > 0);
-        let sink = Arc::new(Mutex::new(Sink::new(
-            path.to_path_buf(),
-            settings.maxbytes,
-            settings.backups,
-        )));
+        let mut sink = Sink::new(path.to_path_buf(), settings.maxbytes, settings.backups);
+        sink.set_owner(owner);
+        let sink = Arc::new(Mutex::new(sink));
         self.sinks.insert(path.to_path_buf(), Arc::downgrade(&sink));
         sink
     }

@@ -1,12 +1,13 @@
 //! One output file: opened when first written, appended to in whole lines, rotated at
 //! `maxbytes` (`x.log` -> `x.log.1` ... `x.log.N`) at a line boundary, reopened on request.
 //! A write that fails (a full disk, a FIFO nobody drains, a missing folder) drops those bytes
-//! and says so; it never blocks: files are opened non-blocking.
+//! and says so; it never blocks: files are opened non-blocking. Files it creates belong to
+//! the program's user when the program has one.
 
 use std::{
     fs::{File, OpenOptions},
     io::{self, IoSlice, Write},
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -16,6 +17,19 @@ const LONGEST_LINE_TAIL: u64 = 64 * 1024;
 
 /// The mode of every output file the daemon creates, whatever its umask.
 const FILE_MODE: u32 = 0o640;
+
+/// The mode of a folder the daemon creates for the files of a program with its own user,
+/// whatever the daemon's umask: that user can reach its files, not replace them.
+const FOLDER_MODE: u32 = 0o755;
+
+/// Who a file is created for: the user (and group) a program runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOwner {
+    /// The program's uid.
+    pub uid: u32,
+    /// The program's gid.
+    pub gid: u32,
+}
 
 /// An output file and its rotation settings.
 #[derive(Debug)]
@@ -36,6 +50,8 @@ pub struct Sink {
     /// The same file opened without O_APPEND, which splice(2) refuses; spliced bytes go at
     /// `size`. Opened at the first splice.
     splice_file: Option<File>,
+    /// Who the files it creates belong to; `None`: the daemon.
+    owner: Option<FileOwner>,
 }
 
 /// What a splice into the file did.
@@ -69,7 +85,14 @@ impl Sink {
             mid_line: None,
             regular: false,
             splice_file: None,
+            owner: None,
         }
+    }
+
+    /// Files created from now on (the first, and each after a rotation) belong to `owner`;
+    /// one that exists keeps its owner.
+    pub fn set_owner(&mut self, owner: Option<FileOwner>) {
+        self.owner = owner;
     }
 
     /// Moves up to `max` bytes from `pipe` into the file without copying them through the
@@ -305,21 +328,25 @@ impl Sink {
         Ok(())
     }
 
-    /// Opens the file if it is not open: creating its folder and the file (mode 0640) when
-    /// missing, for appending, without blocking.
+    /// Opens the file if it is not open: creating its folder and the file (mode 0640, owned
+    /// by the owner) when missing, for appending, without blocking. In a folder that belongs
+    /// to someone else than the daemon (or root), a symbolic link in place of the file is not
+    /// followed: its owner could point it at a file only the daemon may write.
     fn open(&mut self) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
+        let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
         if let Some(folder) = self.path.parent() {
-            std::fs::create_dir_all(folder)?;
+            create_folders(folder, self.owner.is_some())?;
+            let folder_owner = std::fs::metadata(folder)?.uid();
+            if folder_owner != 0 && folder_owner != nix::unistd::geteuid().as_raw() {
+                flags |= nix::libc::O_NOFOLLOW;
+            }
         }
         let options = |create_new| {
             let mut options = OpenOptions::new();
-            options
-                .append(true)
-                .mode(FILE_MODE)
-                .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC);
+            options.append(true).mode(FILE_MODE).custom_flags(flags);
             if create_new {
                 options.create_new(true);
             }
@@ -329,7 +356,7 @@ impl Sink {
             Ok(file) => {
                 // The umask may have narrowed the mode it was created with.
                 file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
-                set_owner(&file)?;
+                set_owner(&file, self.owner)?;
                 file
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
@@ -383,9 +410,41 @@ fn numbered(path: &Path, number: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The one place that decides who owns a new output file: the daemon's user for now; a
-/// program's own user once programs can have one.
-fn set_owner(_file: &File) -> io::Result<()> {
+/// The one place that decides who owns a new output file: the program's user and group
+/// when it has them (so that it can read its own output), else the daemon.
+fn set_owner(file: &File, owner: Option<FileOwner>) -> io::Result<()> {
+    match owner {
+        Some(FileOwner { uid, gid }) => {
+            let (uid, gid) = (
+                nix::unistd::Uid::from_raw(uid),
+                nix::unistd::Gid::from_raw(gid),
+            );
+            nix::unistd::fchown(file, Some(uid), Some(gid)).map_err(io::Error::from)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Creates `folder` and its missing parents. They belong to the daemon: a folder of the
+/// program's user would let that user swap its files for links the daemon then follows. For
+/// a program with its own user (`reachable`) each one created gets mode 0755, so that the
+/// user can reach its files whatever the daemon's umask.
+fn create_folders(folder: &Path, reachable: bool) -> io::Result<()> {
+    if !reachable {
+        return std::fs::create_dir_all(folder);
+    }
+    let missing: Vec<&Path> = (folder.ancestors())
+        .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+        .collect();
+    for created in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(FOLDER_MODE).create(created) {
+            Ok(()) => {
+                std::fs::set_permissions(created, std::fs::Permissions::from_mode(FOLDER_MODE))?
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
     Ok(())
 }
 
@@ -534,5 +593,91 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         assert!(!numbered(&path, 1).exists());
         assert_eq!(sink.read_end(100).unwrap(), b"");
+    }
+
+    /// `nobody`'s uid and gid, when the test runs as root (it gives files away); else skipped.
+    fn nobody_as_root() -> Option<FileOwner> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: only root can give files to another user");
+            return None;
+        }
+        let user = nix::unistd::User::from_name("nobody")
+            .unwrap()
+            .expect("nobody");
+        Some(FileOwner {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })
+    }
+
+    #[test]
+    fn the_files_of_a_program_with_its_user_are_its_in_folders_that_are_the_daemons() {
+        let Some(nobody) = nobody_as_root() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("made/for/web.log");
+        let mut sink = Sink::new(path.clone(), 8, 1);
+        sink.set_owner(Some(nobody));
+        sink.write(b"first\n", b"").unwrap();
+        sink.write(b"second\n", b"").unwrap();
+        for file in [path.clone(), numbered(&path, 1)] {
+            let metadata = std::fs::metadata(&file).unwrap();
+            assert_eq!((metadata.uid(), metadata.gid()), (nobody.uid, nobody.gid));
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o640);
+        }
+        for folder in [dir.path().join("made"), dir.path().join("made/for")] {
+            let metadata = std::fs::metadata(&folder).unwrap();
+            assert_eq!(metadata.uid(), 0, "{}", folder.display());
+            assert_eq!(metadata.permissions().mode() & 0o777, 0o755);
+        }
+        // A file that is there keeps its owner; the daemon's own files stay the daemon's.
+        let mut daemons = Sink::new(dir.path().join("made/daemon.log"), 0, 0);
+        daemons.write(b"mine\n", b"").unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join("made/daemon.log"))
+                .unwrap()
+                .uid(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_link_in_a_folder_of_another_user_is_not_followed() {
+        let Some(nobody) = nobody_as_root() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious");
+        std::fs::write(&precious, "only root writes here\n").unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        let (uid, gid) = (
+            nix::unistd::Uid::from_raw(nobody.uid),
+            nix::unistd::Gid::from_raw(nobody.gid),
+        );
+        nix::unistd::chown(&theirs, Some(uid), Some(gid)).unwrap();
+        std::os::unix::fs::symlink(&precious, theirs.join("web.log")).unwrap();
+        let mut sink = Sink::new(theirs.join("web.log"), 0, 0);
+        sink.set_owner(Some(nobody));
+        let dropped = sink.write(b"planted\n", b"").unwrap_err();
+        assert!(
+            dropped.reason.contains("symbolic links"),
+            "{}",
+            dropped.reason
+        );
+        assert_eq!(
+            std::fs::read_to_string(&precious).unwrap(),
+            "only root writes here\n"
+        );
+        // In the daemon's own folder a link is followed, as before (`/dev/stdout`).
+        std::os::unix::fs::symlink(&precious, dir.path().join("mine.log")).unwrap();
+        let mut sink = Sink::new(dir.path().join("mine.log"), 0, 0);
+        sink.write(b"appended\n", b"").unwrap();
+        assert!(
+            std::fs::read_to_string(&precious)
+                .unwrap()
+                .ends_with("appended\n")
+        );
     }
 }

@@ -97,12 +97,14 @@ pub fn reload_response(summary: ReloadSummary) -> proto::ReloadResponse {
         changed,
         removed,
         unchanged,
+        warnings,
     } = summary;
     proto::ReloadResponse {
         added,
         changed,
         removed,
         unchanged,
+        warnings,
     }
 }
 

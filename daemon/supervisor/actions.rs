@@ -253,13 +253,21 @@ impl<O: Os> Supervisor<O> {
         Ok(summary)
     }
 
-    /// Makes the programs those of `config` by carrying out the reload plan.
+    /// Makes the programs those of `config` by carrying out the reload plan; its warnings go
+    /// to the event log.
     pub(super) fn apply_config(&mut self, config: Config) -> ReloadSummary {
+        let warnings = config.warning_lines();
+        for warning in &warnings {
+            tracing::warn!("config: {warning}");
+        }
         let plan = plan::plan(self.registry.current(), &config.programs);
         let mut configs = config.programs;
         self.carry_out(&plan, &mut configs);
         self.take_steps();
-        plan.summary()
+        ReloadSummary {
+            warnings,
+            ..plan.summary()
+        }
     }
 
     fn carry_out(&mut self, plan: &Plan, configs: &mut BTreeMap<String, ProgramConfig>) {

@@ -44,7 +44,7 @@ use tokio::{
 
 use crate::{
     config::Config,
-    output::{Capture, Notice, Outputs, Pipe, StreamKind, Whose},
+    output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use backlog::{Backlog, Slice, Step};
 use children::{Children, Owner};
@@ -704,6 +704,10 @@ fn prepare_output(
         index: instance.index,
         name: &name,
         numprocs: config.numprocs,
+        owner: (config.identity.as_ref()).map(|identity| FileOwner {
+            uid: identity.uid,
+            gid: identity.gid,
+        }),
     };
     instance.stdout = outputs.capture(
         instance.stdout.take(),

@@ -249,6 +249,7 @@ mod tests {
                 changed: vec!["b".into(), "c".into(), "e".into()],
                 removed: vec!["f".into()],
                 unchanged: vec!["d".into()],
+                warnings: vec![],
             }
         );
     }

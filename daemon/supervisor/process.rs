@@ -1,11 +1,19 @@
-//! Child processes at the system level: spawning one process of a program, signalling its
-//! process group, and finding and reaping exited children; [`System`] offers them to the
-//! supervisor as its [`Os`]. The supervisor is the only caller, and it both signals and reaps,
-//! so a signal can never reach a pid that was already reaped.
+//! Child processes at the system level: spawning one process of a program (as its own user
+//! when it has one), saying what failed when a spawn fails, signalling its process group, and
+//! finding and reaping exited children; [`System`] offers them to the supervisor as its
+//! [`Os`]. The supervisor is the only caller, and it both signals and reaps, so a signal can
+//! never reach a pid that was already reaped.
 
 use std::{
+    ffi::CString,
     fs::{File, OpenOptions},
-    os::unix::process::{CommandExt, ExitStatusExt},
+    os::{
+        fd::OwnedFd,
+        unix::{
+            ffi::OsStrExt,
+            process::{CommandExt, ExitStatusExt},
+        },
+    },
     path::Path,
     process::{Command, ExitStatus, Stdio},
     task::{Context, Poll},
@@ -14,14 +22,20 @@ use std::{
 use nix::{
     errno::Errno,
     libc,
-    sys::signal::{Signal, killpg},
-    unistd::Pid,
+    sys::{
+        signal::{Signal, killpg},
+        stat::Mode,
+    },
+    unistd::{Gid, Pid, Uid},
 };
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::os::{ChildStdio, Os};
-use crate::config::ProgramConfig;
+use crate::config::{
+    Identity, ProgramConfig,
+    preflight::{self, ExecutableProblem},
+};
 
 /// The real operating system: processes spawned with `posix_spawn`, exits noticed on SIGCHLD.
 pub struct System {
@@ -107,17 +121,16 @@ impl ExitInfo {
     }
 }
 
-/// Why a spawn failed, in `strerror` words ("No such file or directory").
+/// Why a spawn failed: the step that failed and what it was about ("executable `foo` not
+/// found on PATH ...", "workingdir /srv/app: Permission denied (as user www-data)"), in
+/// `strerror` words.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SpawnError(pub String);
 
 impl SpawnError {
     fn from_io(context: Option<&Path>, error: &std::io::Error) -> Self {
-        let reason = match error.raw_os_error() {
-            Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-            None => error.to_string(),
-        };
+        let reason = preflight::io_reason(error);
         SpawnError(match context {
             Some(path) => format!("{}: {reason}", path.display()),
             None => reason,
@@ -127,43 +140,280 @@ impl SpawnError {
 
 /// Spawns one process of `config` in its own process group, with stdin on /dev/null, stdout
 /// and stderr as `stdio` says, only fds 0-2 open, an empty signal mask and default signal
-/// dispositions, and returns its pid (also its process group id). The caller owns the pid: it
-/// alone may signal it, until it reaps it after [`exited_child`] has reported it.
+/// dispositions, as its own user when it has one (with `HOME`, `USER` and `LOGNAME` of that
+/// user unless its `env` sets them), and returns its pid (also its process group id). The
+/// caller owns the pid: it alone may signal it, until it reaps it after [`exited_child`] has
+/// reported it.
 fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
     let output = |fd: Option<std::os::fd::OwnedFd>| match fd {
         Some(fd) => Ok(Stdio::from(fd)),
         None => null(),
     };
     let mut command = Command::new(&config.argv[0]);
+    command.args(&config.argv[1..]);
+    if let Some(identity) = &config.identity {
+        // Before `env`, which may set them otherwise.
+        command
+            .env("HOME", &identity.home)
+            .env("USER", &identity.user)
+            .env("LOGNAME", &identity.user);
+    }
     command
-        .args(&config.argv[1..])
         .envs(&config.env)
         .stdin(null()?)
         .stdout(output(stdio.stdout)?)
         .stderr(output(stdio.stderr)?)
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
         .process_group(0);
-    if let Some(dir) = &config.workingdir {
-        command.current_dir(dir);
-    }
-    if let Some(mask) = config.umask {
-        let mask = nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t);
-        // SAFETY: umask(2) is async-signal-safe; the closure neither allocates nor locks.
-        // A pre_exec hook forces std's slower fork path, so only programs with a umask pay it.
-        unsafe {
-            command.pre_exec(move || {
-                nix::sys::stat::umask(mask);
-                Ok(())
-            });
+    let switch =
+        (config.identity.as_ref()).and_then(|identity| Some((identity, identity.groups.as_ref()?)));
+    let report = match switch {
+        Some((identity, groups)) => Some(become_user(&mut command, config, identity, groups)?),
+        None => {
+            if let Some(dir) = &config.workingdir {
+                command.current_dir(dir);
+            }
+            if let Some(mask) = config.umask {
+                let mask = Mode::from_bits_truncate(mask as libc::mode_t);
+                // SAFETY: umask(2) is async-signal-safe; the closure neither allocates nor
+                // locks. A pre_exec hook forces std's slower fork path, so only programs with
+                // a umask pay it.
+                unsafe {
+                    command.pre_exec(move || {
+                        nix::sys::stat::umask(mask);
+                        Ok(())
+                    });
+                }
+            }
+            None
         }
-    }
+    };
+    let spawned = command.spawn();
     // Dropping std's `Child` neither waits for nor kills the process: the pid is all that is
     // kept, and no descriptor per child (every later spawn would copy it). The command, and
-    // with it the daemon's copy of each pipe's write end, is dropped on return.
-    command
-        .spawn()
-        .map(|child| child.id())
-        .map_err(|error| SpawnError::from_io(None, &error))
+    // with it the daemon's copy of each pipe's write end (the report pipe's too), is dropped
+    // here.
+    drop(command);
+    match spawned {
+        Ok(child) => Ok(child.id()),
+        Err(error) => {
+            // std has reaped the child: whatever it reported is in the pipe, then EOF.
+            let step = report.as_ref().and_then(failed_step);
+            Err(explain(config, &error, step))
+        }
+    }
+}
+
+/// What the child of a program with its own user does between fork and exec, in this order:
+/// the supplementary groups, the gid, the uid (each only possible while still root), a check
+/// that every real, effective and saved id is the one asked for, then `workingdir` (entered as
+/// the user, so that a folder the user may not enter fails the spawn) and `umask`. A failure
+/// of any step ends the child before exec: it never runs with more privilege than asked.
+/// Everything is prepared by the daemon: the child only makes system calls, and neither
+/// allocates nor locks.
+struct BecomeUser {
+    /// The supplementary groups, as the config resolved them.
+    groups: Vec<Gid>,
+    /// The group, set after the groups (setting them needs root).
+    gid: Gid,
+    /// The user, set last: after it, nothing else can be changed.
+    uid: Uid,
+    /// Entered once the identity is the user's.
+    workingdir: Option<CString>,
+    /// The program's `umask`, if it has one.
+    umask: Option<Mode>,
+    /// Where the child writes the [`Step`] that failed before it exits (close-on-exec: the
+    /// daemon reads EOF when the exec succeeds).
+    report: OwnedFd,
+}
+
+/// A step of [`BecomeUser`] that can fail, as the child reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Step {
+    Groups = 1,
+    Gid = 2,
+    Uid = 3,
+    Workingdir = 4,
+}
+
+impl Step {
+    fn from_byte(byte: u8) -> Option<Step> {
+        [Step::Groups, Step::Gid, Step::Uid, Step::Workingdir]
+            .into_iter()
+            .find(|step| *step as u8 == byte)
+    }
+}
+
+impl BecomeUser {
+    /// In the child, after fork. The C library's wrappers are the ones std itself calls after
+    /// fork for `CommandExt::uid`; in the single-threaded child they are the system calls.
+    fn apply(&self) -> std::io::Result<()> {
+        use nix::unistd::{chdir, getresgid, getresuid, setgid, setgroups, setuid};
+        self.step(Step::Groups, setgroups(&self.groups))?;
+        self.step(Step::Gid, setgid(self.gid))?;
+        self.step(Step::Uid, setuid(self.uid))?;
+        let uids = getresuid().map_err(|errno| self.failed(Step::Uid, errno))?;
+        let gids = getresgid().map_err(|errno| self.failed(Step::Gid, errno))?;
+        if [uids.real, uids.effective, uids.saved] != [self.uid; 3] {
+            return Err(self.failed(Step::Uid, Errno::EPERM));
+        }
+        if [gids.real, gids.effective, gids.saved] != [self.gid; 3] {
+            return Err(self.failed(Step::Gid, Errno::EPERM));
+        }
+        if let Some(dir) = &self.workingdir {
+            self.step(Step::Workingdir, chdir(dir.as_c_str()))?;
+        }
+        if let Some(mask) = self.umask {
+            nix::sys::stat::umask(mask);
+        }
+        Ok(())
+    }
+
+    fn step(&self, step: Step, result: nix::Result<()>) -> std::io::Result<()> {
+        result.map_err(|errno| self.failed(step, errno))
+    }
+
+    /// Tells the daemon which step failed; the error (its errno) reaches it through std.
+    fn failed(&self, step: Step, errno: Errno) -> std::io::Error {
+        let _ = nix::unistd::write(&self.report, &[step as u8]);
+        std::io::Error::from(errno)
+    }
+}
+
+/// Makes `command` become `identity` (with `groups`) in the child, enter `workingdir` and set
+/// `umask` of `config` there; returns the read end of the pipe that says which step failed.
+fn become_user(
+    command: &mut Command,
+    config: &ProgramConfig,
+    identity: &Identity,
+    groups: &[u32],
+) -> Result<OwnedFd, SpawnError> {
+    let workingdir = match &config.workingdir {
+        Some(dir) => Some(CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+            SpawnError(format!("workingdir {}: contains a NUL byte", dir.display()))
+        })?),
+        None => None,
+    };
+    let (report, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|errno| SpawnError(format!("cannot make a pipe: {}", errno.desc())))?;
+    let become_user = BecomeUser {
+        groups: groups.iter().map(|gid| Gid::from_raw(*gid)).collect(),
+        gid: Gid::from_raw(identity.gid),
+        uid: Uid::from_raw(identity.uid),
+        workingdir,
+        umask: config
+            .umask
+            .map(|mask| Mode::from_bits_truncate(mask as libc::mode_t)),
+        report: write,
+    };
+    // SAFETY: `apply` makes only async-signal-safe system calls on data prepared here; it
+    // neither allocates nor locks. std's own chdir is not used: it would enter `workingdir`
+    // as root, before the identity changes.
+    unsafe {
+        command.pre_exec(move || become_user.apply());
+    }
+    Ok(report)
+}
+
+/// The step the child reported on `report` before it failed, if any (none: exec failed).
+fn failed_step(report: &OwnedFd) -> Option<Step> {
+    let mut byte = [0u8];
+    loop {
+        match nix::unistd::read(report, &mut byte) {
+            Ok(1) => return Step::from_byte(byte[0]),
+            Err(Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// What failed in a spawn of `config` that ended with `error`, at `step` of [`BecomeUser`]
+/// (`None`: not there). A program without its own user has no steps reported: its
+/// `workingdir` is looked at here (the child would have seen the same), else exec failed.
+fn explain(config: &ProgramConfig, error: &std::io::Error, step: Option<Step>) -> SpawnError {
+    let reason = preflight::io_reason(error);
+    let identity = config.identity.as_ref();
+    let user = identity.map_or("", |identity| &identity.user);
+    let as_user = match identity.and_then(|identity| identity.groups.as_ref()) {
+        Some(_) => format!(" (as user {user})"),
+        None => String::new(),
+    };
+    let workingdir = || {
+        config
+            .workingdir
+            .as_deref()
+            .map_or_else(String::new, |dir| dir.display().to_string())
+    };
+    let message = match (step, identity) {
+        (Some(Step::Groups), Some(identity)) => {
+            let groups = identity.groups.as_deref().unwrap_or_default();
+            let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+            format!(
+                "setgroups to the groups of user {user} ({}): {reason}",
+                groups.join(", ")
+            )
+        }
+        (Some(Step::Gid), Some(identity)) => {
+            format!(
+                "setgid to group {} ({}): {reason}",
+                identity.group, identity.gid
+            )
+        }
+        (Some(Step::Uid), Some(identity)) => {
+            format!("setuid to user {user} ({}): {reason}", identity.uid)
+        }
+        (Some(Step::Workingdir), _) => format!("workingdir {}: {reason}{as_user}", workingdir()),
+        (Some(_), None) => reason,
+        (None, _) => match config.workingdir.as_deref() {
+            Some(dir)
+                if as_user.is_empty()
+                    && let Err(problem) = preflight::workingdir(dir) =>
+            {
+                format!("workingdir {}: {problem}", dir.display())
+            }
+            _ => exec_failure(config, error, &reason, &as_user),
+        },
+    };
+    SpawnError(message)
+}
+
+/// What `execvp(3)` of `config`'s executable failing with `error` means.
+fn exec_failure(
+    config: &ProgramConfig,
+    error: &std::io::Error,
+    reason: &str,
+    as_user: &str,
+) -> String {
+    let found = preflight::executable(config);
+    if error.raw_os_error() == Some(libc::ENOENT) {
+        return match found {
+            // The file is there, yet exec says it is not: what it needs to run is missing.
+            Ok(path) => format!(
+                "executable {}: {reason} (is the interpreter of its #! line, or its ELF \
+                 loader, missing?)",
+                path.display()
+            ),
+            Err(problem) => problem.to_string(),
+        };
+    }
+    let path = match found {
+        Ok(path)
+        | Err(ExecutableProblem::Missing { path, .. })
+        | Err(ExecutableProblem::NotExecutable { path, .. }) => path,
+        // Found nowhere, yet not ENOENT: a directory of the PATH could not be searched.
+        Err(
+            problem @ ExecutableProblem::NotOnPath {
+                denied: Some(_), ..
+            },
+        ) => {
+            return problem.to_string();
+        }
+        Err(problem @ ExecutableProblem::NotOnPath { denied: None, .. }) => {
+            return format!("{problem}; a directory of it: {reason}{as_user}");
+        }
+    };
+    format!("executable {}: {reason}{as_user}", path.display())
 }
 
 /// /dev/null for a child's stdio: opened once, then duplicated (cheaper than a path lookup

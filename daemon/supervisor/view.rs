@@ -73,4 +73,6 @@ pub struct ReloadSummary {
     pub changed: Vec<String>,
     pub removed: Vec<String>,
     pub unchanged: Vec<String>,
+    /// The config's warnings, one line each with file, line, column and key.
+    pub warnings: Vec<String>,
 }

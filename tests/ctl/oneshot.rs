@@ -163,12 +163,12 @@ async fn a_spawn_error_is_an_error_line_and_status_1() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stdout,
-        "broken: ERROR (spawn error: No such file or directory)\n"
+        "broken: ERROR (spawn error: executable /nonexistent/program: No such file or directory)\n"
     );
     let run = ctl(&daemon.socket, &["status"]);
     assert_eq!(
         run.stdout,
-        "broken  FATAL     spawn error: No such file or directory\n"
+        "broken  FATAL     spawn error: executable /nonexistent/program: No such file or directory\n"
     );
 }
 

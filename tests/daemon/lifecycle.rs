@@ -56,16 +56,16 @@ async fn a_spawn_error_is_a_failed_start_with_its_reason() {
     .await;
     let mut client = daemon.client().await;
     let missing = wait_state(&mut client, "missing", State::Fatal).await;
-    assert_eq!(missing.spawn_error, "No such file or directory");
+    let missing_binary = "executable /nonexistent/binary: No such file or directory";
+    assert_eq!(missing.spawn_error, missing_binary);
     assert_eq!(
         missing.description,
-        "spawn error: No such file or directory"
+        format!("spawn error: {missing_binary}")
     );
     let baddir = wait_state(&mut client, "baddir", State::Fatal).await;
-    assert!(
-        baddir.description.starts_with("spawn error: "),
-        "{}",
-        baddir.description
+    assert_eq!(
+        baddir.description,
+        "spawn error: workingdir /nonexistent/dir: No such file or directory"
     );
     let answer = client
         .start(proto::StartRequest {
@@ -79,7 +79,7 @@ async fn a_spawn_error_is_a_failed_start_with_its_reason() {
     assert!(!answer.results[0].ok);
     assert_eq!(
         answer.results[0].message,
-        "spawn error: No such file or directory"
+        format!("spawn error: {missing_binary}")
     );
 }
 

@@ -49,6 +49,8 @@ pub struct Launch {
     dir: Option<tempfile::TempDir>,
     flags: Vec<OsString>,
     inherited_child: bool,
+    /// A command that runs the daemon: its words, then the daemon's command line.
+    wrapper: Vec<OsString>,
 }
 
 impl Launch {
@@ -71,6 +73,13 @@ impl Launch {
         self
     }
 
+    /// Through `wrapper`, a command that ends by exec'ing the words after its own (`setpriv
+    /// --reuid=65534 ... --`): the daemon keeps its pid.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Launch {
+        self.wrapper = wrapper.iter().map(OsString::from).collect();
+        self
+    }
+
     /// Starts the daemon and waits until it answers.
     pub async fn start(self) -> Daemon {
         let dir = match self.dir {
@@ -89,6 +98,15 @@ impl Launch {
                 .args(command.get_args())
                 .stdin(Stdio::null());
             command = shell;
+        }
+        if let Some((program, words)) = self.wrapper.split_first() {
+            let mut wrapper = Command::new(program);
+            wrapper
+                .args(words)
+                .arg(command.get_program())
+                .args(command.get_args())
+                .stdin(Stdio::null());
+            command = wrapper;
         }
         let process = spawn_logged(command, &dir.path().join("daemon.stderr"));
         let daemon = Daemon {
@@ -142,6 +160,7 @@ impl Daemon {
             dir: None,
             flags: Vec::new(),
             inherited_child: false,
+            wrapper: Vec::new(),
         }
     }
 
