@@ -441,13 +441,10 @@ impl Checker<'_> {
             if name == "all" {
                 let message = "`all` cannot name a program: taskctl uses it for every program";
                 self.report(&path, true, message);
-            } else if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            {
+            } else if !valid_program_name(name) {
                 let message = format!(
-                    "invalid program name {name:?}: use letters, digits, `_`, `.` and `-` only"
+                    "invalid program name {name:?}: a letter or `_` first, then letters, \
+                     digits, `_`, `.` and `-`, at most {MAX_NAME} characters"
                 );
                 self.report(&path, true, message);
             }
@@ -647,6 +644,22 @@ fn typo_of<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     })
 }
 
+/// The longest program name.
+const MAX_NAME: usize = 64;
+
+/// The grammar of program names: `[A-Za-z_][A-Za-z0-9_.-]*`, at most [`MAX_NAME`] bytes. A
+/// name never looks like a number (a pid or an index), an option (`-x`) or a path, and never
+/// holds the `:` of instance names.
+pub(super) fn valid_program_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    first_ok
+        && name.len() <= MAX_NAME
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -658,6 +671,55 @@ mod tests {
     use crate::config::AutoRestart;
     use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
     use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
+
+    #[test]
+    fn program_names_follow_one_grammar() {
+        for good in [
+            "web",
+            "Web2",
+            "_private",
+            "api.v2",
+            "worker-1",
+            &"a".repeat(64),
+        ] {
+            assert!(valid_program_name(good), "{good:?}");
+        }
+        for bad in [
+            "",
+            "-",
+            "123",
+            "1web",
+            "-rf",
+            ".hidden",
+            "..",
+            "web:0",
+            "a/b",
+            "my prog",
+            "wéb",
+            &"a".repeat(65),
+        ] {
+            assert!(!valid_program_name(bad), "{bad:?}");
+        }
+        let issues = crate::config::testing::issues("programs:\n  '123':\n    cmd: x\n");
+        assert!(
+            issues[0].message.contains("a letter or `_` first"),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn a_command_whose_program_is_empty_is_refused() {
+        for cmd in ["\"''\"", "\"'' x\"", "'\"\" x'"] {
+            let issues =
+                crate::config::testing::issues(&format!("programs:\n  web:\n    cmd: {cmd}\n"));
+            assert_eq!(issues.len(), 1, "{cmd}: {issues:?}");
+            assert!(
+                issues[0].message.contains("first word"),
+                "{cmd}: {issues:?}"
+            );
+            assert_eq!(issues[0].key, "programs.web.cmd");
+        }
+    }
 
     #[test]
     fn full_config_gives_every_setting_and_defaults() {

@@ -70,6 +70,10 @@ pub(super) fn command_line(value: &Value) -> Result<Vec<String>, String> {
     }
     match shell_words::split(text) {
         Ok(argv) if argv.is_empty() => Err("the command is empty".to_string()),
+        // `''` is one word, and no program has an empty name.
+        Ok(argv) if argv[0].is_empty() => {
+            Err("the command's first word (the program to run) is empty".to_string())
+        }
         Ok(argv) => Ok(argv),
         Err(err) => Err(format!("cannot split the command into words: {err}")),
     }
