@@ -384,6 +384,34 @@ mod tests {
         assert!(!path.exists());
     }
 
+    #[tokio::test]
+    async fn beyond_loopback_only_with_authentication() {
+        for (address, loopback) in [
+            ("127.0.0.1:1", true),
+            ("127.8.9.1:1", true),
+            ("[::1]:1", true),
+            ("[::ffff:127.0.0.1]:1", true),
+            ("0.0.0.0:1", false),
+            ("[::]:1", false),
+            ("192.168.1.1:1", false),
+            ("[::ffff:10.0.0.1]:1", false),
+        ] {
+            assert_eq!(is_loopback(address.parse().unwrap()), loopback, "{address}");
+        }
+        let open = crate::config::DaemonSettings::default();
+        let error = bind_tcp("0.0.0.0:7300", &open).await.unwrap_err();
+        assert!(
+            matches!(error, EndpointError::Unauthenticated { .. }),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("listen on loopback (127.0.0.1:7300)"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn bare_port_binds_loopback() {
         assert_eq!(

@@ -192,4 +192,17 @@ mod tests {
         assert_eq!(bearer(b"Bearer"), None);
         assert_eq!(bearer(b"abc"), None);
     }
+
+    #[test]
+    fn a_certificate_is_named_by_its_subject() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        // Encoded from the most significant part down, as CAs do; RFC 4514 writes it backwards.
+        (params.distinguished_name).push(DnType::OrganizationName, "Example");
+        params.distinguished_name.push(DnType::CommonName, "ops");
+        let certificate = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        assert_eq!(subject(certificate.der()), "CN=ops,O=Example");
+        assert_eq!(subject(b"not a certificate"), "(unreadable subject)");
+    }
 }

@@ -82,8 +82,8 @@ impl Certificates {
     /// A new CA, with a server and a client certificate.
     pub fn new() -> Certificates {
         use rcgen::{
-            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-            IsCa, KeyPair,
+            BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+            ExtendedKeyUsagePurpose, IsCa, KeyPair,
         };
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -94,8 +94,9 @@ impl Certificates {
             let mut params = CertificateParams::new(names).unwrap();
             params.extended_key_usages = vec![purpose];
             if let Some(name) = common_name {
-                params.distinguished_name.push(DnType::CommonName, name);
+                params.distinguished_name = DistinguishedName::new();
                 (params.distinguished_name).push(DnType::OrganizationName, "Taskmaster tests");
+                params.distinguished_name.push(DnType::CommonName, name);
             }
             let cert = params.signed_by(&key, &ca).unwrap();
             (cert.pem(), key.serialize_pem())
