@@ -175,12 +175,13 @@ pub fn unix(
     listener: UnixListener,
     policy: Arc<Policy>,
 ) -> impl Stream<Item = io::Result<UnixConnection>> + Send + 'static {
-    futures_util::stream::unfold(listener, move |listener| {
+    let state = (listener, Exhaustion::default());
+    futures_util::stream::unfold(state, move |(listener, mut exhaustion)| {
         let policy = policy.clone();
         async move {
-            let accepted = accept(|| listener.accept()).await;
+            let accepted = exhaustion.accept(|| listener.accept()).await;
             let connection = accepted.map(|(stream, _)| UnixConnection::new(stream, &policy));
-            Some((connection, listener))
+            Some((connection, (listener, exhaustion)))
         }
     })
 }
@@ -188,30 +189,53 @@ pub fn unix(
 /// The connections to `listener`, with Nagle's algorithm off (a gRPC reply is small and must
 /// not wait for the client's delayed ACK).
 pub fn tcp(listener: TcpListener) -> impl Stream<Item = io::Result<TcpStream>> + Send + 'static {
-    futures_util::stream::unfold(listener, |listener| async move {
-        let accepted = accept(|| listener.accept()).await;
+    let state = (listener, Exhaustion::default());
+    futures_util::stream::unfold(state, |(listener, mut exhaustion)| async move {
+        let accepted = exhaustion.accept(|| listener.accept()).await;
         let connection = accepted.map(|(stream, _)| {
             let _ = stream.set_nodelay(true);
             stream
         });
-        Some((connection, listener))
+        Some((connection, (listener, exhaustion)))
     })
 }
 
-/// The next accepted connection, or an error for tonic to log and skip. When the process is out
-/// of descriptors (or the kernel of memory), the connection waiting in the backlog would fail
-/// again at once: accepting pauses for [`EXHAUSTED_PAUSE`] instead, and the daemon says so.
-async fn accept<T, F>(mut once: impl FnMut() -> F) -> io::Result<T>
-where
-    F: Future<Output = io::Result<T>>,
-{
-    loop {
-        match once().await {
-            Err(error) if exhausted(&error) => {
-                tracing::warn!("accepting a connection: {error}; pausing for {EXHAUSTED_PAUSE:?}");
-                tokio::time::sleep(EXHAUSTED_PAUSE).await;
+/// Whether a listener is out of descriptors or memory, so that it says so once per episode.
+#[derive(Default)]
+struct Exhaustion {
+    /// Accepting is paused; the warning was given.
+    paused: bool,
+}
+
+impl Exhaustion {
+    /// The next accepted connection, or an error for tonic to log and skip. When the process
+    /// is out of descriptors (or the kernel of memory), the connection waiting in the backlog
+    /// would fail again at once: accepting pauses for [`EXHAUSTED_PAUSE`] instead, and the
+    /// daemon says so once until a connection is accepted again.
+    async fn accept<T, F>(&mut self, mut once: impl FnMut() -> F) -> io::Result<T>
+    where
+        F: Future<Output = io::Result<T>>,
+    {
+        loop {
+            match once().await {
+                Err(error) if exhausted(&error) => {
+                    if !self.paused {
+                        self.paused = true;
+                        tracing::warn!(
+                            "accepting a connection: {error}; accepting again every \
+                             {EXHAUSTED_PAUSE:?} until it works"
+                        );
+                    }
+                    tokio::time::sleep(EXHAUSTED_PAUSE).await;
+                }
+                other => {
+                    if other.is_ok() && self.paused {
+                        self.paused = false;
+                        tracing::info!("accepting connections again");
+                    }
+                    return other;
+                }
             }
-            other => return other,
         }
     }
 }

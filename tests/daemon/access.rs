@@ -866,3 +866,120 @@ async fn a_thousand_idle_connections_cost_little_and_stop_nothing() {
     status(&mut idle[0]).await;
     status(idle.last_mut().unwrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_listener_without_tokens_stays_open_and_says_so() {
+    let port = free_port();
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .arg("--listen")
+        .arg(port.to_string())
+        .start()
+        .await;
+    let channel = tcp_channel(port).await;
+    let outcomes = every_call(&channel, None).await;
+    assert_outcomes("a loopback caller", &outcomes, OPERATOR, "");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "the TCP listener on 127.0.0.1:{port} has no authentication: every user of this \
+             machine can control the daemon through it; add daemon.tokens"
+        )),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_carries_at_most_64_calls_at_once() {
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let mut client = daemon.client().await;
+    let mut streams = Vec::new();
+    for _ in 0..64 {
+        let watch = client
+            .watch_events(proto::WatchEventsRequest::default())
+            .await
+            .unwrap();
+        streams.push(watch.into_inner());
+    }
+    // A 65th call on the same connection waits for a free stream (the daemon told the client
+    // its limit) ...
+    let mut waiting = client.clone();
+    let mut call = Box::pin(async move { status(&mut waiting).await });
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut call).await;
+    assert!(early.is_err(), "a 65th call ran beside 64 open ones");
+    // ... while another connection is answered at once ...
+    let mut other = daemon.client().await;
+    assert_eq!(status(&mut other).await.len(), 1);
+    // ... and it runs as soon as one of them ends.
+    drop(streams.pop());
+    let answer = tokio::time::timeout(DEADLINE, call)
+        .await
+        .expect("the 65th call");
+    assert_eq!(answer.len(), 1);
+}
+
+/// CPU time the process has used, user and system, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = read(Path::new(&format!("/proc/{pid}/stat")));
+    let (_, rest) = stat.rsplit_once(')').expect("a stat line");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_pauses_accepting_and_stops_nothing() {
+    const LIMIT: u32 = 64;
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .open_files(LIMIT)
+        .start()
+        .await;
+    let pids = daemon.wait_running(&["sleeper"]).await;
+    let mut first = daemon.client().await;
+    status(&mut first).await;
+    // More connections than the daemon has descriptors for: the kernel queues them, the
+    // daemon accepts until it has none left.
+    let mut crowd = Vec::new();
+    for _ in 0..2 * LIMIT {
+        crowd.push(
+            taskmaster::endpoint::connect(&daemon.target())
+                .await
+                .unwrap(),
+        );
+    }
+    let warning = "accepting a connection: Too many open files";
+    expect("the daemon to run out of descriptors", || async {
+        daemon.log().contains(warning).then_some(())
+    })
+    .await;
+    // It does not spin while it waits, and what it holds keeps working.
+    let before = cpu_ticks(daemon.pid());
+    let started = Instant::now();
+    for _ in 0..20 {
+        let now = instance(&mut first, "sleeper").await;
+        assert_eq!((now.state(), now.pid), (State::Running, pids["sleeper"]));
+    }
+    tokio::time::sleep(Duration::from_millis(500).saturating_sub(started.elapsed())).await;
+    let used = cpu_ticks(daemon.pid()) - before;
+    let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .unwrap()
+        .unwrap() as u64;
+    assert!(
+        used * 4 < ticks_per_second,
+        "the daemon used {used} ticks in half a second while out of descriptors"
+    );
+    assert_eq!(daemon.log().matches(warning).count(), 1, "{}", daemon.log());
+    // Once the crowd leaves, new callers are answered again.
+    drop(crowd);
+    expect("a new caller to be answered", || async {
+        let channel = taskmaster::endpoint::connect(&daemon.target()).await.ok()?;
+        let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
+        let answer = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.status(proto::StatusRequest::default()),
+        )
+        .await;
+        matches!(answer, Ok(Ok(_))).then_some(())
+    })
+    .await;
+    let log = daemon.log();
+    assert!(log.contains("accepting connections again"), "{log}");
+}

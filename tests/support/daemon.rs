@@ -50,8 +50,8 @@ pub struct Launch {
     dir: Option<tempfile::TempDir>,
     flags: Vec<OsString>,
     inherited_child: bool,
-    /// The umask the daemon starts under; `None`: the test's.
-    umask: Option<u32>,
+    /// Shell commands run before the daemon is exec'd in their process (`umask 000`).
+    before_exec: Vec<String>,
     /// Variables added to the daemon's environment.
     env: Vec<(OsString, OsString)>,
 }
@@ -78,7 +78,14 @@ impl Launch {
 
     /// Under umask `mask` (set by a shell that then execs the daemon).
     pub fn umask(mut self, mask: u32) -> Launch {
-        self.umask = Some(mask);
+        self.before_exec.push(format!("umask {mask:03o}"));
+        self
+    }
+
+    /// With at most `count` open files, soft and hard limit (set by a shell that then execs
+    /// the daemon).
+    pub fn open_files(mut self, count: u32) -> Launch {
+        self.before_exec.push(format!("ulimit -n {count}"));
         self
     }
 
@@ -112,10 +119,10 @@ impl Launch {
         let config_path = write_config(dir.path(), self.config);
         let mut command = foreground(&config_path);
         command.args(&self.flags);
-        if self.inherited_child || self.umask.is_some() {
+        if self.inherited_child || !self.before_exec.is_empty() {
             let mut script = String::new();
-            if let Some(mask) = self.umask {
-                script.push_str(&format!("umask {mask:03o}; "));
+            for line in &self.before_exec {
+                script.push_str(&format!("{line}; "));
             }
             if self.inherited_child {
                 script.push_str("sleep 1000 & ");
@@ -181,7 +188,7 @@ impl Daemon {
             dir: None,
             flags: Vec::new(),
             inherited_child: false,
-            umask: None,
+            before_exec: Vec::new(),
             env: Vec::new(),
         }
     }
