@@ -42,6 +42,7 @@ pub struct Caller {
     /// socket, "token deploy" or "cert CN=ops" on TCP ("tcp 127.0.0.1:40112" on a loopback
     /// listener without authentication).
     pub name: String,
+    /// What the caller may do.
     pub role: Role,
 }
 
@@ -152,7 +153,9 @@ pub fn viewer_calls() -> String {
 pub struct Policy {
     /// The daemon's effective uid: its user may do everything.
     own_uid: u32,
+    /// `daemon.operators`: may do everything.
     operators: Principals,
+    /// `daemon.viewers`: may call what a viewer may.
     viewers: Principals,
     /// The accepted bearer tokens.
     tokens: Vec<TokenConfig>,

@@ -106,6 +106,7 @@ impl Principals {
 pub struct TokenConfig {
     /// How the token's holder is named in events: "token NAME".
     pub name: String,
+    /// What its holder may do.
     pub role: Role,
     /// The token itself, read from its file or environment variable when the config is read.
     pub secret: Secret,

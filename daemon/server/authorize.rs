@@ -36,6 +36,7 @@ pub const AUTHORIZATION: &str = "authorization";
 /// The layer: [`Authorized`] around a service, under one policy.
 #[derive(Debug, Clone)]
 pub struct Authorize {
+    /// Who may do what.
     policy: Arc<Policy>,
 }
 
@@ -59,7 +60,9 @@ impl<S> Layer<S> for Authorize {
 /// A service that only sees the requests their caller may make.
 #[derive(Debug, Clone)]
 pub struct Authorized<S> {
+    /// The services behind the layer.
     inner: S,
+    /// Who may do what.
     policy: Arc<Policy>,
 }
 

@@ -36,6 +36,7 @@ pub struct UnixPeer {
 
 /// An accepted Unix connection and its peer.
 pub struct UnixConnection {
+    /// The connection itself.
     stream: UnixStream,
     /// Handed to tonic for each request's extensions.
     peer: UnixPeer,

@@ -30,6 +30,7 @@ const PREFIX: usize = 5;
 /// A request body whose messages may not be longer than `limit`: a longer one ends the body with
 /// RESOURCE_EXHAUSTED as soon as its length prefix arrives, so tonic never buffers it.
 pub struct Limited<B> {
+    /// The request's body.
     inner: B,
     /// The largest message allowed, in bytes.
     limit: usize,

@@ -57,8 +57,11 @@ fn open_dir() -> tempfile::TempDir {
 
 /// What a `taskctl` run printed and how it ended.
 struct Run {
+    /// It exited with status 0.
     success: bool,
+    /// What it printed on stdout.
     stdout: String,
+    /// What it printed on stderr.
     stderr: String,
 }
 

@@ -69,12 +69,15 @@ pub async fn tls_channel(
 
 /// A CA and certificates it signed, all PEM.
 pub struct Certificates {
+    /// The CA's certificate.
     pub ca: String,
     /// For `localhost` and 127.0.0.1.
     pub server_cert: String,
+    /// The server certificate's key.
     pub server_key: String,
     /// A client certificate with subject `CN=ops,O=Taskmaster tests`.
     pub client_cert: String,
+    /// The client certificate's key.
     pub client_key: String,
 }
 

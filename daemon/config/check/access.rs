@@ -82,8 +82,11 @@ const TLS_KEYS: &[(&str, ReadKey<TlsDraft>)] = &[
 /// `daemon.tls` as read so far.
 #[derive(Default)]
 struct TlsDraft {
+    /// `cert`, once read.
     cert: Option<PathBuf>,
+    /// `key`, once read.
     key: Option<PathBuf>,
+    /// `client_ca`, once read.
     client_ca: Option<PathBuf>,
 }
 
