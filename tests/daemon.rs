@@ -27,3 +27,6 @@ mod output;
 /// errors, config errors and warnings.
 #[path = "daemon/identity.rs"]
 mod identity;
+/// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
+#[path = "daemon/access.rs"]
+mod access;

@@ -1,6 +1,11 @@
 //! The gRPC service: one thin method per RPC that converts between wire and supervisor types
-//! (through [`wire`]), and the one place where supervisor errors become `tonic::Status`.
+//! (through [`wire`]), and the one place where supervisor errors become `tonic::Status`. In
+//! front of it, [`authorize`] decides who may call what, on the connections [`connection`]
+//! accepts, within the [`limits`] a request must keep.
 
+pub mod authorize;
+pub mod connection;
+pub mod limits;
 pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
@@ -55,20 +60,11 @@ fn to_status(error: SupervisorError) -> Status {
     }
 }
 
-/// Who makes `request`: the caller the authorization layer proved, else the peer's uid on the
-/// Unix socket.
+/// Who makes `request`: the caller the authorization layer proved (it names every caller it
+/// lets through).
 fn actor<T>(request: &Request<T>) -> Actor {
-    if let Some(caller) = request.extensions().get::<Caller>() {
-        return Actor::Caller(caller.name.as_str().into());
-    }
-    let peer = request
-        .extensions()
-        .get::<tonic::transport::server::UdsConnectInfo>()
-        .and_then(|info| info.peer_cred);
-    match peer {
-        Some(peer) => Actor::Caller(format!("uid {}", peer.uid()).into()),
-        None => Actor::Caller("unknown client".into()),
-    }
+    let caller = request.extensions().get::<Caller>();
+    Actor::Caller(caller.map_or("unknown client", |caller| caller.name.as_str()).into())
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
@@ -80,9 +76,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
+        let names = request.into_inner().names;
+        limits::check_names(&names)?;
         let instances = self
             .supervisor
-            .status(request.into_inner().names, wire::instance_status)
+            .status(names, wire::instance_status)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::StatusResponse {
@@ -97,6 +95,7 @@ impl Taskmaster for TaskmasterService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let by = actor(&request);
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .start(request.names, wait(request.no_wait), by)
@@ -112,6 +111,7 @@ impl Taskmaster for TaskmasterService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let by = actor(&request);
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .stop(request.names, wait(request.no_wait), by)
@@ -127,6 +127,7 @@ impl Taskmaster for TaskmasterService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let by = actor(&request);
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .restart(request.names, wait(request.no_wait), by)
@@ -162,6 +163,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
         let request = request.into_inner();
+        limits::check_name(&request.name)?;
         let stream = match request.stream() {
             proto::Stream::Stdout => StreamKind::Stdout,
             proto::Stream::Stderr => StreamKind::Stderr,
@@ -209,9 +211,11 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::ClearRequest>,
     ) -> Result<Response<proto::ClearResponse>, Status> {
         let by = actor(&request);
+        let names = request.into_inner().names;
+        limits::check_names(&names)?;
         let cleared = self
             .supervisor
-            .clear(request.into_inner().names, by)
+            .clear(names, by)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))
@@ -224,6 +228,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let watch = self
             .supervisor
             .watch_events(request.names, request.since, request.run)

@@ -67,7 +67,8 @@ pub(super) enum Request {
     },
     /// A config read and checked off the supervisor's task (by [`read_configs`]), to apply.
     Reload {
-        config: Result<Config, ConfigError>,
+        /// Boxed: a config is large beside every other request.
+        config: Box<Result<Config, ConfigError>>,
         by: Actor,
         reply: Reply<ReloadSummary>,
     },
@@ -159,7 +160,11 @@ pub(super) async fn read_configs(
             let _ = reply.send(Err(SupervisorError::ShuttingDown));
             return;
         };
-        let request = Request::Reload { config, by, reply };
+        let request = Request::Reload {
+            config: Box::new(config),
+            by,
+            reply,
+        };
         if let Err(mpsc::error::SendError(Request::Reload { reply, .. })) =
             supervisor.send(request).await
         {

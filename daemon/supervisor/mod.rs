@@ -289,7 +289,7 @@ impl<O: Os> Supervisor<O> {
                 names, wait, reply, ..
             } => self.restart(&names, wait, reply),
             Request::Reload { config, reply, .. } => {
-                let _ = reply.send(self.reload(config));
+                let _ = reply.send(self.reload(*config));
             }
             Request::Shutdown { reply, .. } => self.shutdown(Some(reply)),
             Request::WatchEvents {
