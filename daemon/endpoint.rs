@@ -1,18 +1,25 @@
 //! Where taskmasterd listens and how clients reach it: the default socket path, binding the Unix
-//! socket (mode 0600, one live daemon per socket) and TCP listener, and connecting a gRPC channel.
+//! socket (mode 0600, one live daemon per socket) and TCP listener, and connecting a gRPC channel
+//! with the client's credentials ([`ClientOptions`]: a bearer token on every call, TLS for
+//! `https://` targets).
 
 use std::{
-    io,
+    fmt, io,
     net::SocketAddr,
     os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use hyper_util::rt::TokioIo;
 
 use crate::proto::taskmaster_client::TaskmasterClient;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
-use tonic::transport::{Channel, Uri};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity, Uri},
+};
 
 /// Failures to bind or to reach a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +36,12 @@ pub enum EndpointError {
     PortZero { address: String },
     #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
     Unreachable { target: String, reason: String },
+    #[error("no TLS with taskmasterd at {target}: {problem}")]
+    Tls { target: String, problem: TlsProblem },
+    #[error("cannot use the TLS certificates for {target}: {reason}")]
+    TlsSetup { target: String, reason: String },
+    #[error("a token {reason}")]
+    Token { reason: &'static str },
 }
 
 /// An address a client connects to.
@@ -172,12 +185,32 @@ pub async fn bind_tcp(address: &str) -> Result<TcpListener, EndpointError> {
         })
 }
 
-/// Opens a gRPC channel to a daemon. The connection is made now, so an absent daemon is
-/// reported here.
+/// Opens a gRPC channel to a daemon, without credentials (see [`connect_with`]).
 pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
-    let unreachable = |reason: String| EndpointError::Unreachable {
-        target: target.to_string(),
-        reason,
+    connect_with(target, &ClientOptions::default()).await
+}
+
+/// How long a client waits for a TCP connection, and then for the TLS handshake: a host that
+/// drops packets is reported rather than waited on for ever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a gRPC channel to a daemon. The connection is made now, so an absent daemon (or a
+/// TLS handshake that fails) is reported here. An `https://` target gets TLS with the trust and
+/// identity of `options.tls`; the token is not the channel's but the client's
+/// ([`authorized_client`]).
+pub async fn connect_with(
+    target: &Target,
+    options: &ClientOptions,
+) -> Result<Channel, EndpointError> {
+    let unreachable = |error: &tonic::transport::Error| match tls_problem(error) {
+        Some(problem) => EndpointError::Tls {
+            target: target.to_string(),
+            problem,
+        },
+        None => EndpointError::Unreachable {
+            target: target.to_string(),
+            reason: describe_transport_error(error),
+        },
     };
     match target {
         Target::Unix(path) => {
@@ -190,20 +223,24 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
                     async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
                 }))
                 .await
-                .map_err(|error| unreachable(describe_transport_error(&error)))
+                .map_err(|error| unreachable(&error))
         }
         Target::Tcp(url) => {
-            let endpoint =
-                tonic::transport::Endpoint::from_shared(url.clone()).map_err(|error| {
-                    EndpointError::Address {
-                        address: url.clone(),
-                        reason: error.to_string(),
-                    }
-                })?;
-            endpoint
-                .connect()
-                .await
-                .map_err(|error| unreachable(describe_transport_error(&error)))
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|error| EndpointError::Address {
+                    address: url.clone(),
+                    reason: error.to_string(),
+                })?
+                .connect_timeout(CONNECT_TIMEOUT);
+            if target.is_tls() {
+                endpoint = endpoint
+                    .tls_config(options.tls.config())
+                    .map_err(|error| EndpointError::TlsSetup {
+                        target: target.to_string(),
+                        reason: describe_transport_error(&error),
+                    })?;
+            }
+            endpoint.connect().await.map_err(|error| unreachable(&error))
         }
     }
 }
@@ -212,6 +249,187 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
 /// tonic's default 4 MB message limit, so the limit is raised for what the daemon sends.
 pub fn client(channel: Channel) -> TaskmasterClient<Channel> {
     TaskmasterClient::new(channel).max_decoding_message_size(MAX_RESPONSE)
+}
+
+/// A Taskmaster client on `channel` whose every call, streams included, carries the token of
+/// `options` (if any), as [`client`] with the same message limit.
+pub fn authorized_client(channel: Channel, options: &ClientOptions) -> AuthorizedClient {
+    let bearer = Bearer(options.token.clone());
+    TaskmasterClient::with_interceptor(channel, bearer).max_decoding_message_size(MAX_RESPONSE)
+}
+
+/// The client [`authorized_client`] makes.
+pub type AuthorizedClient = TaskmasterClient<InterceptedService<Channel, Bearer>>;
+
+/// What a client shows the daemon and what it trusts: a bearer token, and for `https://`
+/// targets the CA and client certificate. The default has no token and trusts the system's
+/// roots.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Sent as `authorization: Bearer TOKEN` on every call.
+    pub token: Option<Token>,
+    /// For `https://` targets; unused by any other.
+    pub tls: ClientTls,
+}
+
+/// The TLS side of [`ClientOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM certificates of the CAs the daemon's certificate must come from; `None` trusts the
+    /// system's roots instead.
+    pub ca: Option<Vec<u8>>,
+    /// PEM certificate (chain) and private key of the client, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    fn config(&self) -> ClientTlsConfig {
+        let config = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
+        let config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+            None => config.with_native_roots(),
+        };
+        match &self.identity {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
+}
+
+impl Target {
+    /// Whether the connection is TLS: an `https://` URL.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Target::Tcp(url) if url.starts_with("https://"))
+    }
+}
+
+/// A bearer token, kept as the header value it is sent as. Never shown: its `Debug` says only
+/// that it is there.
+#[derive(Clone)]
+pub struct Token(MetadataValue<Ascii>);
+
+impl Token {
+    /// The token `secret`, without surrounding blanks (a file's final newline). Refused when
+    /// empty, or with characters a header cannot carry (visible ASCII only).
+    pub fn new(secret: &str) -> Result<Token, EndpointError> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(EndpointError::Token { reason: "is empty" });
+        }
+        if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(EndpointError::Token {
+                reason: "may hold only visible ASCII characters (no spaces)",
+            });
+        }
+        let mut value = MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| {
+            EndpointError::Token {
+                reason: "may hold only visible ASCII characters (no spaces)",
+            }
+        })?;
+        value.set_sensitive(true);
+        Ok(Token(value))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// Puts `authorization: Bearer TOKEN` on every request. An interceptor runs once per call,
+/// before its first message, so streams carry the token as unary calls do.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<Token>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(Token(value)) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Why a TLS connection to the daemon failed, as far as the client can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The daemon's certificate comes from a CA the client does not trust.
+    UnknownCa,
+    /// The daemon's certificate is not for the host name or address connected to.
+    WrongName,
+    /// The daemon's certificate is refused for another reason (expired, not yet valid...).
+    BadCertificate(String),
+    /// The daemon wants a client certificate and was given none.
+    ClientCertificateRequired,
+    /// The daemon refused the client certificate; holds the alert it sent.
+    ClientCertificateRefused(String),
+    /// What came back is not TLS: the daemon listens without it.
+    NotTls,
+    /// Anything else rustls said.
+    Other(String),
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsProblem::UnknownCa => f.write_str("its certificate is signed by an unknown CA"),
+            TlsProblem::WrongName => f.write_str("its certificate is not for this host name"),
+            TlsProblem::BadCertificate(reason) => write!(f, "its certificate is refused: {reason}"),
+            TlsProblem::ClientCertificateRequired => {
+                f.write_str("it wants a client certificate, and none was given")
+            }
+            TlsProblem::ClientCertificateRefused(alert) => {
+                write!(f, "it refused the client certificate ({alert})")
+            }
+            TlsProblem::NotTls => f.write_str("it does not answer in TLS"),
+            TlsProblem::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The TLS problem behind `error`, if rustls is among its causes (it may sit inside an
+/// `io::Error`, whose `source` skips it). Used for connections, and for calls: under TLS 1.3 a
+/// missing client certificate is known only after the handshake, at the first call.
+pub fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    use rustls::{AlertDescription as Alert, CertificateError};
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(match tls {
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    TlsProblem::UnknownCa
+                }
+                rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                ) => TlsProblem::WrongName,
+                rustls::Error::InvalidCertificate(reason) => {
+                    TlsProblem::BadCertificate(reason.to_string())
+                }
+                rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+                    TlsProblem::ClientCertificateRequired
+                }
+                rustls::Error::AlertReceived(
+                    alert @ (Alert::BadCertificate
+                    | Alert::UnknownCA
+                    | Alert::CertificateUnknown
+                    | Alert::CertificateExpired
+                    | Alert::CertificateRevoked
+                    | Alert::UnsupportedCertificate
+                    | Alert::AccessDenied
+                    | Alert::DecryptError),
+                ) => TlsProblem::ClientCertificateRefused(format!("{alert:?}")),
+                rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+                other => TlsProblem::Other(other.to_string()),
+            });
+        }
+        let inner = error
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        cause = inner.or_else(|| error.source());
+    }
+    None
 }
 
 /// The largest response a client accepts from the daemon.
