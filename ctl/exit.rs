@@ -126,9 +126,7 @@ impl CtlError {
     /// The same error, knowing the command it ended (a refusal says which was refused).
     pub fn in_command(self, name: &'static str) -> CtlError {
         match self {
-            CtlError::Forbidden {
-                target, reason, ..
-            } => CtlError::Forbidden {
+            CtlError::Forbidden { target, reason, .. } => CtlError::Forbidden {
                 target,
                 command: Some(name),
                 reason,

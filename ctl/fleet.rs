@@ -92,16 +92,19 @@ async fn one_after_another(
     tags: &[HostTag],
     palette: Palette,
 ) -> Exit {
-    let parts = connections.iter_mut().zip(tags).map(|(connection, tag)| async move {
-        let mut buffer = Vec::new();
-        let mut output = Output {
-            out: &mut buffer,
-            palette,
-            host: Some(tag),
-        };
-        let outcome = part(command, connection, &mut output).await;
-        (buffer, outcome)
-    });
+    let parts = connections
+        .iter_mut()
+        .zip(tags)
+        .map(|(connection, tag)| async move {
+            let mut buffer = Vec::new();
+            let mut output = Output {
+                out: &mut buffer,
+                palette,
+                host: Some(tag),
+            };
+            let outcome = part(command, connection, &mut output).await;
+            (buffer, outcome)
+        });
     let mut worst = Exit::Success;
     let mut stdout = io::stdout();
     for ((buffer, outcome), tag) in join_all(parts).await.into_iter().zip(tags) {
@@ -121,18 +124,24 @@ async fn live(
     palette: Palette,
     worst: &Cell<Exit>,
 ) -> Exit {
-    let parts = connections.iter_mut().zip(tags).map(|(connection, tag)| async move {
-        let mut stdout = io::stdout();
-        let mut output = Output {
-            out: &mut stdout,
-            palette,
-            host: Some(tag),
-        };
-        let exit = report(tag, part(command, connection, &mut output).await);
-        worst.set(worst.get().max(exit));
-        exit
-    });
-    join_all(parts).await.into_iter().fold(Exit::Success, Exit::max)
+    let parts = connections
+        .iter_mut()
+        .zip(tags)
+        .map(|(connection, tag)| async move {
+            let mut stdout = io::stdout();
+            let mut output = Output {
+                out: &mut stdout,
+                palette,
+                host: Some(tag),
+            };
+            let exit = report(tag, part(command, connection, &mut output).await);
+            worst.set(worst.get().max(exit));
+            exit
+        });
+    join_all(parts)
+        .await
+        .into_iter()
+        .fold(Exit::Success, Exit::max)
 }
 
 /// `status` of every host, in one table (or one JSON array) of the hosts that answered.

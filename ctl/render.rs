@@ -753,7 +753,10 @@ mod tests {
             .iter()
             .map(|row| (row["host"].as_str().unwrap(), row["name"].as_str().unwrap()))
             .collect();
-        assert_eq!(rows, [("prod", "web:0"), ("prod", "idle"), ("lab-2", "web")]);
+        assert_eq!(
+            rows,
+            [("prod", "web:0"), ("prod", "idle"), ("lab-2", "web")]
+        );
         let line = event_json(&exited_event(), Some("prod"));
         assert!(line.starts_with(r#"{"host":"prod","seq":7,"#), "{line}");
     }

@@ -233,14 +233,17 @@ pub async fn connect_with(
                 })?
                 .connect_timeout(CONNECT_TIMEOUT);
             if target.is_tls() {
-                endpoint = endpoint
-                    .tls_config(options.tls.config())
-                    .map_err(|error| EndpointError::TlsSetup {
+                endpoint = endpoint.tls_config(options.tls.config()).map_err(|error| {
+                    EndpointError::TlsSetup {
                         target: target.to_string(),
                         reason: describe_transport_error(&error),
-                    })?;
+                    }
+                })?;
             }
-            endpoint.connect().await.map_err(|error| unreachable(&error))
+            endpoint
+                .connect()
+                .await
+                .map_err(|error| unreachable(&error))
         }
     }
 }
@@ -343,9 +346,14 @@ impl fmt::Debug for Token {
 pub struct Bearer(Option<Token>);
 
 impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(Token(value)) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -401,7 +409,8 @@ pub fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProbl
                     TlsProblem::UnknownCa
                 }
                 rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
                 ) => TlsProblem::WrongName,
                 rustls::Error::InvalidCertificate(reason) => {
                     TlsProblem::BadCertificate(reason.to_string())

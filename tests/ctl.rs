@@ -22,3 +22,7 @@ mod shell;
 /// `taskctl tail`, `maintail`, `clear` and `reopen`: program output and the event log.
 #[path = "ctl/tail.rs"]
 mod tail;
+
+/// One taskctl, many daemons: several hosts, `TASKMASTER_HOSTS`, the hosts file.
+#[path = "ctl/hosts.rs"]
+mod hosts;

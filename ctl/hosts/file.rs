@@ -292,7 +292,10 @@ impl Index {
                     }
                     continue;
                 }
-                Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {}
+                Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..) => {}
                 _ => continue,
             }
             match depth {
@@ -393,7 +396,12 @@ lab: {address: '10.0.0.5:7300', token_file: lab.token}
             file.entries["lab"].target,
             Target::Tcp("http://10.0.0.5:7300".into())
         );
-        assert!(parse("# nothing yet\n", Path::new("h.yaml")).unwrap().entries.is_empty());
+        assert!(
+            parse("# nothing yet\n", Path::new("h.yaml"))
+                .unwrap()
+                .entries
+                .is_empty()
+        );
         assert!(parse("", Path::new("h.yaml")).unwrap().entries.is_empty());
     }
 
@@ -428,8 +436,10 @@ bad/name:
     fn serde_problems_keep_their_place_and_key() {
         assert_eq!(
             problems("prod:\n  address: x:1\n  adress: y\n"),
-            ["/home/me/hosts.yaml:3:3: prod: unknown field `adress`, expected one of \
-              `address`, `token_file`, `ca`, `cert`, `key`"]
+            [
+                "/home/me/hosts.yaml:3:3: prod: unknown field `adress`, expected one of \
+              `address`, `token_file`, `ca`, `cert`, `key`"
+            ]
         );
         assert_eq!(
             problems("prod:\n  token_file: t\n"),

@@ -87,7 +87,10 @@ pub fn parse_address(word: &str) -> Result<Address, String> {
 pub enum HostsError {
     #[error("bad host `{word}`: {reason}")]
     Bad { word: String, reason: String },
-    #[error("unknown host `{name}`: {why} (a host is a URL, HOST:PORT, unix:PATH or a name there)")]
+    #[error(
+        "unknown host `{name}`: {why}; a host is an http:// or https:// URL, HOST:PORT, \
+         unix:PATH or a name in the hosts file"
+    )]
     Unknown { name: String, why: String },
     #[error(transparent)]
     File(#[from] HostsFileError),
@@ -186,7 +189,10 @@ pub fn resolve(
                 (entry.target.clone(), Some(entry.clone()))
             }
         };
-        let token = match (&flag_token, entry.as_ref().and_then(|e| e.token_file.as_ref())) {
+        let token = match (
+            &flag_token,
+            entry.as_ref().and_then(|e| e.token_file.as_ref()),
+        ) {
             (Some(flag), _) => Some(flag.clone()),
             (None, Some(path)) => {
                 let from = format!("token_file {} of host `{name}`", path.display());
@@ -279,9 +285,7 @@ impl Reader {
     fn secret(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
         let first = !self.read.iter().any(|(read, _)| read == path);
         let bytes = self.read(what, path)?;
-        if first
-            && let Ok(metadata) = std::fs::metadata(path)
-        {
+        if first && let Ok(metadata) = std::fs::metadata(path) {
             let mode = metadata.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 self.warnings.push(format!(
@@ -317,15 +321,34 @@ mod tests {
 
     #[test]
     fn addresses_and_names() {
-        assert_eq!(target("127.0.0.1:7300"), Target::Tcp("http://127.0.0.1:7300".into()));
-        assert_eq!(target("http://[::1]:7300"), Target::Tcp("http://[::1]:7300".into()));
-        assert_eq!(target("https://h:7300"), Target::Tcp("https://h:7300".into()));
-        assert_eq!(target("unix:/run/t.sock"), Target::Unix("/run/t.sock".into()));
-        assert_eq!(target("unix:///run/t.sock"), Target::Unix("/run/t.sock".into()));
+        assert_eq!(
+            target("127.0.0.1:7300"),
+            Target::Tcp("http://127.0.0.1:7300".into())
+        );
+        assert_eq!(
+            target("http://[::1]:7300"),
+            Target::Tcp("http://[::1]:7300".into())
+        );
+        assert_eq!(
+            target("https://h:7300"),
+            Target::Tcp("https://h:7300".into())
+        );
+        assert_eq!(
+            target("unix:/run/t.sock"),
+            Target::Unix("/run/t.sock".into())
+        );
+        assert_eq!(
+            target("unix:///run/t.sock"),
+            Target::Unix("/run/t.sock".into())
+        );
         assert_eq!(target("unix:t.sock"), Target::Unix("t.sock".into()));
         assert_eq!(target("./t.sock"), Target::Unix("./t.sock".into()));
         assert_eq!(parse_address(" prod "), Ok(Address::Named("prod".into())));
-        assert!(parse_address("ftp://x").unwrap_err().contains("unsupported scheme `ftp`"));
+        assert!(
+            parse_address("ftp://x")
+                .unwrap_err()
+                .contains("unsupported scheme `ftp`")
+        );
         assert!(parse_address("").is_err());
         assert!(parse_address("unix:").is_err());
     }
