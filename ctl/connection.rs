@@ -71,7 +71,7 @@ impl Connection {
         let target = self.host.target.clone();
         if let Some(problem) = endpoint::tls_problem(&status) {
             self.forget();
-            return CtlError::Unreachable(EndpointError::Tls {
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
                 target: target.to_string(),
                 problem,
             });

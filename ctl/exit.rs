@@ -144,7 +144,7 @@ impl CtlError {
 /// What an endpoint error says, with the flag that helps where a TLS failure has one.
 fn unreachable(error: &EndpointError) -> String {
     let hint = match error {
-        EndpointError::Tls { problem, .. } => match problem {
+        EndpointError::TlsHandshake { problem, .. } => match problem {
             TlsProblem::UnknownCa => "; pass the CA that signed it with --tls-ca",
             TlsProblem::ClientCertificateRequired => "; pass --tls-cert and --tls-key",
             TlsProblem::ClientCertificateRefused(_) => {
@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(forbidden.exit(), Exit::Failed);
         let tls = |problem| {
-            CtlError::Unreachable(EndpointError::Tls {
+            CtlError::Unreachable(EndpointError::TlsHandshake {
                 target: target.to_string(),
                 problem,
             })

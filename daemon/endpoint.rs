@@ -37,7 +37,7 @@ pub enum EndpointError {
     #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
     Unreachable { target: String, reason: String },
     #[error("no TLS with taskmasterd at {target}: {problem}")]
-    Tls { target: String, problem: TlsProblem },
+    TlsHandshake { target: String, problem: TlsProblem },
     #[error("cannot use the TLS certificates for {target}: {reason}")]
     TlsSetup { target: String, reason: String },
     #[error("a token {reason}")]
@@ -203,7 +203,7 @@ pub async fn connect_with(
     options: &ClientOptions,
 ) -> Result<Channel, EndpointError> {
     let unreachable = |error: &tonic::transport::Error| match tls_problem(error) {
-        Some(problem) => EndpointError::Tls {
+        Some(problem) => EndpointError::TlsHandshake {
             target: target.to_string(),
             problem,
         },
