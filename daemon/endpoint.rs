@@ -1,7 +1,7 @@
 //! Where taskmasterd listens and how clients reach it: the default socket path, binding the Unix
-//! socket (mode 0600, one live daemon per socket) and TCP listener, and connecting a gRPC channel
-//! with the client's credentials ([`ClientOptions`]: a bearer token on every call, TLS for
-//! `https://` targets).
+//! socket (its mode and group, one live daemon per socket) and the TCP listener (with TLS, never
+//! open beyond loopback without authentication), and connecting a gRPC channel with the client's
+//! credentials ([`ClientOptions`]: a bearer token on every call, TLS for `https://` targets).
 
 use std::{
     fmt, io,
@@ -34,6 +34,15 @@ pub enum EndpointError {
     Address { address: String, reason: String },
     #[error("bad address {address:?}: {}", PORT_ZERO)]
     PortZero { address: String },
+    #[error(
+        "refusing to listen on {address} without authentication: anyone who can reach it could \
+         stop every program; add daemon.tokens (each a name, a role and a token `file` or `env`) \
+         or daemon.tls with a client_ca, or listen on loopback (127.0.0.1:{})",
+        address.port()
+    )]
+    Unauthenticated { address: SocketAddr },
+    #[error("TLS: {reason}")]
+    Tls { reason: String },
     #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
     Unreachable { target: String, reason: String },
     #[error("no TLS with taskmasterd at {target}: {problem}")]
@@ -70,13 +79,43 @@ pub fn default_socket_path() -> PathBuf {
     }
 }
 
-/// Binds the Unix socket at `path` with mode 0600 whatever the umask.
+/// Who may open the Unix socket: its permission bits and its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// The socket's permission bits (at most 0o777).
+    pub mode: u32,
+    /// The group the socket is given; `None`: the daemon's.
+    pub group: Option<u32>,
+}
+
+impl SocketAccess {
+    /// 0o600 and the daemon's group: its owner only.
+    pub const PRIVATE: SocketAccess = SocketAccess {
+        mode: 0o600,
+        group: None,
+    };
+
+    /// What the config's `daemon.socket_mode` and `daemon.socket_group` say.
+    pub fn of(daemon: &crate::config::DaemonSettings) -> SocketAccess {
+        SocketAccess {
+            mode: daemon.socket_mode.unwrap_or(0o600),
+            group: daemon.socket_group.as_ref().map(|group| group.id),
+        }
+    }
+}
+
+/// Binds the Unix socket at `path` with `access`'s mode and group, whatever the umask. The
+/// socket is never more open than asked, not even for a moment: it is created with the owner's
+/// bits of the mode only, given its group, and only then given the group's and others' bits.
 ///
 /// A socket that still answers belongs to a live daemon: refuse. One that refuses connections
 /// was left by a dead daemon: replace it. Anything else at `path` is not ours to delete. Must
 /// run inside a tokio runtime, before any child is spawned (it changes the process umask for
 /// the duration of the bind). The returned [`SocketFile`] removes the socket when dropped.
-pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), EndpointError> {
+pub fn bind_unix(
+    path: &Path,
+    access: SocketAccess,
+) -> Result<(UnixListener, SocketFile), EndpointError> {
     let bind_error = |source| EndpointError::Bind {
         what: path.display().to_string(),
         source,
@@ -93,17 +132,47 @@ pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile), EndpointErro
             Err(error) => return Err(bind_error(error)),
         }
     }
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let final_mode = access.mode & 0o777;
+    // bind(2) creates the socket 0o777 less the umask: the owner's bits of the mode at most.
+    let first_mode = final_mode & 0o700;
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(!first_mode & 0o777));
     let bound = UnixListener::bind(path);
     nix::sys::stat::umask(old);
     let listener = bound.map_err(bind_error)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    if let Err(error) = open_up(path, access.group, final_mode) {
+        let _ = std::fs::remove_file(path);
+        return Err(error);
+    }
     let identity = std::fs::symlink_metadata(path).map_err(bind_error)?;
     let file = SocketFile {
         path: path.into(),
         identity: FileIdentity::of(&identity),
     };
     Ok((listener, file))
+}
+
+/// Gives the socket at `path` its group (the link itself, never what a link points to), then
+/// its final `mode`.
+fn open_up(path: &Path, group: Option<u32>, mode: u32) -> Result<(), EndpointError> {
+    if let Some(gid) = group {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            None,
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|errno| EndpointError::Bind {
+            what: format!("{} (giving it group {gid})", path.display()),
+            source: errno.into(),
+        })?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        EndpointError::Bind {
+            what: format!("{} (giving it mode {mode:04o})", path.display()),
+            source,
+        }
+    })
 }
 
 /// The socket file a daemon created. Dropping it removes the file, unless another daemon has
@@ -174,9 +243,19 @@ pub fn listen_address(address: &str) -> Result<SocketAddr, EndpointError> {
     }
 }
 
-/// Binds the TCP listener for `address` (see [`listen_address`]).
-pub async fn bind_tcp(address: &str) -> Result<TcpListener, EndpointError> {
+/// Binds the TCP listener for `address` (see [`listen_address`]). An address other than
+/// loopback is refused unless `daemon` makes callers prove who they are (tokens or client
+/// certificates): anyone who reaches it could otherwise control every program.
+pub async fn bind_tcp(
+    address: &str,
+    daemon: &crate::config::DaemonSettings,
+) -> Result<TcpListener, EndpointError> {
     let socket_address = listen_address(address)?;
+    if !is_loopback(socket_address) && !daemon.authenticates_tcp() {
+        return Err(EndpointError::Unauthenticated {
+            address: socket_address,
+        });
+    }
     TcpListener::bind(socket_address)
         .await
         .map_err(|source| EndpointError::Bind {
@@ -184,6 +263,48 @@ pub async fn bind_tcp(address: &str) -> Result<TcpListener, EndpointError> {
             source,
         })
 }
+
+/// Whether only this machine can reach `address`: 127.0.0.0/8, ::1, or ::ffff:127.x.
+pub fn is_loopback(address: SocketAddr) -> bool {
+    address.ip().to_canonical().is_loopback()
+}
+
+/// The TLS set-up of the TCP listener: the server's identity, and the CA that client
+/// certificates must chain to (then every client must show one). The files are read and checked
+/// now, so that a bad one stops the start.
+pub fn server_tls(
+    tls: &crate::config::TlsSettings,
+) -> Result<tonic::transport::ServerTlsConfig, EndpointError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|error| EndpointError::Tls {
+            reason: format!("cannot read {}: {error}", path.display()),
+        })
+    };
+    let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+    let mut config = ServerTlsConfig::new()
+        .identity(identity)
+        .timeout(TLS_HANDSHAKE);
+    if let Some(client_ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(read(client_ca)?));
+    }
+    tonic::transport::Server::builder()
+        .tls_config(config.clone())
+        .map_err(|error| EndpointError::Tls {
+            reason: format!(
+                "daemon.tls (cert {}, key {}{}): {}",
+                tls.cert.display(),
+                tls.key.display(),
+                (tls.client_ca.as_ref())
+                    .map_or_else(String::new, |ca| format!(", client_ca {}", ca.display())),
+                describe_transport_error(&error)
+            ),
+        })?;
+    Ok(config)
+}
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens a gRPC channel to a daemon, without credentials (see [`connect_with`]).
 pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
@@ -468,7 +589,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("precious.txt");
         std::fs::write(&path, "keep me").unwrap();
-        let error = bind_unix(&path).unwrap_err();
+        let error = bind_unix(&path, SocketAccess::PRIVATE).unwrap_err();
         assert!(matches!(error, EndpointError::NotASocket { .. }), "{error}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
     }
@@ -477,10 +598,10 @@ mod tests {
     async fn a_successors_socket_is_not_removed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("taskmaster.sock");
-        let (first_listener, first_file) = bind_unix(&path).unwrap();
+        let (first_listener, first_file) = bind_unix(&path, SocketAccess::PRIVATE).unwrap();
         drop(first_listener);
         // The first daemon stopped listening; a second one takes the path over.
-        let (_second_listener, second_file) = bind_unix(&path).unwrap();
+        let (_second_listener, second_file) = bind_unix(&path, SocketAccess::PRIVATE).unwrap();
         drop(first_file);
         assert!(path.exists(), "the successor's socket was removed");
         drop(second_file);

@@ -3,7 +3,8 @@
 //! `daemon/bin/` (taskmasterd: flags, detaching, event log, process set-up) and `ctl/`.
 //!
 //! # Layout
-//! - [`access`]: who calls the API ([`access::Caller`]) and the role it holds.
+//! - [`access`]: who calls the API ([`access::Caller`]), the role it holds, what each call
+//!   needs, and the daemon's policy (from `daemon.operators`, `viewers`, `tokens`).
 //! - [`config`]: the YAML file: schema and defaults, finding the file, key positions, the
 //!   checker that reports every error at once, value parsers, and the socket a file names.
 //! - [`supervisor`]: the actor that owns every program and instance, split by responsibility
@@ -13,7 +14,9 @@
 //! - [`output`]: captured program output: a pipe per stream, one drainer thread, files with
 //!   rotation, the end of stderr for crash forensics, followers for Tail; the event log too.
 //! - [`server`]: the gRPC service, a thin layer over a [`supervisor::Handle`];
-//!   [`server::wire`] is the one place where domain types become `proto` types.
+//!   [`server::wire`] is the one place where domain types become `proto` types;
+//!   [`server::authorize`] the layer in front of every service that decides who may call what,
+//!   on the connections [`server::connection`] accepts, within [`server::limits`].
 //! - [`endpoint`]: socket paths, binding and connecting, the one listen-address parser
 //!   (shared with `taskctl` and the config).
 //! - [`run`]: serves the API until shutdown; only `main` exits the process.
@@ -34,13 +37,10 @@ pub mod proto {
         include_bytes!(concat!(env!("OUT_DIR"), "/taskmaster_descriptor.bin"));
 }
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::{
-    Stream, StreamExt,
-    wrappers::{TcpListenerStream, UnixListenerStream},
-};
+use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{service::Routes, transport::Server};
 
@@ -53,6 +53,8 @@ const CLIENT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Listeners {
     pub unix: UnixListener,
     pub tcp: Option<TcpListener>,
+    /// TLS on the TCP listener ([`endpoint::server_tls`]).
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 /// Why the daemon could not serve.
@@ -90,23 +92,42 @@ pub async fn run(
         mut reload,
         mut reopen,
     } = signals;
+    let config_daemon = config.daemon.clone();
     let (supervisor, supervisor_task) =
         supervisor::start(config, output).map_err(RunError::ChildExits)?;
     let shutdown_requested = CancellationToken::new();
     let closing = CancellationToken::new();
     let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested.clone());
     let routes = routes(service).await?;
+    let policy = Arc::new(access::Policy::new(&config_daemon));
+    let authorize = server::authorize::Authorize::new(policy.clone());
     let mut servers = Vec::new();
-    let unix_incoming = UnixListenerStream::new(listeners.unix);
-    let unix_server = Server::builder()
+    let unix_incoming = server::connection::unix(listeners.unix, policy);
+    let unix_server = server_builder()
+        .layer(authorize.clone())
         .add_routes(routes.clone())
         .serve_with_incoming_shutdown(unix_incoming, closing.clone().cancelled_owned());
     servers.push(tokio::spawn(unix_server));
     if let Some(tcp) = listeners.tcp {
-        let tcp_incoming = TcpListenerStream::new(tcp);
-        let tcp_server = Server::builder()
+        if !config_daemon.authenticates_tcp()
+            && let Ok(address) = tcp.local_addr()
+        {
+            tracing::warn!(
+                "the TCP listener on {address} has no authentication: every user of this \
+                 machine can control the daemon through it; add daemon.tokens to require a token"
+            );
+        }
+        let mut builder = server_builder();
+        if let Some(tls) = listeners.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let tcp_server = builder
+            .layer(authorize)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(tcp_incoming, closing.clone().cancelled_owned());
+            .serve_with_incoming_shutdown(
+                server::connection::tcp(tcp),
+                closing.clone().cancelled_owned(),
+            );
         servers.push(tokio::spawn(tcp_server));
     }
     tokio::pin!(shutdown);
@@ -145,6 +166,11 @@ pub async fn run(
         servers.iter().for_each(|server| server.abort());
     }
     outcome
+}
+
+/// A server with the limits every listener keeps: streams per connection.
+fn server_builder() -> Server {
+    Server::builder().max_concurrent_streams(server::limits::MAX_STREAMS_PER_CONNECTION)
 }
 
 /// The Taskmaster service with health checking and reflection (v1 and v1alpha).

@@ -65,6 +65,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             &settings,
         )?);
     }
+    // SAFETY: no thread exists yet (the runtime and the event log start below).
+    unsafe { config::take_token_variables(&config) };
     setup::before_threads();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -75,9 +77,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyhow::Result<()> {
-    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket)?;
+    let daemon = &config.daemon;
+    let tls = match (&settings.listen, &daemon.tls) {
+        (Some(_), Some(tls)) => Some(endpoint::server_tls(tls)?),
+        _ => None,
+    };
+    let access = endpoint::SocketAccess::of(daemon);
+    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket, access)?;
     let tcp = match &settings.listen {
-        Some(address) => Some(endpoint::bind_tcp(address).await?),
+        Some(address) => Some(endpoint::bind_tcp(address, daemon).await?),
         None => None,
     };
     let also_stderr = args.foreground && !args.notify_ready;
@@ -110,6 +118,7 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
         reload: hangup,
         reopen: user1,
     };
-    taskmaster::run(Listeners { unix, tcp }, config, output, shutdown, signals).await?;
+    let listeners = Listeners { unix, tcp, tls };
+    taskmaster::run(listeners, config, output, shutdown, signals).await?;
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! The Checker: walks the parsed document key by key, converts each setting with the value
-//! parsers and collects every problem, each at the place the index gives it.
+//! parsers and collects every problem, each at the place the index gives it. The keys of who
+//! may control the daemon are read in [`access`].
+
+mod access;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +14,8 @@ use super::output::{Capture, MAX_BACKUPS, Output, OutputPath};
 use super::positions::{LazyIndex, Pos, issue, last};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
-    autorestart, boolean, byte_size, command_line, count, describe, duration, expected, file_path,
-    listen, output, output_path, signal, socket_path, umask,
+    autorestart, boolean, byte_size, command_line, count, describe, duration, expected, file_mode,
+    file_path, listen, output, output_path, signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.
@@ -33,6 +36,24 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
     ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
     ("logdir", |c, key, value, d| d.logdir = c.path(key, value)),
+    ("socket_mode", |c, key, value, d| {
+        let written = c.index.get().plain(key);
+        d.socket_mode = c.check(key, file_mode(value, written)).flatten();
+    }),
+    ("socket_group", |c, key, value, d| {
+        d.socket_group = match value {
+            Value::Null => None,
+            _ => c.check(key, access::group(value)),
+        };
+    }),
+    ("operators", |c, key, value, d| {
+        set(&mut d.operators, c.principals(key, value));
+    }),
+    ("viewers", |c, key, value, d| {
+        set(&mut d.viewers, c.principals(key, value));
+    }),
+    ("tokens", |c, key, value, d| set(&mut d.tokens, c.tokens(key, value))),
+    ("tls", |c, key, value, d| d.tls = c.tls(key, value)),
 ];
 
 /// The keys allowed in a program, each with how its value is read into the program's settings
@@ -386,12 +407,15 @@ impl Checker<'_> {
                 let message = "`all` cannot name a program: taskctl uses it for every program";
                 self.report(&path, true, message);
             } else if name.is_empty()
+                || name == "."
+                || name == ".."
                 || !name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
             {
                 let message = format!(
-                    "invalid program name {name:?}: use letters, digits, `_`, `.` and `-` only"
+                    "invalid program name {name:?}: use letters, digits, `_`, `.` and `-` only \
+                     (not `.` or `..` alone)"
                 );
                 self.report(&path, true, message);
             }
@@ -556,6 +580,7 @@ mod tests {
                 logfile: Some(dir.join("taskmaster.log")),
                 pidfile: Some(PathBuf::from("/tmp/taskmaster.pid")),
                 logdir: None,
+                ..DaemonSettings::default()
             }
         );
         let env = [
@@ -1192,6 +1217,13 @@ mod tests {
                 3,
                 "programs.w/b",
                 "invalid program name",
+            ),
+            (
+                "programs:\n  \"..\":\n    cmd: x\n".into(),
+                2,
+                3,
+                "programs...",
+                "invalid program name \"..\"",
             ),
             (
                 "programs:\n  all:\n    cmd: x\n".into(),

@@ -19,13 +19,17 @@ mod schema;
 mod testing;
 mod values;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use find::{DEFAULT_FILE_NAME, find};
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
-pub use schema::{AutoRestart, Config, DaemonSettings, ProgramConfig};
+pub use schema::{
+    AutoRestart, Config, DaemonSettings, MIN_TOKEN_LEN, Principal, Principals, ProgramConfig, Secret,
+    TlsSettings, TokenConfig, TokenSource,
+};
 pub use values::parse_signal;
 
 use find::{absolute, clean};
@@ -84,6 +88,39 @@ fn join_issues(path: &Path, issues: &[ConfigIssue]) -> String {
         .map(|issue| format!("{}:{issue}", path.display()))
         .collect();
     lines.join("\n")
+}
+
+/// The token variables (`daemon.tokens[].env`) taken out of the environment by
+/// [`take_token_variables`], by name, so that a later reload still finds them.
+static TAKEN_VARIABLES: std::sync::Mutex<BTreeMap<String, String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The value of the token variable `name`: from the environment, or taken from it before.
+pub(crate) fn token_variable(name: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(name) {
+        return Some(value);
+    }
+    let taken = TAKEN_VARIABLES.lock().unwrap_or_else(|poison| poison.into_inner());
+    taken.get(name).cloned()
+}
+
+/// Takes every environment variable that holds a token of `config` out of the process's
+/// environment, so that no program the daemon starts inherits it; the config reader still finds
+/// them (a reload reads the file again).
+///
+/// # Safety
+/// No other thread may exist: it changes the process's environment (`std::env::remove_var`).
+pub unsafe fn take_token_variables(config: &Config) {
+    let mut taken = TAKEN_VARIABLES.lock().unwrap_or_else(|poison| poison.into_inner());
+    for token in &config.daemon.tokens {
+        if let TokenSource::Env(name) = &token.source
+            && let Ok(value) = std::env::var(name)
+        {
+            taken.insert(name.clone(), value);
+            // SAFETY: the caller promises that no other thread exists.
+            unsafe { std::env::remove_var(name) };
+        }
+    }
 }
 
 /// Reads and validates a config file.

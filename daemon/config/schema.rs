@@ -9,6 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::output::Output;
+use crate::access::Role;
 
 /// Largest accepted `numprocs`.
 pub(super) const MAX_NUMPROCS: u32 = 100_000;
@@ -52,6 +53,118 @@ pub struct DaemonSettings {
     pub pidfile: Option<PathBuf>,
     /// The folder of captured output files; default: `logs/` beside the event log.
     pub logdir: Option<PathBuf>,
+    /// The Unix socket's permission bits, at most 0o777; `None`: 0o600.
+    pub socket_mode: Option<u32>,
+    /// The group the Unix socket is given (the group that may connect, with `socket_mode`
+    /// 0o660); `None`: the daemon's.
+    pub socket_group: Option<Principal>,
+    /// Who may make every call besides root and the daemon's own user.
+    pub operators: Principals,
+    /// Who may make the calls that change nothing (Status, WatchEvents, Tail, MainTail).
+    pub viewers: Principals,
+    /// The bearer tokens accepted on TCP; names are unique, and so are the secrets.
+    pub tokens: Vec<TokenConfig>,
+    /// TLS for the TCP listener.
+    pub tls: Option<TlsSettings>,
+}
+
+impl DaemonSettings {
+    /// Whether a TCP caller must prove who it is: a token or a client certificate can.
+    pub fn authenticates_tcp(&self) -> bool {
+        !self.tokens.is_empty() || self.tls.as_ref().is_some_and(|tls| tls.client_ca.is_some())
+    }
+}
+
+/// A user or group, by id, and how it is named in messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The uid or gid.
+    pub id: u32,
+    /// The name as written, or the id's digits when written as a number.
+    pub name: String,
+}
+
+/// Users and groups given a role (`daemon.operators`, `daemon.viewers`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Principals {
+    /// Matched against the caller's uid.
+    pub users: Vec<Principal>,
+    /// Matched against the caller's gid and supplementary groups.
+    pub groups: Vec<Principal>,
+}
+
+impl Principals {
+    /// Whether a caller with `uid`, primary `gid` and supplementary `groups` is one of these.
+    pub fn admit(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
+        self.users.iter().any(|user| user.id == uid)
+            || (self.groups.iter()).any(|group| group.id == gid || groups.contains(&group.id))
+    }
+}
+
+/// One entry of `daemon.tokens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// How the token's holder is named in events: "token NAME".
+    pub name: String,
+    pub role: Role,
+    /// The token itself, read from its file or environment variable when the config is read.
+    pub secret: Secret,
+    /// Where the secret was read from, for messages: `file /etc/x.token`, `env DEPLOY_TOKEN`.
+    pub source: TokenSource,
+}
+
+/// Where a token is kept: never in the config itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The whole file, blanks at either end removed.
+    File(PathBuf),
+    /// The environment variable of this name, taken out of the daemon's environment at start
+    /// so that no program inherits it (see [`super::take_token_variables`]).
+    Env(String),
+}
+
+/// A token's bytes: printable ASCII without blanks, at least [`MIN_TOKEN_LEN`] of them. Never
+/// shown (`Debug` prints its length), compared in constant time.
+#[derive(Clone, Eq)]
+pub struct Secret(Box<[u8]>);
+
+/// The shortest token accepted: 16 characters (a random token of 32 hex digits is 128 bits).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl Secret {
+    pub(super) fn new(bytes: &[u8]) -> Secret {
+        Secret(bytes.into())
+    }
+
+    /// Whether `presented` is this secret, in time that depends on its length only.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(presented))
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// `daemon.tls`: the TCP listener speaks TLS with this identity; with `client_ca`, every
+/// client must show a certificate that CA signed (mutual TLS), and its subject names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM), readable when the config was read.
+    pub cert: PathBuf,
+    /// The server's private key (PEM), readable when the config was read.
+    pub key: PathBuf,
+    /// The CA certificates (PEM) that client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// When an exited process is started again.

@@ -297,18 +297,33 @@ pub(super) fn listen(value: &Value) -> Result<Option<String>, String> {
 /// Octal digits, with or without `0o`, as a string or as an integer as `written` (`umask: 22` is
 /// 0o22, as is `umask: 0o22`); null means not set.
 pub(super) fn umask(value: &Value, written: Option<&str>) -> Result<Option<u32>, String> {
+    octal_bits(value, written, "an octal umask like 022", "022")
+}
+
+/// Permission bits (`daemon.socket_mode: 0660`), written as [`umask`] is; null means not set.
+pub(super) fn file_mode(value: &Value, written: Option<&str>) -> Result<Option<u32>, String> {
+    octal_bits(value, written, "an octal mode like 0660", "0660")
+}
+
+/// At most 0o777 in octal digits, as [`umask`] reads them; `what` and `example` for messages.
+fn octal_bits(
+    value: &Value,
+    written: Option<&str>,
+    what: &str,
+    example: &str,
+) -> Result<Option<u32>, String> {
     let text = match value {
         Value::Null => return Ok(None),
         Value::String(s) => s.clone(),
         Value::Number(n) if !n.is_f64() => written.map_or_else(|| n.to_string(), str::to_string),
-        _ => return Err(expected("an octal umask like 022", value)),
+        _ => return Err(expected(what, value)),
     };
     let digits = (text.strip_prefix("0o"))
         .or_else(|| text.strip_prefix("0O"))
         .unwrap_or(&text);
     if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(format!(
-            "expected octal digits 0-7 like 022, found {text:?}"
+            "expected octal digits 0-7 like {example}, found {text:?}"
         ));
     }
     match u32::from_str_radix(digits, 8) {

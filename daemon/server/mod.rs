@@ -1,6 +1,11 @@
 //! The gRPC service: one thin method per RPC that converts between wire and supervisor types
-//! (through [`wire`]), and the one place where supervisor errors become `tonic::Status`.
+//! (through [`wire`]), and the one place where supervisor errors become `tonic::Status`. In
+//! front of it, [`authorize`] decides who may call what, on the connections [`connection`]
+//! accepts, within the [`limits`] a request must keep.
 
+pub mod authorize;
+pub mod connection;
+pub mod limits;
 pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
@@ -62,9 +67,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
+        let names = request.into_inner().names;
+        limits::check_names(&names)?;
         let instances = self
             .supervisor
-            .status(request.into_inner().names, wire::instance_status)
+            .status(names, wire::instance_status)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::StatusResponse {
@@ -78,6 +85,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::StartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .start(request.names, wait(request.no_wait))
@@ -92,6 +100,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::StopRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .stop(request.names, wait(request.no_wait))
@@ -106,6 +115,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::RestartRequest>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let answer = self
             .supervisor
             .restart(request.names, wait(request.no_wait))
@@ -140,6 +150,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
         let request = request.into_inner();
+        limits::check_name(&request.name)?;
         let stream = match request.stream() {
             proto::Stream::Stdout => StreamKind::Stdout,
             proto::Stream::Stderr => StreamKind::Stderr,
@@ -182,9 +193,11 @@ impl Taskmaster for TaskmasterService {
         &self,
         request: Request<proto::ClearRequest>,
     ) -> Result<Response<proto::ClearResponse>, Status> {
+        let names = request.into_inner().names;
+        limits::check_names(&names)?;
         let cleared = self
             .supervisor
-            .clear(request.into_inner().names)
+            .clear(names)
             .await
             .map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))
@@ -197,6 +210,7 @@ impl Taskmaster for TaskmasterService {
         request: Request<proto::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
         let request = request.into_inner();
+        limits::check_names(&request.names)?;
         let watch = self
             .supervisor
             .watch_events(request.names, request.since)
