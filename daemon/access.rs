@@ -63,17 +63,47 @@ pub enum Needs {
 /// Every call by its gRPC path, with what it needs. A path that is not here needs an operator,
 /// so that a call added later is closed until it is given its place.
 const CALLS: &[(&str, Needs)] = &[
-    ("/taskmaster.v1.Taskmaster/Status", Needs::Role(Role::Viewer)),
-    ("/taskmaster.v1.Taskmaster/WatchEvents", Needs::Role(Role::Viewer)),
+    (
+        "/taskmaster.v1.Taskmaster/Status",
+        Needs::Role(Role::Viewer),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/WatchEvents",
+        Needs::Role(Role::Viewer),
+    ),
     ("/taskmaster.v1.Taskmaster/Tail", Needs::Role(Role::Viewer)),
-    ("/taskmaster.v1.Taskmaster/MainTail", Needs::Role(Role::Viewer)),
-    ("/taskmaster.v1.Taskmaster/Start", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Stop", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Restart", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Reload", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Shutdown", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Reopen", Needs::Role(Role::Operator)),
-    ("/taskmaster.v1.Taskmaster/Clear", Needs::Role(Role::Operator)),
+    (
+        "/taskmaster.v1.Taskmaster/MainTail",
+        Needs::Role(Role::Viewer),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Start",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Stop",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Restart",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Reload",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Shutdown",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Reopen",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/Clear",
+        Needs::Role(Role::Operator),
+    ),
     ("/grpc.health.v1.Health/Check", Needs::Nothing),
     ("/grpc.health.v1.Health/Watch", Needs::Nothing),
     (

@@ -135,7 +135,9 @@ pub fn bind_unix(
     let final_mode = access.mode & 0o777;
     // bind(2) creates the socket 0o777 less the umask: the owner's bits of the mode at most.
     let first_mode = final_mode & 0o700;
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(!first_mode & 0o777));
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        !first_mode & 0o777,
+    ));
     let bound = UnixListener::bind(path);
     nix::sys::stat::umask(old);
     let listener = bound.map_err(bind_error)?;

@@ -22,3 +22,7 @@ mod api;
 /// Program output: capture, files, rotation, reopen, failing sinks, Tail, forensics.
 #[path = "daemon/output.rs"]
 mod output;
+
+/// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
+#[path = "daemon/access.rs"]
+mod access;

@@ -52,7 +52,9 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("viewers", |c, key, value, d| {
         set(&mut d.viewers, c.principals(key, value));
     }),
-    ("tokens", |c, key, value, d| set(&mut d.tokens, c.tokens(key, value))),
+    ("tokens", |c, key, value, d| {
+        set(&mut d.tokens, c.tokens(key, value))
+    }),
     ("tls", |c, key, value, d| d.tls = c.tls(key, value)),
 ];
 

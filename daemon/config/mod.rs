@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 pub use find::{DEFAULT_FILE_NAME, find};
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{
-    AutoRestart, Config, DaemonSettings, MIN_TOKEN_LEN, Principal, Principals, ProgramConfig, Secret,
-    TlsSettings, TokenConfig, TokenSource,
+    AutoRestart, Config, DaemonSettings, MIN_TOKEN_LEN, Principal, Principals, ProgramConfig,
+    Secret, TlsSettings, TokenConfig, TokenSource,
 };
 pub use values::parse_signal;
 
@@ -100,7 +100,9 @@ pub(crate) fn token_variable(name: &str) -> Option<String> {
     if let Ok(value) = std::env::var(name) {
         return Some(value);
     }
-    let taken = TAKEN_VARIABLES.lock().unwrap_or_else(|poison| poison.into_inner());
+    let taken = TAKEN_VARIABLES
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     taken.get(name).cloned()
 }
 
@@ -111,7 +113,9 @@ pub(crate) fn token_variable(name: &str) -> Option<String> {
 /// # Safety
 /// No other thread may exist: it changes the process's environment (`std::env::remove_var`).
 pub unsafe fn take_token_variables(config: &Config) {
-    let mut taken = TAKEN_VARIABLES.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut taken = TAKEN_VARIABLES
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
     for token in &config.daemon.tokens {
         if let TokenSource::Env(name) = &token.source
             && let Ok(value) = std::env::var(name)

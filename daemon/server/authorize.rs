@@ -140,8 +140,8 @@ fn identify(policy: &Policy, request: &Request<Body>) -> Result<Caller, Status> 
             )
         });
     }
-    let certificates = (extensions.get::<TlsConnectInfo<TcpConnectInfo>>())
-        .and_then(TlsConnectInfo::peer_certs);
+    let certificates =
+        (extensions.get::<TlsConnectInfo<TcpConnectInfo>>()).and_then(TlsConnectInfo::peer_certs);
     if let Some(certificate) = certificates.as_ref().and_then(|chain| chain.first()) {
         // Only a certificate that daemon.tls.client_ca signed gets this far (rustls checked it).
         return Ok(Caller {

@@ -77,7 +77,10 @@ pub fn unix_name(uid: u32) -> String {
     not(any(target_arch = "sparc", target_arch = "sparc64"))
 ))]
 const SO_PEERGROUPS: nix::libc::c_int = 59;
-#[cfg(all(target_os = "linux", any(target_arch = "sparc", target_arch = "sparc64")))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "sparc", target_arch = "sparc64")
+))]
 const SO_PEERGROUPS: nix::libc::c_int = 0x003d;
 
 /// The supplementary groups the peer had when it connected. Read from the socket rather than
@@ -216,7 +219,10 @@ where
 /// Whether an accept failed for want of descriptors or memory.
 fn exhausted(error: &io::Error) -> bool {
     use nix::libc::{EMFILE, ENFILE, ENOBUFS, ENOMEM};
-    matches!(error.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM))
+    matches!(
+        error.raw_os_error(),
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM)
+    )
 }
 
 #[cfg(test)]
@@ -241,7 +247,11 @@ mod tests {
         // The test is the daemon's own user.
         assert_eq!(peer.role, Some(Role::Operator));
         assert_eq!(&*peer.name, unix_name(uid));
-        assert!(peer.name.starts_with(&format!("uid {uid}")), "{}", peer.name);
+        assert!(
+            peer.name.starts_with(&format!("uid {uid}")),
+            "{}",
+            peer.name
+        );
         // The kernel's list is this process's.
         let ours: Vec<u32> = nix::unistd::getgroups()
             .unwrap()

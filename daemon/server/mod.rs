@@ -195,11 +195,7 @@ impl Taskmaster for TaskmasterService {
     ) -> Result<Response<proto::ClearResponse>, Status> {
         let names = request.into_inner().names;
         limits::check_names(&names)?;
-        let cleared = self
-            .supervisor
-            .clear(names)
-            .await
-            .map_err(to_status)?;
+        let cleared = self.supervisor.clear(names).await.map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))
     }
 

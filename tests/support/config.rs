@@ -1,6 +1,6 @@
 //! Daemon configs: [`Program`] and [`Config`] build the YAML where the text is not the point
-//! of the test; [`Config::yaml`] keeps literal YAML where it is. `{dir}` in either stands for
-//! the daemon's temporary directory.
+//! of the test; [`Config::yaml`] keeps literal YAML where it is, and [`Config::daemon`] adds to
+//! the daemon section. `{dir}` in any stands for the daemon's temporary directory.
 
 use std::{fmt::Display, path::Path};
 
@@ -112,6 +112,8 @@ fn quoted(text: &str) -> String {
 pub struct Config {
     /// The body of `programs:`, indented by two spaces; empty for none.
     programs: String,
+    /// More of the `daemon:` section than its paths, indented by two spaces.
+    daemon: String,
 }
 
 impl Config {
@@ -125,11 +127,19 @@ impl Config {
         self
     }
 
+    /// More keys of the `daemon:` section (besides the socket, log and pid files the test's
+    /// directory gives), as literal YAML (any common indentation is removed).
+    pub fn daemon(mut self, yaml: &str) -> Config {
+        self.daemon.push_str(&indent(yaml));
+        self
+    }
+
     /// Literal YAML, as the body of a `programs:` key (any common indentation is removed), for
     /// tests whose point is the text: its errors, their lines and columns.
     pub fn yaml(programs: &str) -> Config {
         Config {
             programs: indent(programs),
+            daemon: String::new(),
         }
     }
 
@@ -142,8 +152,9 @@ impl Config {
         } else {
             format!("programs:\n{programs}")
         };
+        let daemon = self.daemon.replace("{dir}", &dir.display().to_string());
         format!(
-            "daemon:\n  socket: {}\n  logfile: {}\n  pidfile: {}\n{body}",
+            "daemon:\n  socket: {}\n  logfile: {}\n  pidfile: {}\n{daemon}{body}",
             socket.display(),
             logfile.display(),
             pidfile.display(),

@@ -16,6 +16,7 @@ use taskmaster::{
 use super::{
     config::Config,
     process::{Guard, children_of},
+    read,
     rpc::{Client, status},
     wait::{expect, wait_until},
 };
@@ -49,6 +50,10 @@ pub struct Launch {
     dir: Option<tempfile::TempDir>,
     flags: Vec<OsString>,
     inherited_child: bool,
+    /// The umask the daemon starts under; `None`: the test's.
+    umask: Option<u32>,
+    /// Variables added to the daemon's environment.
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Launch {
@@ -71,8 +76,35 @@ impl Launch {
         self
     }
 
+    /// Under umask `mask` (set by a shell that then execs the daemon).
+    pub fn umask(mut self, mask: u32) -> Launch {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// With `key=value` in its environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Launch {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
     /// Starts the daemon and waits until it answers.
     pub async fn start(self) -> Daemon {
+        let daemon = self.spawn_in_dir();
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// Starts the daemon and waits until it exits, for a daemon that must refuse to start: its
+    /// exit status and stderr.
+    pub async fn refused(self) -> (ExitStatus, String) {
+        let mut daemon = self.spawn_in_dir();
+        let status = daemon.wait_exit().await;
+        (status, read(&daemon.path("daemon.stderr")))
+    }
+
+    /// Spawns the daemon as the settings say, without waiting for it.
+    fn spawn_in_dir(self) -> Daemon {
         let dir = match self.dir {
             Some(dir) => dir,
             None => tempfile::tempdir().expect("temp dir"),
@@ -80,26 +112,33 @@ impl Launch {
         let config_path = write_config(dir.path(), self.config);
         let mut command = foreground(&config_path);
         command.args(&self.flags);
-        if self.inherited_child {
+        if self.inherited_child || self.umask.is_some() {
+            let mut script = String::new();
+            if let Some(mask) = self.umask {
+                script.push_str(&format!("umask {mask:03o}; "));
+            }
+            if self.inherited_child {
+                script.push_str("sleep 1000 & ");
+            }
+            script.push_str("exec \"$0\" \"$@\"");
             let mut shell = Command::new("sh");
             shell
                 .arg("-c")
-                .arg("sleep 1000 & exec \"$0\" \"$@\"")
+                .arg(script)
                 .arg(command.get_program())
                 .args(command.get_args())
                 .stdin(Stdio::null());
             command = shell;
         }
+        command.envs(self.env);
         let process = spawn_logged(command, &dir.path().join("daemon.stderr"));
-        let daemon = Daemon {
+        Daemon {
             socket: dir.path().join(SOCKET),
             log_path: dir.path().join(LOGFILE),
             config_path,
             dir,
             process,
-        };
-        daemon.wait_ready().await;
-        daemon
+        }
     }
 }
 
@@ -142,6 +181,8 @@ impl Daemon {
             dir: None,
             flags: Vec::new(),
             inherited_child: false,
+            umask: None,
+            env: Vec::new(),
         }
     }
 

@@ -1,18 +1,21 @@
 //! Test support shared by tests/daemon.rs and tests/ctl.rs: a real `taskmasterd` on a
 //! temporary socket, stopped (with every process it started) when its guard drops, configs
-//! built or literal, a gRPC client to it, and waiting for conditions with deadlines.
+//! built or literal, a gRPC client to it (with a token or TLS when asked), and waiting for
+//! conditions with deadlines.
 #![allow(dead_code, unused_imports)]
 
 mod config;
 mod daemon;
 mod process;
 mod rpc;
+mod secure;
 mod wait;
 
 pub use config::{Config, Program};
 pub use daemon::{Daemon, Launch, foreground, taskmasterd};
 pub use process::{Guard, alive, children_of, send, wait_gone};
 pub use rpc::{Client, instance, status, wait_new_pid, wait_state};
+pub use secure::{Bearer, Certificates, TokenClient, tcp_channel, tls_channel, with_token};
 pub use wait::{DEADLINE, expect, poll, wait_until};
 
 /// Reads a file, empty when missing.

@@ -160,8 +160,7 @@ impl Checker<'_> {
             if let Some((_, first)) = tokens.iter().find(|(_, t)| t.name == token.name) {
                 let message = format!("a second token named `{}`: names are unique", first.name);
                 self.report(&key("name"), false, message);
-            } else if let Some((_, first)) = tokens.iter().find(|(_, t)| t.secret == token.secret)
-            {
+            } else if let Some((_, first)) = tokens.iter().find(|(_, t)| t.secret == token.secret) {
                 let source = match &token.source {
                     TokenSource::File(_) => "file",
                     TokenSource::Env(_) => "env",
@@ -197,10 +196,18 @@ impl Checker<'_> {
         }
         let has = |key: &str| map.contains_key(key);
         if !has("name") {
-            self.report(path, true, "missing required key `name` (how its holder is named)");
+            self.report(
+                path,
+                true,
+                "missing required key `name` (how its holder is named)",
+            );
         }
         if !has("role") {
-            self.report(path, true, "missing required key `role` (operator or viewer)");
+            self.report(
+                path,
+                true,
+                "missing required key `role` (operator or viewer)",
+            );
         }
         if !inline && !has("file") && !has("env") {
             let message = "missing `file` or `env`: where the token is kept (never in the config)";
@@ -208,7 +215,11 @@ impl Checker<'_> {
         }
         if has("file") && has("env") {
             let key = [path, &["env".to_string()]].concat();
-            self.report(&key, true, "a token is read from `file` or from `env`, not both");
+            self.report(
+                &key,
+                true,
+                "a token is read from `file` or from `env`, not both",
+            );
         }
         if self.issues.len() != before {
             return None;
@@ -243,7 +254,11 @@ impl Checker<'_> {
             ("key", "the server's private key"),
         ] {
             if !map.contains_key(key) {
-                self.report(path, true, format!("missing required key `{key}` ({what}, PEM)"));
+                self.report(
+                    path,
+                    true,
+                    format!("missing required key `{key}` ({what}, PEM)"),
+                );
             }
         }
         if self.issues.len() != before {
@@ -304,7 +319,10 @@ fn id(n: &serde_yaml::Number, what: &str) -> Result<Principal, String> {
             id,
             name: id.to_string(),
         }),
-        _ => Err(format!("expected a {what} from 0 to {}, found {n}", u32::MAX - 1)),
+        _ => Err(format!(
+            "expected a {what} from 0 to {}, found {n}",
+            u32::MAX - 1
+        )),
     }
 }
 
@@ -344,7 +362,8 @@ fn variable_name(value: &Value) -> Result<String, String> {
 /// The token in the file at `path`, which must be private to the daemon's user and its group.
 fn token_file(path: &Path) -> Result<Secret, String> {
     let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
+    let file =
+        std::fs::File::open(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
     let metadata = file
         .metadata()
         .map_err(|error| format!("cannot read {shown}: {error}"))?;
@@ -449,7 +468,12 @@ mod tests {
     fn every_access_key_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let deploy = file(dir.path(), "deploy.token", "0123456789abcdef0123\n", 0o600);
-        let monitor = file(dir.path(), "monitor.token", "  fedcba9876543210fedc  ", 0o640);
+        let monitor = file(
+            dir.path(),
+            "monitor.token",
+            "  fedcba9876543210fedc  ",
+            0o640,
+        );
         let cert = file(dir.path(), "cert.pem", PEM, 0o644);
         let key = file(dir.path(), "key.pem", PEM, 0o600);
         let text = with_daemon(&format!(
@@ -551,7 +575,17 @@ mod tests {
         let open_key = file(dir.path(), "open-key.pem", PEM, 0o644);
         let not_pem = file(dir.path(), "not.pem", "hello", 0o600);
         let missing = dir.path().join("missing.token");
-        let [good, public, short, blank, empty, cert, open_key, not_pem, missing] = [
+        let [
+            good,
+            public,
+            short,
+            blank,
+            empty,
+            cert,
+            open_key,
+            not_pem,
+            missing,
+        ] = [
             good, public, short, blank, empty, cert, open_key, not_pem, missing,
         ]
         .map(|path| path.display().to_string());
@@ -750,8 +784,7 @@ mod tests {
             let text = with_daemon(daemon);
             let line_text = text.lines().nth(line - 1).unwrap();
             let column = line_text.find(at).expect("the text is on its line") + 1;
-            let found = match crate::config::parse(&text, Path::new(crate::config::testing::PATH))
-            {
+            let found = match crate::config::parse(&text, Path::new(crate::config::testing::PATH)) {
                 Err(crate::config::ConfigError::Invalid { issues, .. }) => issues,
                 other => {
                     failures.push(format!("{text:?}: expected problems, got {other:?}"));

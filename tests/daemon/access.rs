@@ -1,0 +1,868 @@
+//! Who may control the daemon: the socket's mode and group under any umask, callers of other
+//! uids refused or given their role, TCP with tokens, TLS and mutual TLS, and the limits that
+//! hold under abuse (request size, names, idle connections).
+
+use std::{
+    os::unix::{
+        fs::{MetadataExt, PermissionsExt},
+        process::CommandExt,
+    },
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use taskmaster::proto::{self, State};
+use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use crate::support::*;
+
+/// Whether the test runs as root; a test that needs it says why and returns when not.
+fn root_or_skip(test: &str, why: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipping {test}: it needs root ({why})");
+    }
+    root
+}
+
+/// `nobody` and its group on Debian-like systems.
+const NOBODY: u32 = 65534;
+
+/// A TCP port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A token file in `dir`, private to its owner.
+fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A temporary directory every user may enter (a daemon's socket in it can be reached by
+/// another uid, as far as the socket's own mode allows).
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// What a `taskctl` run printed and how it ended.
+struct Run {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `taskctl -s SOCKET ARGS` as `uid`, `gid` and supplementary `groups` (dropped to in the
+/// child before exec; needs root), and waits for it with a deadline.
+fn taskctl_as(daemon: &Daemon, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_taskctl"));
+    command
+        .arg("-s")
+        .arg(&daemon.socket)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|gid| nix::unistd::Gid::from_raw(*gid))
+        .collect();
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe; nothing is allocated (the
+    // group list is made before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setgroups(&groups)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))?;
+            Ok(())
+        });
+    }
+    let mut guard = Guard::spawn(&mut command);
+    let status = guard.wait_exit().expect("taskctl to finish");
+    let output = |pipe: Option<&mut dyn std::io::Read>| {
+        let mut text = String::new();
+        if let Some(pipe) = pipe {
+            pipe.read_to_string(&mut text).unwrap();
+        }
+        text
+    };
+    let child = guard.child();
+    let stdout = output(child.stdout.as_mut().map(|p| p as &mut dyn std::io::Read));
+    let stderr = output(child.stderr.as_mut().map(|p| p as &mut dyn std::io::Read));
+    Run {
+        success: status.success(),
+        stdout,
+        stderr,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_has_its_mode_and_group_under_umask_000() {
+    let daemon = Daemon::launch(Program::sleeper("sleeper"))
+        .umask(0)
+        .start()
+        .await;
+    let metadata = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!(
+        metadata.mode() & 0o7777,
+        0o600,
+        "the default under umask 000"
+    );
+    // The daemon really runs under umask 000: its own files show it.
+    let proc_status = read(Path::new(&format!("/proc/{}/status", daemon.pid())));
+    assert!(proc_status.contains("Umask:\t0000"), "{proc_status}");
+    drop(daemon);
+
+    // A group that may connect: nogroup as root (any group), else our own group.
+    let (group, gid) = if nix::unistd::geteuid().is_root() {
+        ("nogroup".to_string(), NOBODY)
+    } else {
+        let gid = nix::unistd::getegid().as_raw();
+        (gid.to_string(), gid)
+    };
+    let config = Config::from(Program::sleeper("sleeper"))
+        .daemon(&format!("socket_mode: 0660\nsocket_group: {group}\n"));
+    let daemon = Daemon::launch(config).umask(0).start().await;
+    let metadata = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!(metadata.mode() & 0o7777, 0o660);
+    assert_eq!(metadata.gid(), gid);
+    let mut client = daemon.client().await;
+    assert_eq!(status(&mut client).await.len(), 1);
+
+    // A narrower mode than the default is kept too, under a umask that would widen nothing.
+    let config = Config::from(Program::sleeper("sleeper")).daemon("socket_mode: \"0400\"\n");
+    let daemon = Daemon::launch(config).umask(0o077).start().await;
+    let metadata = std::fs::metadata(&daemon.socket).unwrap();
+    assert_eq!(metadata.mode() & 0o7777, 0o400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_uid_is_refused_until_it_has_a_role() {
+    if !root_or_skip(
+        "another_uid_is_refused_until_it_has_a_role",
+        "to run taskctl as nobody",
+    ) {
+        return;
+    }
+    // Nobody's role is none: the socket's mode lets it connect, the daemon says no.
+    let daemon =
+        Daemon::launch(Config::from(Program::sleeper("sleeper")).daemon("socket_mode: 0666\n"))
+            .in_dir(open_dir())
+            .start()
+            .await;
+    daemon.wait_running(&["sleeper"]).await;
+    for args in [&["status"][..], &["stop", "sleeper"], &["shutdown", "-y"]] {
+        let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], args);
+        assert!(!run.success, "{args:?}: {}", run.stdout);
+        assert!(
+            run.stderr
+                .contains("uid 65534 (nobody) may not use this daemon")
+                && run
+                    .stderr
+                    .contains("not in daemon.operators or daemon.viewers"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let mut client = daemon.client().await;
+    assert_eq!(
+        instance(&mut client, "sleeper").await.state(),
+        State::Running
+    );
+    drop(daemon);
+
+    // A viewer may look, not act; a supplementary group makes the same uid an operator.
+    let config = Config::from(Program::sleeper("sleeper"))
+        .daemon("socket_mode: 0666\nviewers: {users: [nobody]}\noperators: {groups: [4242]}\n");
+    let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
+    daemon.wait_running(&["sleeper"]).await;
+    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["status"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("sleeper") && run.stdout.contains("RUNNING"),
+        "{}",
+        run.stdout
+    );
+    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    assert!(!run.success, "{}", run.stdout);
+    assert!(
+        run.stderr.contains(
+            "uid 65534 (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
+             only, not Stop"
+        ),
+        "{}",
+        run.stderr
+    );
+    let mut client = daemon.client().await;
+    assert_eq!(
+        instance(&mut client, "sleeper").await.state(),
+        State::Running
+    );
+    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[4242], &["stop", "sleeper"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
+    assert_eq!(
+        instance(&mut client, "sleeper").await.state(),
+        State::Stopped
+    );
+    drop(daemon);
+
+    // In operators by name: allowed; the socket's group lets another uid connect, and that uid,
+    // without a role, is refused.
+    let config = Config::from(Program::sleeper("sleeper"))
+        .daemon("socket_mode: 0660\nsocket_group: nogroup\noperators: {users: [nobody]}\n");
+    let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
+    daemon.wait_running(&["sleeper"]).await;
+    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
+    let run = taskctl_as(&daemon, 65533, NOBODY, &[], &["status"]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("uid 65533 may not use this daemon"),
+        "{}",
+        run.stderr
+    );
+    // Not in the socket's group: the file mode refuses it before the daemon is asked.
+    let run = taskctl_as(&daemon, 65533, 65533, &[], &["status"]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("permission denied"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_beyond_loopback_needs_authentication() {
+    let port = free_port();
+    for address in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
+        let launch = Daemon::launch(Program::sleeper("sleeper"))
+            .arg("--listen")
+            .arg(&address);
+        let (status, stderr) = launch.refused().await;
+        assert!(!status.success());
+        assert!(
+            stderr.contains(&format!(
+                "refusing to listen on {address} without authentication"
+            )) && stderr.contains("add daemon.tokens")
+                && stderr.contains("or listen on loopback"),
+            "{stderr}"
+        );
+    }
+    // The same address in the config, with a token: it starts.
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path(), "deploy.token", "deploy-0123456789-abcdef");
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "listen: 0.0.0.0:{port}\ntokens: [{{name: deploy, role: operator, file: deploy.token}}]\n"
+    ));
+    let daemon = Daemon::launch(config).in_dir(dir).start().await;
+    let mut client = with_token(tcp_channel(port).await, Some("deploy-0123456789-abcdef"));
+    let answer = client
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().instances.len(), 1);
+    drop(daemon);
+}
+
+/// Every call of the API and of reflection, each once with arguments that act on nothing
+/// (names no program has), by a client sending `token`; each call's outcome. Shutdown is not
+/// here: see the tests.
+async fn every_call(channel: &Channel, token: Option<&str>) -> Vec<(&'static str, Status)> {
+    let mut client = with_token(channel.clone(), token);
+    fn outcome<T>(result: Result<T, Status>) -> Status {
+        result.err().unwrap_or_else(|| Status::ok(""))
+    }
+    let nobody = || vec!["no-such-program".to_string()];
+    let mut outcomes = vec![
+        (
+            "Status",
+            outcome(client.status(proto::StatusRequest::default()).await),
+        ),
+        (
+            "Start",
+            outcome(
+                client
+                    .start(proto::StartRequest {
+                        names: nobody(),
+                        no_wait: false,
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Stop",
+            outcome(
+                client
+                    .stop(proto::StopRequest {
+                        names: nobody(),
+                        no_wait: false,
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Restart",
+            outcome(
+                client
+                    .restart(proto::RestartRequest {
+                        names: nobody(),
+                        no_wait: false,
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "Reload",
+            outcome(client.reload(proto::ReloadRequest {}).await),
+        ),
+        (
+            "WatchEvents",
+            outcome(
+                client
+                    .watch_events(proto::WatchEventsRequest::default())
+                    .await,
+            ),
+        ),
+        (
+            "Tail",
+            outcome(
+                client
+                    .tail(proto::TailRequest {
+                        name: "no-such-program".into(),
+                        ..Default::default()
+                    })
+                    .await,
+            ),
+        ),
+        (
+            "MainTail",
+            outcome(client.main_tail(proto::MainTailRequest::default()).await),
+        ),
+        (
+            "Reopen",
+            outcome(client.reopen(proto::ReopenRequest {}).await),
+        ),
+        (
+            "Clear",
+            outcome(client.clear(proto::ClearRequest { names: nobody() }).await),
+        ),
+    ];
+    {
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest,
+        };
+        let mut reflection =
+            ServerReflectionClient::with_interceptor(channel.clone(), Bearer::new(token));
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await;
+        outcomes.push(("reflection v1", outcome(answer)));
+    }
+    {
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest,
+        };
+        let mut reflection =
+            ServerReflectionClient::with_interceptor(channel.clone(), Bearer::new(token));
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let answer = reflection
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await;
+        outcomes.push(("reflection v1alpha", outcome(answer)));
+    }
+    outcomes
+}
+
+/// What an operator gets from [`every_call`]: each call reaches its service.
+const OPERATOR: &[(&str, Code)] = &[
+    ("Status", Code::Ok),
+    ("Start", Code::NotFound),
+    ("Stop", Code::NotFound),
+    ("Restart", Code::NotFound),
+    ("Reload", Code::Ok),
+    ("WatchEvents", Code::Ok),
+    ("Tail", Code::NotFound),
+    ("MainTail", Code::Ok),
+    ("Reopen", Code::Ok),
+    ("Clear", Code::NotFound),
+    ("reflection v1", Code::Ok),
+    ("reflection v1alpha", Code::Ok),
+];
+
+/// What a viewer gets from [`every_call`]: the calls that change something are refused.
+const VIEWER: &[(&str, Code)] = &[
+    ("Status", Code::Ok),
+    ("Start", Code::PermissionDenied),
+    ("Stop", Code::PermissionDenied),
+    ("Restart", Code::PermissionDenied),
+    ("Reload", Code::PermissionDenied),
+    ("WatchEvents", Code::Ok),
+    ("Tail", Code::NotFound),
+    ("MainTail", Code::Ok),
+    ("Reopen", Code::PermissionDenied),
+    ("Clear", Code::PermissionDenied),
+    ("reflection v1", Code::Ok),
+    ("reflection v1alpha", Code::Ok),
+];
+
+/// Checks `outcomes` against `expected`, and each refusal's message against `refusal`.
+fn assert_outcomes(
+    who: &str,
+    outcomes: &[(&'static str, Status)],
+    expected: &[(&str, Code)],
+    refusal: &str,
+) {
+    let codes: Vec<(&str, Code)> = outcomes.iter().map(|(call, s)| (*call, s.code())).collect();
+    assert_eq!(codes, expected, "{who}: {outcomes:?}");
+    for (call, status) in outcomes {
+        if matches!(
+            status.code(),
+            Code::Unauthenticated | Code::PermissionDenied
+        ) {
+            let message = refusal.replace("{call}", call);
+            assert!(
+                status.message().contains(&message),
+                "{who} {call}: {status:?}, expected {message:?}"
+            );
+        }
+    }
+}
+
+/// Whether the health service says the Taskmaster service is serving, asked without
+/// credentials.
+async fn serving(channel: &Channel) -> bool {
+    let answer = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: "taskmaster.v1.Taskmaster".into(),
+        })
+        .await;
+    answer.is_ok_and(|answer| {
+        answer.into_inner().status()
+            == tonic_health::pb::health_check_response::ServingStatus::Serving
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_on_tcp_needs_a_valid_token_and_the_role_for_it() {
+    const DEPLOY: &str = "deploy-0123456789-abcdef";
+    const MONITOR: &str = "monitor-0123456789-abcdef";
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path(), "deploy.token", DEPLOY);
+    let config = Config::from(
+        Program::new(
+            "envdump",
+            "/bin/sh -c 'env > {dir}/child.env; exec sleep 1000'",
+        )
+        .starttime(0.2)
+        .stoptime(1.0),
+    )
+    .daemon(&format!(
+        "
+         listen: 0.0.0.0:{port}
+         tokens:
+           - {{name: deploy, role: operator, file: deploy.token}}
+           - {{name: monitor, role: viewer, env: TASKMASTER_TEST_MONITOR}}
+        "
+    ));
+    let mut daemon = Daemon::launch(config)
+        .in_dir(dir)
+        .env("TASKMASTER_TEST_MONITOR", MONITOR)
+        .start()
+        .await;
+    daemon.wait_running(&["envdump"]).await;
+    // The token's variable is not passed on to the programs.
+    let child_env = expect("the program's environment", || async {
+        let text = read(&daemon.path("child.env"));
+        text.contains("PATH=").then_some(text)
+    })
+    .await;
+    assert!(
+        !child_env.contains("TASKMASTER_TEST_MONITOR"),
+        "{child_env}"
+    );
+    assert!(!child_env.contains(MONITOR), "{child_env}");
+
+    let channel = tcp_channel(port).await;
+    let unauthenticated: Vec<(&str, Code)> = (OPERATOR.iter())
+        .map(|(call, _)| (*call, Code::Unauthenticated))
+        .collect();
+    let outcomes = every_call(&channel, None).await;
+    assert_outcomes(
+        "no token",
+        &outcomes,
+        &unauthenticated,
+        "no credentials: this daemon takes calls on TCP with the metadata `authorization: \
+         Bearer TOKEN`",
+    );
+    let outcomes = every_call(&channel, Some("deploy-0123456789-abcdeX")).await;
+    assert_outcomes(
+        "a wrong token",
+        &outcomes,
+        &unauthenticated,
+        "the bearer token is not valid",
+    );
+    let outcomes = every_call(&channel, Some(MONITOR)).await;
+    assert_outcomes(
+        "the viewer token",
+        &outcomes,
+        VIEWER,
+        "token monitor is a viewer: it may call Status, WatchEvents, Tail and MainTail only, \
+         not {call}",
+    );
+    // The reload re-read the config: the token variable taken out of the environment is
+    // still found.
+    let outcomes = every_call(&channel, Some(DEPLOY)).await;
+    assert_outcomes("the operator token", &outcomes, OPERATOR, "");
+    let log = daemon.log();
+    assert!(!log.contains("config rejected"), "{log}");
+    // Health answers anyone.
+    assert!(serving(&channel).await);
+    // Not a bearer token at all.
+    let mut basic = taskmaster::proto::taskmaster_client::TaskmasterClient::with_interceptor(
+        channel.clone(),
+        |mut request: tonic::Request<()>| {
+            let value = "Basic ZGVwbG95OnNlY3JldA==".parse().unwrap();
+            request.metadata_mut().insert("authorization", value);
+            Ok(request)
+        },
+    );
+    let status = basic
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().contains("not a bearer token"),
+        "{status:?}"
+    );
+
+    // Shutdown: refused without a token and to the viewer, done for the operator.
+    let shutdown = |token| {
+        let mut client = with_token(channel.clone(), token);
+        async move { client.shutdown(proto::ShutdownRequest {}).await }
+    };
+    assert_eq!(
+        shutdown(None).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let status = shutdown(Some(MONITOR)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(status.message().contains("not Shutdown"), "{status:?}");
+    assert!(daemon.try_exit().is_none());
+    shutdown(Some(DEPLOY)).await.unwrap();
+    assert!(daemon.wait_exit().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_token_and_mutual_tls() {
+    const DEPLOY: &str = "deploy-0123456789-abcdef";
+    let certificates = Certificates::new();
+    let write = |dir: &Path| {
+        for (name, text) in [
+            ("ca.pem", &certificates.ca),
+            ("server.pem", &certificates.server_cert),
+            ("server.key", &certificates.server_key),
+        ] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        std::fs::set_permissions(dir.join("server.key"), PermissionsExt::from_mode(0o600)).unwrap();
+    };
+
+    // TLS and a token, on loopback.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path());
+    token_file(dir.path(), "deploy.token", DEPLOY);
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "
+         listen: {port}
+         tls: {{cert: server.pem, key: server.key}}
+         tokens: [{{name: deploy, role: operator, file: deploy.token}}]
+        "
+    ));
+    let daemon = Daemon::launch(config).in_dir(dir).start().await;
+    let channel = tls_channel(port, &certificates.ca, None).await.unwrap();
+    let mut client = with_token(channel.clone(), Some(DEPLOY));
+    let answer = client
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().instances.len(), 1);
+    let status = with_token(channel.clone(), None)
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(serving(&channel).await);
+    // Plain text to a TLS listener gets no answer.
+    let plain = tcp_channel(port).await;
+    let answer = with_token(plain, Some(DEPLOY))
+        .status(proto::StatusRequest::default())
+        .await;
+    assert!(answer.is_err(), "plain text was answered: {answer:?}");
+    drop(daemon);
+
+    // Mutual TLS: the client certificate is the identity, so no token is needed, even beyond
+    // loopback.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path());
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "listen: 0.0.0.0:{port}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
+    ));
+    let daemon = Daemon::launch(config).in_dir(dir).start().await;
+    let identity = (
+        certificates.client_cert.as_str(),
+        certificates.client_key.as_str(),
+    );
+    let channel = tls_channel(port, &certificates.ca, Some(identity))
+        .await
+        .unwrap();
+    let outcomes = every_call(&channel, None).await;
+    assert_outcomes("a client certificate", &outcomes, OPERATOR, "");
+    // A token, when sent, must still be valid.
+    let status = with_token(channel.clone(), Some("not-a-token-of-this-daemon"))
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // Without a certificate, the handshake fails: nothing is answered, health neither.
+    let refused = match tls_channel(port, &certificates.ca, None).await {
+        Err(_) => true,
+        Ok(channel) => {
+            let answer = with_token(channel.clone(), None)
+                .status(proto::StatusRequest::default())
+                .await;
+            answer.is_err() && !serving(&channel).await
+        }
+    };
+    assert!(refused, "a client without a certificate was answered");
+    drop(daemon);
+}
+
+/// The daemon's resident memory, in KiB (VmRSS of /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = read(Path::new(&format!("/proc/{pid}/status")));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_bad_names_and_too_many_names_are_refused() {
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let pids = daemon.wait_running(&["sleeper"]).await;
+    let mut client = daemon.client().await;
+    status(&mut client).await;
+    let before = rss_kib(daemon.pid());
+    for _ in 0..3 {
+        let huge = proto::StatusRequest {
+            names: vec!["x".repeat(64 << 20)],
+        };
+        let status = client.status(huge).await.unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("at most 1048576 bytes"),
+            "{status:?}"
+        );
+    }
+    let after = rss_kib(daemon.pid());
+    eprintln!("daemon RSS before three 64 MiB requests: {before} KiB, after: {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "three 64 MiB requests grew the daemon from {before} KiB to {after} KiB"
+    );
+
+    // Bad names, in every call that takes names.
+    let mut client = daemon.client().await;
+    for bad in ["", "..", "../etc/passwd", "a/b", "web\n", "x\u{1b}[2J"] {
+        let names = || vec![bad.to_string()];
+        let calls = [
+            (
+                "Status",
+                client
+                    .status(proto::StatusRequest { names: names() })
+                    .await
+                    .err(),
+            ),
+            (
+                "Start",
+                client
+                    .start(proto::StartRequest {
+                        names: names(),
+                        no_wait: true,
+                    })
+                    .await
+                    .err(),
+            ),
+            (
+                "Stop",
+                client
+                    .stop(proto::StopRequest {
+                        names: names(),
+                        no_wait: true,
+                    })
+                    .await
+                    .err(),
+            ),
+            (
+                "Restart",
+                client
+                    .restart(proto::RestartRequest {
+                        names: names(),
+                        no_wait: true,
+                    })
+                    .await
+                    .err(),
+            ),
+            (
+                "Clear",
+                client
+                    .clear(proto::ClearRequest { names: names() })
+                    .await
+                    .err(),
+            ),
+            (
+                "WatchEvents",
+                client
+                    .watch_events(proto::WatchEventsRequest {
+                        names: names(),
+                        since: None,
+                    })
+                    .await
+                    .err(),
+            ),
+            (
+                "Tail",
+                client
+                    .tail(proto::TailRequest {
+                        name: bad.to_string(),
+                        ..Default::default()
+                    })
+                    .await
+                    .err(),
+            ),
+        ];
+        for (call, status) in calls {
+            let status = status.unwrap_or_else(|| panic!("{call} took {bad:?}"));
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{call} {bad:?}: {status:?}"
+            );
+            assert!(status.message().starts_with("invalid name"), "{status:?}");
+        }
+    }
+    // Too many names.
+    let many = vec!["sleeper".to_string(); 10_001];
+    let status = client
+        .stop(proto::StopRequest {
+            names: many.clone(),
+            no_wait: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("10001 names in one request; at most 10000"),
+        "{status:?}"
+    );
+    // Ten thousand are fine.
+    let answer = client
+        .status(proto::StatusRequest {
+            names: many[..10_000].to_vec(),
+        })
+        .await
+        .unwrap();
+    assert!(!answer.into_inner().instances.is_empty());
+    // Nothing was stopped.
+    let now = instance(&mut client, "sleeper").await;
+    assert_eq!((now.state(), now.pid), (State::Running, pids["sleeper"]));
+}
+
+/// Raises this process's soft limit of open files to its hard limit (the test opens a
+/// thousand connections).
+fn raise_open_files() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    hard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_idle_connections_cost_little_and_stop_nothing() {
+    const CONNECTIONS: usize = 1000;
+    let limit = raise_open_files();
+    if limit < CONNECTIONS as u64 + 100 {
+        eprintln!(
+            "skipping: the open files limit is {limit}, too low for {CONNECTIONS} connections"
+        );
+        return;
+    }
+    let daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let pids = daemon.wait_running(&["sleeper"]).await;
+    let mut client = daemon.client().await;
+    status(&mut client).await;
+    let before = rss_kib(daemon.pid());
+    let mut idle = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        // Each connection is made (the HTTP/2 handshake done) and answers one call, then idles.
+        let mut client = daemon.client().await;
+        client
+            .status(proto::StatusRequest {
+                names: vec!["sleeper".into()],
+            })
+            .await
+            .unwrap();
+        idle.push(client);
+    }
+    let open = std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+        .unwrap()
+        .count();
+    assert!(open >= CONNECTIONS, "the daemon holds {open} descriptors");
+    let after = rss_kib(daemon.pid());
+    let per_connection = (after.saturating_sub(before)) * 1024 / CONNECTIONS as u64;
+    eprintln!(
+        "daemon RSS with {CONNECTIONS} idle connections: {before} KiB before, {after} KiB \
+         after, about {per_connection} bytes each"
+    );
+    assert!(
+        per_connection < 64 * 1024,
+        "each idle connection costs {per_connection} bytes"
+    );
+    // A new caller is answered at once.
+    let started = Instant::now();
+    let mut fresh = daemon.client().await;
+    let answer = status(&mut fresh).await;
+    let took = started.elapsed();
+    eprintln!("Status on a new connection beside them: {took:?}");
+    assert!(took < Duration::from_secs(2), "Status took {took:?}");
+    // The programs were not disturbed, and the idle connections still work.
+    assert_eq!(answer[0].pid, pids["sleeper"]);
+    assert_eq!(answer[0].state(), State::Running);
+    status(&mut idle[0]).await;
+    status(idle.last_mut().unwrap()).await;
+}
