@@ -3,7 +3,7 @@
 //! what is missing, and after a lost connection connects again. One-shot commands (one per
 //! host), `watch`, the shell and the shell's event feed each hold one.
 
-use taskmaster::endpoint::{self, AuthorizedClient, EndpointError, Target};
+use taskmaster::endpoint::{self, AuthorizedClient, EndpointError, Target, TlsProblem};
 use tonic::Code;
 
 use crate::{exit::CtlError, hosts::Host};
@@ -63,10 +63,11 @@ impl Connection {
         }
     }
 
-    /// Turns an RPC failure into a [`CtlError`]: a refused token or role says so, and so does
-    /// TLS that failed at the first call (TLS 1.3 tells of a missing client certificate only
-    /// then). When the connection broke, says whether the daemon is gone (it cannot be reached
-    /// now) or the call was cut; the next command connects again.
+    /// Turns an RPC failure into a [`CtlError`]: a refused token or role says so. When the
+    /// connection broke, says whether TLS refused it (TLS 1.3 tells of a refused client
+    /// certificate only after the handshake, which a cut call does not always carry: it is
+    /// asked again), whether the daemon is gone (it cannot be reached now) or whether the call
+    /// was cut; the next command connects again.
     pub async fn failure(&mut self, status: tonic::Status) -> CtlError {
         let target = self.host.target.clone();
         if let Some(problem) = endpoint::tls_problem(&status) {
@@ -92,10 +93,32 @@ impl Connection {
             }
             _ => {}
         }
+        // An error of this side (the daemon's own come without a source) on a plain TCP
+        // connection: a daemon that speaks TLS answers a plain call with bytes h2 cannot read.
+        let local = std::error::Error::source(&status).is_some();
+        if local
+            && matches!(target, Target::Tcp(_))
+            && !target.is_tls()
+            && endpoint::speaks_tls(&target).await
+        {
+            self.forget();
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem: TlsProblem::TlsOnly,
+            });
+        }
         if !is_lost(&status) {
             return CtlError::Refused(status);
         }
         self.forget();
+        if target.is_tls()
+            && let Some(problem) = endpoint::tls_verdict(&target, &self.host.options).await
+        {
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem,
+            });
+        }
         if let Err(unreachable) = endpoint::connect_with(&target, &self.host.options).await {
             return CtlError::Unreachable(unreachable);
         }

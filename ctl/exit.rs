@@ -145,13 +145,16 @@ impl CtlError {
 fn unreachable(error: &EndpointError) -> String {
     let hint = match error {
         EndpointError::TlsHandshake { problem, .. } => match problem {
-            TlsProblem::UnknownCa => "; pass the CA that signed it with --tls-ca",
+            TlsProblem::UnknownCa => {
+                "; pass the CA that signed it with --tls-ca (or `ca:` in the hosts file)"
+            }
             TlsProblem::ClientCertificateRequired => "; pass --tls-cert and --tls-key",
             TlsProblem::ClientCertificateRefused(_) => {
                 "; check --tls-cert and --tls-key (a certificate of the daemon's client CA)"
             }
             TlsProblem::WrongName => "; connect by a name or address the certificate lists",
             TlsProblem::NotTls => "; for a daemon without TLS use http://",
+            TlsProblem::TlsOnly => "; use https://",
             TlsProblem::BadCertificate(_) | TlsProblem::Other(_) => "",
         },
         _ => "",
@@ -268,7 +271,7 @@ mod tests {
         assert_eq!(
             unknown_ca.to_string(),
             "no TLS with taskmasterd at https://prod:7300: its certificate is signed by an \
-             unknown CA; pass the CA that signed it with --tls-ca"
+             unknown CA; pass the CA that signed it with --tls-ca (or `ca:` in the hosts file)"
         );
         assert_eq!(unknown_ca.exit(), Exit::Unreachable);
         assert_eq!(

@@ -356,12 +356,19 @@ pub async fn connect_with(
                 })?
                 .connect_timeout(CONNECT_TIMEOUT);
             if target.is_tls() {
-                endpoint = endpoint.tls_config(options.tls.config()).map_err(|error| {
-                    EndpointError::TlsSetup {
-                        target: target.to_string(),
-                        reason: describe_transport_error(&error),
-                    }
-                })?;
+                let setup = |error: tonic::transport::Error| EndpointError::TlsSetup {
+                    target: target.to_string(),
+                    reason: describe_transport_error(&error),
+                };
+                endpoint = match endpoint.clone().tls_config(options.tls.config(true)) {
+                    Ok(endpoint) => endpoint,
+                    // No system roots to be found (a bare container): trust nothing, so that
+                    // the handshake says the CA is unknown.
+                    Err(_) if options.tls.ca.is_none() => endpoint
+                        .tls_config(options.tls.config(false))
+                        .map_err(setup)?,
+                    Err(error) => return Err(setup(error)),
+                };
             }
             endpoint
                 .connect()
@@ -409,16 +416,60 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    fn config(&self) -> ClientTlsConfig {
+    /// The trust and identity for tonic; without a CA, the system's roots if `system_roots`.
+    fn config(&self, system_roots: bool) -> ClientTlsConfig {
         let config = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
         let config = match &self.ca {
             Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-            None => config.with_native_roots(),
+            None if system_roots => config.with_native_roots(),
+            None => config,
         };
         match &self.identity {
             Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
             None => config,
         }
+    }
+}
+
+impl ClientTls {
+    /// The same trust and identity as a rustls config of the client's own, for
+    /// [`tls_verdict`]; `None` when the PEM does not parse (tonic has said so already).
+    fn rustls(&self) -> Option<rustls::ClientConfig> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(pem) => {
+                roots.add_parsable_certificates(
+                    CertificateDer::pem_slice_iter(pem).filter_map(Result::ok),
+                );
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        self.rustls_trusting(roots)
+    }
+
+    /// A rustls config trusting `roots`, with this identity.
+    fn rustls_trusting(&self, roots: rustls::RootCertStore) -> Option<rustls::ClientConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()?;
+                let key = PrivateKeyDer::from_pem_slice(key).ok()?;
+                builder.with_client_auth_cert(chain, key).ok()?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Some(config)
     }
 }
 
@@ -497,6 +548,8 @@ pub enum TlsProblem {
     ClientCertificateRefused(String),
     /// What came back is not TLS: the daemon listens without it.
     NotTls,
+    /// The daemon speaks TLS, and was spoken to without it (`http://`).
+    TlsOnly,
     /// Anything else rustls said.
     Other(String),
 }
@@ -514,46 +567,19 @@ impl fmt::Display for TlsProblem {
                 write!(f, "it refused the client certificate ({alert})")
             }
             TlsProblem::NotTls => f.write_str("it does not answer in TLS"),
+            TlsProblem::TlsOnly => f.write_str("it answers in TLS only"),
             TlsProblem::Other(reason) => f.write_str(reason),
         }
     }
 }
 
 /// The TLS problem behind `error`, if rustls is among its causes (it may sit inside an
-/// `io::Error`, whose `source` skips it). Used for connections, and for calls: under TLS 1.3 a
-/// missing client certificate is known only after the handshake, at the first call.
+/// `io::Error`, whose `source` skips it).
 pub fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
-    use rustls::{AlertDescription as Alert, CertificateError};
     let mut cause = Some(error);
     while let Some(error) = cause {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return Some(match tls {
-                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-                    TlsProblem::UnknownCa
-                }
-                rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName
-                    | CertificateError::NotValidForNameContext { .. },
-                ) => TlsProblem::WrongName,
-                rustls::Error::InvalidCertificate(reason) => {
-                    TlsProblem::BadCertificate(reason.to_string())
-                }
-                rustls::Error::AlertReceived(Alert::CertificateRequired) => {
-                    TlsProblem::ClientCertificateRequired
-                }
-                rustls::Error::AlertReceived(
-                    alert @ (Alert::BadCertificate
-                    | Alert::UnknownCA
-                    | Alert::CertificateUnknown
-                    | Alert::CertificateExpired
-                    | Alert::CertificateRevoked
-                    | Alert::UnsupportedCertificate
-                    | Alert::AccessDenied
-                    | Alert::DecryptError),
-                ) => TlsProblem::ClientCertificateRefused(format!("{alert:?}")),
-                rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
-                other => TlsProblem::Other(other.to_string()),
-            });
+            return Some(classify(tls));
         }
         let inner = error
             .downcast_ref::<io::Error>()
@@ -562,6 +588,109 @@ pub fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProbl
         cause = inner.or_else(|| error.source());
     }
     None
+}
+
+/// How long [`tls_verdict`] and [`speaks_tls`] wait for the daemon.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether TLS is why a call to the `https://` daemon at `target` was cut: a handshake of its
+/// own, with the same trust and identity, then a wait for what the daemon sends first. Under
+/// TLS 1.3 a daemon refuses a client's certificate (or its absence) only after the handshake,
+/// in an alert that the cut call does not always carry (the call may have been queued when the
+/// connection died); this read waits for it. `None` when the daemon accepts the handshake or
+/// cannot be reached (that is for the caller to find out).
+pub async fn tls_verdict(target: &Target, options: &ClientOptions) -> Option<TlsProblem> {
+    use tokio::io::AsyncRead;
+    let verdict = async {
+        let mut tls = match handshake(target, options.tls.rustls()?).await? {
+            Ok(tls) => tls,
+            Err(error) => return tls_problem(&error),
+        };
+        let mut first = [0u8; 1];
+        let mut first = tokio::io::ReadBuf::new(&mut first);
+        let read = std::future::poll_fn(|context| {
+            std::pin::Pin::new(&mut tls).poll_read(context, &mut first)
+        });
+        read.await.err().and_then(|error| tls_problem(&error))
+    };
+    tokio::time::timeout(VERDICT_TIMEOUT, verdict)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether the daemon at the plain `http://` `target` speaks TLS: it answers a handshake with a
+/// certificate (left unchecked: nothing is sent but the handshake), so the client should have
+/// said `https://`.
+pub async fn speaks_tls(target: &Target) -> bool {
+    let Some(config) = ClientTls::default().rustls_trusting(rustls::RootCertStore::empty()) else {
+        return false;
+    };
+    let shown_a_certificate = async {
+        let Err(error) = handshake(target, config).await? else {
+            return Some(true);
+        };
+        Some(matches!(
+            tls_problem(&error),
+            Some(TlsProblem::UnknownCa | TlsProblem::WrongName | TlsProblem::BadCertificate(_))
+        ))
+    };
+    let answer = tokio::time::timeout(VERDICT_TIMEOUT, shown_a_certificate).await;
+    answer.ok().flatten().unwrap_or(false)
+}
+
+/// A TLS handshake with the daemon at the TCP `target` (whatever its scheme says), under
+/// `config`; `None` when there is no connection to make.
+async fn handshake(
+    target: &Target,
+    config: rustls::ClientConfig,
+) -> Option<io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    let Target::Tcp(url) = target else {
+        return None;
+    };
+    let uri: Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let default_port = if target.is_tls() { 443 } else { 80 };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    Some(connector.connect(name, tcp).await)
+}
+
+/// The alerts a server sends about the client's certificate (or its absence).
+const CLIENT_CERTIFICATE_ALERTS: [rustls::AlertDescription; 9] = {
+    use rustls::AlertDescription as Alert;
+    [
+        Alert::CertificateRequired,
+        Alert::BadCertificate,
+        Alert::UnknownCA,
+        Alert::CertificateUnknown,
+        Alert::CertificateExpired,
+        Alert::CertificateRevoked,
+        Alert::UnsupportedCertificate,
+        Alert::AccessDenied,
+        Alert::DecryptError,
+    ]
+};
+
+fn classify(tls: &rustls::Error) -> TlsProblem {
+    use rustls::{AlertDescription as Alert, CertificateError};
+    match tls {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => TlsProblem::UnknownCa,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => TlsProblem::WrongName,
+        rustls::Error::InvalidCertificate(reason) => TlsProblem::BadCertificate(reason.to_string()),
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+            TlsProblem::ClientCertificateRequired
+        }
+        rustls::Error::AlertReceived(alert) if CLIENT_CERTIFICATE_ALERTS.contains(alert) => {
+            TlsProblem::ClientCertificateRefused(format!("{alert:?}"))
+        }
+        rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+        other => TlsProblem::Other(other.to_string()),
+    }
 }
 
 /// The largest response a client accepts from the daemon.

@@ -26,3 +26,7 @@ mod tail;
 /// One taskctl, many daemons: several hosts, `TASKMASTER_HOSTS`, the hosts file.
 #[path = "ctl/hosts.rs"]
 mod hosts;
+
+/// Tokens and TLS: the credentials taskctl shows, and what each refusal says.
+#[path = "ctl/credentials.rs"]
+mod credentials;

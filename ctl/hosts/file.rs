@@ -46,10 +46,10 @@ pub struct HostsFile {
 /// A hosts file that cannot be used: each problem on a line of its own.
 #[derive(Debug, thiserror::Error)]
 pub enum HostsFileError {
-    #[error("cannot read the hosts file {}: {source}", path.display())]
+    #[error("cannot read the hosts file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the hosts file has errors:\n{}", join(problems))]
     Invalid {
@@ -81,10 +81,10 @@ pub fn load(path: &Path) -> Result<Option<HostsFile>, HostsFileError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(error) => {
             return Err(HostsFileError::Read {
                 path: path.into(),
-                source,
+                error,
             });
         }
     };

@@ -94,12 +94,20 @@ pub enum HostsError {
     Unknown { name: String, why: String },
     #[error(transparent)]
     File(#[from] HostsFileError),
-    #[error("cannot read the {what} {}: {source}", path.display())]
+    #[error("cannot read the {what} {}: {error}", path.display())]
     Read {
         /// "token file", "CA certificate"...
         what: &'static str,
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
+    },
+    #[error("the {what} {} holds no {expected} in PEM", path.display())]
+    NotPem {
+        /// "CA certificate", "client key"...
+        what: &'static str,
+        path: PathBuf,
+        /// "certificate", "private key".
+        expected: &'static str,
     },
     #[error("the token of {from} {reason}")]
     Token { from: String, reason: &'static str },
@@ -207,7 +215,7 @@ pub fn resolve(
                 .as_ref()
                 .or(entry.as_ref().and_then(|entry| entry.ca.as_ref()));
             if let Some(ca) = ca {
-                tls.ca = Some(reader.read("CA certificate", ca)?);
+                tls.ca = Some(reader.certificates("CA certificate", ca)?);
             }
             let identity = credentials
                 .tls_identity
@@ -215,8 +223,8 @@ pub fn resolve(
                 .or(entry.as_ref().and_then(|entry| entry.identity.as_ref()));
             if let Some((cert, key)) = identity {
                 tls.identity = Some((
-                    reader.read("client certificate", cert)?,
-                    reader.secret("client key", key)?,
+                    reader.certificates("client certificate", cert)?,
+                    reader.key("client key", key)?,
                 ));
             }
         }
@@ -271,10 +279,10 @@ impl Reader {
         if let Some((_, bytes)) = self.read.iter().find(|(read, _)| read == path) {
             return Ok(bytes.clone());
         }
-        let bytes = std::fs::read(path).map_err(|source| HostsError::Read {
+        let bytes = std::fs::read(path).map_err(|error| HostsError::Read {
             what,
             path: path.into(),
-            source,
+            error,
         })?;
         self.read.push((path.into(), bytes.clone()));
         Ok(bytes)
@@ -296,6 +304,34 @@ impl Reader {
             }
         }
         Ok(bytes)
+    }
+
+    /// A PEM file of certificates: refused when it holds none (tonic would trust nothing).
+    fn certificates(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let bytes = self.read(what, path)?;
+        match CertificateDer::pem_slice_iter(&bytes).next() {
+            Some(Ok(_)) => Ok(bytes),
+            _ => Err(HostsError::NotPem {
+                what,
+                path: path.into(),
+                expected: "certificate",
+            }),
+        }
+    }
+
+    /// A PEM private key, which must stay private.
+    fn key(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
+        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
+        let bytes = self.secret(what, path)?;
+        match PrivateKeyDer::from_pem_slice(&bytes) {
+            Ok(_) => Ok(bytes),
+            Err(_) => Err(HostsError::NotPem {
+                what,
+                path: path.into(),
+                expected: "private key",
+            }),
+        }
     }
 
     fn token(&mut self, path: &Path, from: String) -> Result<Token, HostsError> {
