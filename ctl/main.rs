@@ -99,7 +99,7 @@ fn after_help() -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let mut hosts = match hosts(&args) {
+    let mut hosts = match resolve_hosts(&args) {
         Ok(hosts) => hosts,
         Err(error) => {
             eprintln!("taskctl: {error:#}");
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
 }
 
 /// The daemons to talk to, with their credentials; prints the warnings reading them gave.
-fn hosts(args: &Args) -> anyhow::Result<Vec<Host>> {
+fn resolve_hosts(args: &Args) -> anyhow::Result<Vec<Host>> {
     let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let credentials = Credentials {
         token_file: args.token_file.clone(),

@@ -1,6 +1,6 @@
 //! Which daemons a command goes to, and with what credentials: each address given (`-H`,
 //! `TASKMASTER_HOSTS`, `TASKMASTER_HOST`, `-s`, `-c` or the default socket) resolved, through
-//! the [hosts file](file) for a name, into a [`Host`] with its token and TLS files read.
+//! the [hosts file](mod@file) for a name, into a [`Host`] with its token and TLS files read.
 
 pub mod file;
 
