@@ -1,35 +1,34 @@
-//! The one way taskctl reaches the daemon: [`Connection`] connects on first use, turns a failed
-//! RPC into a [`CtlError`], and after a lost connection connects again. One-shot commands,
-//! `watch`, the shell and the shell's event feed each hold one.
+//! The one way taskctl reaches a daemon: [`Connection`] connects on first use with the host's
+//! credentials (its token goes on every call), turns a failed RPC into a [`CtlError`] that says
+//! what is missing, and after a lost connection connects again. One-shot commands (one per
+//! host), `watch`, the shell and the shell's event feed each hold one.
 
-use taskmaster::{
-    endpoint::{self, EndpointError, Target},
-    proto::taskmaster_client::TaskmasterClient,
-};
-use tonic::{Code, transport::Channel};
+use taskmaster::endpoint::{self, AuthorizedClient, EndpointError, Target, TlsProblem};
+use tonic::Code;
 
-use crate::exit::CtlError;
+use crate::{exit::CtlError, hosts::Host};
 
-pub type Client = TaskmasterClient<Channel>;
+pub type Client = AuthorizedClient;
 
-/// The way to one daemon. Invariant: `client`, when set, is a client of `target`.
+/// The way to one daemon. Invariant: `client`, when set, is a client of `host`.
 pub struct Connection {
-    /// Where the daemon listens.
-    target: Target,
+    /// The daemon, and the credentials it is shown.
+    host: Host,
     /// The connected client; `None` before the first use and after a lost connection.
     client: Option<Client>,
 }
 
 impl Connection {
-    pub fn new(target: Target) -> Self {
-        Connection {
-            target,
-            client: None,
-        }
+    pub fn new(host: Host) -> Self {
+        Connection { host, client: None }
     }
 
     pub fn target(&self) -> &Target {
-        &self.target
+        &self.host.target
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
     }
 
     /// A client; connects if there is none.
@@ -37,8 +36,8 @@ impl Connection {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let channel = endpoint::connect(&self.target).await?;
-        let client = endpoint::client(channel);
+        let channel = endpoint::connect_with(&self.host.target, &self.host.options).await?;
+        let client = endpoint::authorized_client(channel, &self.host.options);
         self.client = Some(client.clone());
         Ok(client)
     }
@@ -64,19 +63,67 @@ impl Connection {
         }
     }
 
-    /// Turns an RPC failure into a [`CtlError`]. When the connection broke, says whether the
-    /// daemon is gone (it cannot be reached now) or the call was cut; the next command
-    /// connects again.
+    /// Turns an RPC failure into a [`CtlError`]: a refused token or role says so. When the
+    /// connection broke, says whether TLS refused it (TLS 1.3 tells of a refused client
+    /// certificate only after the handshake, which a cut call does not always carry: it is
+    /// asked again), whether the daemon is gone (it cannot be reached now) or whether the call
+    /// was cut; the next command connects again.
     pub async fn failure(&mut self, status: tonic::Status) -> CtlError {
+        let target = self.host.target.clone();
+        if let Some(problem) = endpoint::tls_problem(&status) {
+            self.forget();
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem,
+            });
+        }
+        match status.code() {
+            Code::Unauthenticated => {
+                return CtlError::Unauthenticated {
+                    target,
+                    token_from: self.host.token_from.clone(),
+                };
+            }
+            Code::PermissionDenied => {
+                return CtlError::Forbidden {
+                    target,
+                    command: None,
+                    reason: status.message().to_string(),
+                };
+            }
+            _ => {}
+        }
+        // An error of this side (the daemon's own come without a source) on a plain TCP
+        // connection: a daemon that speaks TLS answers a plain call with bytes h2 cannot read.
+        let local = std::error::Error::source(&status).is_some();
+        if local
+            && matches!(target, Target::Tcp(_))
+            && !target.is_tls()
+            && endpoint::speaks_tls(&target).await
+        {
+            self.forget();
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem: TlsProblem::TlsOnly,
+            });
+        }
         if !is_lost(&status) {
             return CtlError::Refused(status);
         }
         self.forget();
-        if let Err(unreachable) = endpoint::connect(&self.target).await {
+        if target.is_tls()
+            && let Some(problem) = endpoint::tls_verdict(&target, &self.host.options).await
+        {
+            return CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem,
+            });
+        }
+        if let Err(unreachable) = endpoint::connect_with(&target, &self.host.options).await {
             return CtlError::Unreachable(unreachable);
         }
         CtlError::Lost {
-            target: self.target.clone(),
+            target,
             reason: status.message().to_string(),
         }
     }

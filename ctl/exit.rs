@@ -3,7 +3,7 @@
 
 use std::{io, process::ExitCode};
 
-use taskmaster::endpoint::{EndpointError, Target};
+use taskmaster::endpoint::{EndpointError, Target, TlsProblem};
 
 use crate::command::UsageError;
 
@@ -67,8 +67,30 @@ impl Outcome {
 pub enum CtlError {
     #[error(transparent)]
     Usage(#[from] UsageError),
-    #[error(transparent)]
+    /// No connection: the daemon is not there, or TLS with it failed.
+    #[error("{}", unreachable(.0))]
     Unreachable(#[from] EndpointError),
+    /// The daemon wants a token, or another one.
+    #[error("{}", unauthenticated(target, token_from.as_deref()))]
+    Unauthenticated {
+        /// The daemon that refused.
+        target: Target,
+        /// Where the token sent came from; `None` when none was sent.
+        token_from: Option<String>,
+    },
+    /// The caller's role may not run this command.
+    #[error(
+        "taskmasterd at {target} does not let this caller's role run {}: {reason}",
+        command.map_or_else(|| "it".to_string(), |name| format!("`{name}`"))
+    )]
+    Forbidden {
+        /// The daemon that refused.
+        target: Target,
+        /// The command refused, once known ([`CtlError::in_command`]).
+        command: Option<&'static str>,
+        /// What the daemon said.
+        reason: String,
+    },
     #[error("lost connection to taskmasterd at {target}: {reason}")]
     Lost {
         /// The daemon the connection was to.
@@ -92,15 +114,60 @@ impl CtlError {
         match self {
             CtlError::Usage(_) => Exit::Usage,
             CtlError::Unreachable(_) | CtlError::Lost { .. } => Exit::Unreachable,
-            CtlError::Refused(_) | CtlError::Rejected(_) => Exit::Failed,
+            CtlError::Refused(_)
+            | CtlError::Rejected(_)
+            | CtlError::Unauthenticated { .. }
+            | CtlError::Forbidden { .. } => Exit::Failed,
             CtlError::Output(_) if self.is_silent() => Exit::Success,
             CtlError::Output(_) => Exit::Failed,
+        }
+    }
+
+    /// The same error, knowing the command it ended (a refusal says which was refused).
+    pub fn in_command(self, name: &'static str) -> CtlError {
+        match self {
+            CtlError::Forbidden { target, reason, .. } => CtlError::Forbidden {
+                target,
+                command: Some(name),
+                reason,
+            },
+            other => other,
         }
     }
 
     /// Whether to say anything: a reader that went away needs no message.
     pub fn is_silent(&self) -> bool {
         matches!(self, CtlError::Output(error) if error.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// What an endpoint error says, with the flag that helps where a TLS failure has one.
+fn unreachable(error: &EndpointError) -> String {
+    let hint = match error {
+        EndpointError::TlsHandshake { problem, .. } => match problem {
+            TlsProblem::UnknownCa => {
+                "; pass the CA that signed it with --tls-ca (or `ca:` in the hosts file)"
+            }
+            TlsProblem::ClientCertificateRequired => "; pass --tls-cert and --tls-key",
+            TlsProblem::ClientCertificateRefused(_) => {
+                "; check --tls-cert and --tls-key (a certificate of the daemon's client CA)"
+            }
+            TlsProblem::WrongName => "; connect by a name or address the certificate lists",
+            TlsProblem::NotTls => "; for a daemon without TLS use http://",
+            TlsProblem::TlsOnly => "; use https://",
+            TlsProblem::BadCertificate(_) | TlsProblem::Other(_) => "",
+        },
+        _ => "",
+    };
+    format!("{error}{hint}")
+}
+
+fn unauthenticated(target: &Target, token_from: Option<&str>) -> String {
+    match token_from {
+        None => format!(
+            "taskmasterd at {target} wants a token: pass --token-file or set TASKMASTER_TOKEN"
+        ),
+        Some(from) => format!("taskmasterd at {target} did not accept the token of {from}"),
     }
 }
 
@@ -158,6 +225,59 @@ mod tests {
         assert_eq!(
             lost.to_string(),
             "lost connection to taskmasterd at /run/t.sock: transport error"
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_is_missing() {
+        let target = Target::Tcp("https://prod:7300".into());
+        let no_token = CtlError::Unauthenticated {
+            target: target.clone(),
+            token_from: None,
+        };
+        assert_eq!(
+            no_token.to_string(),
+            "taskmasterd at https://prod:7300 wants a token: pass --token-file or set \
+             TASKMASTER_TOKEN"
+        );
+        assert_eq!(no_token.exit(), Exit::Failed);
+        let wrong = CtlError::Unauthenticated {
+            target: target.clone(),
+            token_from: Some("TASKMASTER_TOKEN".into()),
+        };
+        assert_eq!(
+            wrong.to_string(),
+            "taskmasterd at https://prod:7300 did not accept the token of TASKMASTER_TOKEN"
+        );
+        let forbidden = CtlError::Forbidden {
+            target: target.clone(),
+            command: None,
+            reason: "viewer may not call Stop".into(),
+        }
+        .in_command("stop");
+        assert_eq!(
+            forbidden.to_string(),
+            "taskmasterd at https://prod:7300 does not let this caller's role run `stop`: \
+             viewer may not call Stop"
+        );
+        assert_eq!(forbidden.exit(), Exit::Failed);
+        let tls = |problem| {
+            CtlError::Unreachable(EndpointError::TlsHandshake {
+                target: target.to_string(),
+                problem,
+            })
+        };
+        let unknown_ca = tls(TlsProblem::UnknownCa);
+        assert_eq!(
+            unknown_ca.to_string(),
+            "no TLS with taskmasterd at https://prod:7300: its certificate is signed by an \
+             unknown CA; pass the CA that signed it with --tls-ca (or `ca:` in the hosts file)"
+        );
+        assert_eq!(unknown_ca.exit(), Exit::Unreachable);
+        assert_eq!(
+            tls(TlsProblem::ClientCertificateRequired).to_string(),
+            "no TLS with taskmasterd at https://prod:7300: it wants a client certificate, and \
+             none was given; pass --tls-cert and --tls-key"
         );
     }
 }

@@ -13,12 +13,13 @@ use std::{
 };
 
 use taskmaster::{
-    endpoint::{EndpointError, Target},
+    endpoint::EndpointError,
     proto::{self, EventKind},
 };
 
 use crate::{
     connection::{Client, Connection},
+    hosts::Host,
     render::{self, Palette},
 };
 
@@ -138,11 +139,11 @@ struct DaemonRun {
     started_at: Option<prost_types::Timestamp>,
 }
 
-/// Follows the events of the daemon at `target` until the shell exits. `ready` is told once
+/// Follows the events of the daemon `host` until the shell exits. `ready` is told once
 /// the first try is over (subscribed, or the daemon not reached), so that the shell can show
 /// its prompt knowing that nothing from then on is missed.
 pub async fn follow(
-    target: Target,
+    host: Host,
     sender: SyncSender<String>,
     shared: Arc<Shared>,
     palette: Palette,
@@ -155,7 +156,8 @@ pub async fn follow(
         }
     };
     let mut lines = Lines { sender, dropped: 0 };
-    let mut connection = Connection::new(target.clone());
+    let target = host.target.clone();
+    let mut connection = Connection::new(host);
     let mut link = Link::Opening;
     let mut last_seq: Option<u64> = None;
     let mut last_run: Option<DaemonRun> = None;

@@ -74,25 +74,66 @@ const STATE_WIDTH: usize = 8;
 
 /// One line per instance: `NAME  STATE  description`, names padded to the longest.
 pub fn status_table(instances: &[InstanceStatus], palette: Palette) -> String {
-    let width = instances
-        .iter()
-        .map(|instance| instance.name.chars().count())
-        .max()
-        .unwrap_or(0);
+    let width = name_width(instances.iter());
     let mut text = String::new();
     for instance in instances {
-        let state = instance.state();
-        let padded_state = format!("{:<STATE_WIDTH$}", state_name(state));
-        let line = format!(
-            "{:<width$}  {}  {}",
-            instance.name,
-            palette.state(state, &padded_state),
-            description(instance)
-        );
-        text.push_str(line.trim_end());
-        text.push('\n');
+        push_status_line(&mut text, "", instance, width, palette);
     }
     text
+}
+
+/// The status of several hosts, one table: `HOST  NAME  STATE  description`, the hosts in the
+/// order given and each column aligned across them. With `last_stderr`, a host that answered
+/// with one instance has its [`last_stderr`] under its line, as with one host.
+pub fn hosts_status_table(
+    hosts: &[(&str, &[InstanceStatus])],
+    palette: Palette,
+    with_last_stderr: bool,
+) -> String {
+    let host_width = hosts.iter().map(|(host, _)| host.chars().count()).max();
+    let host_width = host_width.unwrap_or(0);
+    let width = name_width(hosts.iter().flat_map(|(_, instances)| instances.iter()));
+    let mut text = String::new();
+    for (host, instances) in hosts {
+        let start = format!("{host:<host_width$}  ");
+        for instance in *instances {
+            push_status_line(&mut text, &start, instance, width, palette);
+        }
+        if let [instance] = instances
+            && with_last_stderr
+        {
+            text.push_str(&last_stderr(instance));
+        }
+    }
+    text
+}
+
+/// The width of the longest name among `instances`.
+fn name_width<'a>(instances: impl Iterator<Item = &'a InstanceStatus>) -> usize {
+    instances
+        .map(|instance| instance.name.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `start`, then `NAME  STATE  description`, the name padded to `width`; one line.
+fn push_status_line(
+    text: &mut String,
+    start: &str,
+    instance: &InstanceStatus,
+    width: usize,
+    palette: Palette,
+) {
+    let state = instance.state();
+    let padded_state = format!("{:<STATE_WIDTH$}", state_name(state));
+    let line = format!(
+        "{start}{:<width$}  {}  {}",
+        instance.name,
+        palette.state(state, &padded_state),
+        description(instance)
+    );
+    text.push_str(line.trim_end());
+    text.push('\n');
 }
 
 /// The daemon's description of an instance, and how much of its output could not be written.
@@ -144,25 +185,49 @@ struct StatusJson<'a> {
 
 /// `status --json`: one JSON array, one object per instance.
 pub fn status_json(instances: &[InstanceStatus]) -> String {
-    let rows: Vec<StatusJson<'_>> = instances
+    let rows: Vec<StatusJson<'_>> = instances.iter().map(status_row).collect();
+    serde_json::to_string_pretty(&rows).expect("status rows serialize") + "\n"
+}
+
+/// `status --json` of several hosts: one JSON array of the instances of all, each object with
+/// a `host` field first.
+pub fn hosts_status_json(hosts: &[(&str, &[InstanceStatus])]) -> String {
+    let rows: Vec<WithHost<'_, StatusJson<'_>>> = hosts
         .iter()
-        .map(|instance| StatusJson {
-            name: &instance.name,
-            program: &instance.program,
-            state: state_name(instance.state()),
-            pid: nonzero(instance.pid),
-            uptime_secs: instance.uptime_secs,
-            since: instance.since.as_ref().map(rfc3339),
-            exit_code: instance.exit_code,
-            signal: instance.signal,
-            restarts: instance.restarts,
-            description: &instance.description,
-            spawn_error: nonempty(&instance.spawn_error),
-            last_stderr: nonempty(&instance.last_stderr),
-            output_dropped_bytes: Some(instance.output_dropped_bytes).filter(|bytes| *bytes > 0),
+        .flat_map(|(host, instances)| {
+            instances.iter().map(|instance| WithHost {
+                host,
+                row: status_row(instance),
+            })
         })
         .collect();
     serde_json::to_string_pretty(&rows).expect("status rows serialize") + "\n"
+}
+
+/// A JSON object of one host among several: `host`, then the fields of `row`.
+#[derive(Serialize)]
+struct WithHost<'a, T> {
+    host: &'a str,
+    #[serde(flatten)]
+    row: T,
+}
+
+fn status_row(instance: &InstanceStatus) -> StatusJson<'_> {
+    StatusJson {
+        name: &instance.name,
+        program: &instance.program,
+        state: state_name(instance.state()),
+        pid: nonzero(instance.pid),
+        uptime_secs: instance.uptime_secs,
+        since: instance.since.as_ref().map(rfc3339),
+        exit_code: instance.exit_code,
+        signal: instance.signal,
+        restarts: instance.restarts,
+        description: &instance.description,
+        spawn_error: nonempty(&instance.spawn_error),
+        last_stderr: nonempty(&instance.last_stderr),
+        output_dropped_bytes: Some(instance.output_dropped_bytes).filter(|bytes| *bytes > 0),
+    }
 }
 
 /// `web:0: started`, or `web:1: ERROR (spawn error: ...)`, one line per instance.
@@ -309,10 +374,19 @@ struct EventJson<'a> {
     actor: Option<&'a str>,
 }
 
-/// `watch --json`: one JSON object, on one line.
-pub fn event_json(event: &proto::Event) -> String {
+/// `watch --json`: one JSON object, on one line; with several hosts, `host` is its first field.
+pub fn event_json(event: &proto::Event, host: Option<&str>) -> String {
+    let row = event_row(event);
+    match host {
+        Some(host) => serde_json::to_string(&WithHost { host, row }),
+        None => serde_json::to_string(&row),
+    }
+    .expect("event serializes")
+}
+
+fn event_row(event: &proto::Event) -> EventJson<'_> {
     let state = |state: State| (state != State::Unspecified).then(|| state_name(state));
-    let row = EventJson {
+    EventJson {
         run: event.run,
         seq: event.seq,
         time: event.time.as_ref().map(rfc3339),
@@ -329,8 +403,7 @@ pub fn event_json(event: &proto::Event) -> String {
         missed: event.missed,
         last_stderr: nonempty(&event.last_stderr),
         actor: nonempty(&event.actor),
-    };
-    serde_json::to_string(&row).expect("event serializes")
+    }
 }
 
 /// A protobuf timestamp as a UTC time; `None` when out of range.
@@ -574,7 +647,7 @@ mod tests {
             "2026-11-26 09:10:00.123  web:0  RUNNING -> EXITED  pid 123  \
              exit status 1 (unexpected) | last stderr: fatal: no config"
         );
-        let value: serde_json::Value = serde_json::from_str(&event_json(&exited)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event_json(&exited, None)).unwrap();
         assert_eq!(value["last_stderr"], "starting\nfatal: no config\n\n");
         exited.last_stderr = "\n".into();
         assert!(event_line(&exited, &utc, Palette::PLAIN).ends_with("(unexpected)"));
@@ -601,7 +674,7 @@ mod tests {
             line,
             format!("2026-11-26 09:10:00.123  web:0  {words}  pid 9  1024 bytes of stdout dropped")
         );
-        let value: serde_json::Value = serde_json::from_str(&event_json(&dropped)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&event_json(&dropped, None)).unwrap();
         assert_eq!(value["kind"], "OUTPUT_DROPPED");
         assert!(value.get("last_stderr").is_none());
     }
@@ -625,7 +698,8 @@ mod tests {
             "2026-11-26 09:10:00.123  web  restarting  pid 5  restart requested  \
              (by uid 1000 (alice))"
         );
-        let value: serde_json::Value = serde_json::from_str(&event_json(&restarting)).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&event_json(&restarting, None)).unwrap();
         assert_eq!(value["actor"], "uid 1000 (alice)");
     }
 
@@ -673,7 +747,7 @@ mod tests {
 
     #[test]
     fn event_json_is_one_line_with_stable_names() {
-        let line = event_json(&exited_event());
+        let line = event_json(&exited_event(), None);
         assert!(!line.contains('\n'));
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
@@ -685,6 +759,44 @@ mod tests {
                 "expected": false, "message": "exit status 1 (unexpected)", "missed": 0,
                 "actor": null
             })
+        );
+    }
+
+    #[test]
+    fn several_hosts_share_one_table_and_name_their_rows() {
+        let mut failed = instance("web", State::Backoff, 0, "exit status 1");
+        failed.last_stderr = "boom\n".into();
+        let a = [
+            instance("web:0", State::Running, 12, "pid 12"),
+            instance("idle", State::Stopped, 0, ""),
+        ];
+        let b = [failed];
+        let hosts: [(&str, &[InstanceStatus]); 2] = [("prod", &a), ("lab-2", &b)];
+        assert_eq!(
+            hosts_status_table(&hosts, Palette::PLAIN, false),
+            "prod   web:0  RUNNING   pid 12\n\
+             prod   idle   STOPPED\n\
+             lab-2  web    BACKOFF   exit status 1\n"
+        );
+        assert!(
+            hosts_status_table(&hosts, Palette::PLAIN, true)
+                .ends_with("lab-2  web    BACKOFF   exit status 1\n  stderr| boom\n")
+        );
+        let value: serde_json::Value = serde_json::from_str(&hosts_status_json(&hosts)).unwrap();
+        let rows: Vec<(&str, &str)> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| (row["host"].as_str().unwrap(), row["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            rows,
+            [("prod", "web:0"), ("prod", "idle"), ("lab-2", "web")]
+        );
+        let line = event_json(&exited_event(), Some("prod"));
+        assert!(
+            line.starts_with(r#"{"host":"prod","run":0,"seq":7,"#),
+            "{line}"
         );
     }
 }

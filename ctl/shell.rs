@@ -17,7 +17,6 @@ use reedline::{
     PromptHistorySearchStatus, Reedline, ReedlineEvent, ReedlineMenu, Signal, Span, StyledText,
     Suggestion, default_emacs_keybindings,
 };
-use taskmaster::endpoint::Target;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -25,6 +24,7 @@ use crate::{
     connection::Connection,
     exit::{self, Exit},
     follow::{self, Shared},
+    hosts::Host,
     render::Palette,
 };
 
@@ -40,7 +40,7 @@ const FEED_READY: Duration = Duration::from_secs(2);
 
 /// Runs the shell until `exit`, `quit` or Ctrl-D; returns the exit status. When stdin is not a
 /// terminal, runs the commands it reads instead, without prompt or events.
-pub fn run(target: Target) -> Exit {
+pub fn run(host: Host) -> Exit {
     let runtime = match Background::start() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -61,7 +61,7 @@ pub fn run(target: Target) -> Exit {
     let shared = Arc::new(Shared::default());
     let mut shell = Shell {
         palette: Palette::detect(io::stdout().is_terminal()),
-        connection: Connection::new(target.clone()),
+        connection: Connection::new(host.clone()),
         shared: shared.clone(),
         interrupt,
         runtime,
@@ -71,7 +71,7 @@ pub fn run(target: Target) -> Exit {
     }
     let printer = ExternalPrinter::new(PRINTER_CAPACITY);
     let (ready, subscribed) = tokio::sync::oneshot::channel();
-    let feed = follow::follow(target, printer.sender(), shared, shell.palette, ready);
+    let feed = follow::follow(host, printer.sender(), shared, shell.palette, ready);
     shell.runtime.handle.spawn(feed);
     // Events from the opening status on reach the screen: the feed listens before it is
     // shown (a daemon slow to answer delays the prompt by FEED_READY at most).
@@ -275,6 +275,7 @@ impl Shell {
         let mut output = Output {
             out: &mut stdout,
             palette: *palette,
+            host: None,
         };
         let outcome = runtime.handle.block_on(async {
             tokio::select! {

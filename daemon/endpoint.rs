@@ -1,19 +1,25 @@
 //! Where taskmasterd listens and how clients reach it: the default socket path, binding the Unix
 //! socket (its mode and group, one live daemon per socket) and the TCP listener (with TLS, never
-//! open beyond loopback without authentication), and connecting a gRPC channel.
+//! open beyond loopback without authentication), and connecting a gRPC channel with the client's
+//! credentials ([`ClientOptions`]: a bearer token on every call, TLS for `https://` targets).
 
 use std::{
-    io,
+    fmt, io,
     net::SocketAddr,
     os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use hyper_util::rt::TokioIo;
 
 use crate::proto::taskmaster_client::TaskmasterClient;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
-use tonic::transport::{Channel, Uri};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Certificate, Channel, ClientTlsConfig, Identity, Uri},
+};
 
 /// Failures to bind or to reach a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +45,12 @@ pub enum EndpointError {
     Tls { reason: String },
     #[error("cannot reach taskmasterd at {target}: {reason}; is it running?")]
     Unreachable { target: String, reason: String },
+    #[error("no TLS with taskmasterd at {target}: {problem}")]
+    TlsHandshake { target: String, problem: TlsProblem },
+    #[error("cannot use the TLS certificates for {target}: {reason}")]
+    TlsSetup { target: String, reason: String },
+    #[error("a token {reason}")]
+    Token { reason: &'static str },
 }
 
 /// An address a client connects to.
@@ -296,12 +308,32 @@ pub fn server_tls(
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens a gRPC channel to a daemon. The connection is made now, so an absent daemon is
-/// reported here.
+/// Opens a gRPC channel to a daemon, without credentials (see [`connect_with`]).
 pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
-    let unreachable = |reason: String| EndpointError::Unreachable {
-        target: target.to_string(),
-        reason,
+    connect_with(target, &ClientOptions::default()).await
+}
+
+/// How long a client waits for a TCP connection, and then for the TLS handshake: a host that
+/// drops packets is reported rather than waited on for ever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a gRPC channel to a daemon. The connection is made now, so an absent daemon (or a
+/// TLS handshake that fails) is reported here. An `https://` target gets TLS with the trust and
+/// identity of `options.tls`; the token is not the channel's but the client's
+/// ([`authorized_client`]).
+pub async fn connect_with(
+    target: &Target,
+    options: &ClientOptions,
+) -> Result<Channel, EndpointError> {
+    let unreachable = |error: &tonic::transport::Error| match tls_problem(error) {
+        Some(problem) => EndpointError::TlsHandshake {
+            target: target.to_string(),
+            problem,
+        },
+        None => EndpointError::Unreachable {
+            target: target.to_string(),
+            reason: describe_transport_error(error),
+        },
     };
     match target {
         Target::Unix(path) => {
@@ -314,20 +346,34 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
                     async move { Ok::<_, io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
                 }))
                 .await
-                .map_err(|error| unreachable(describe_transport_error(&error)))
+                .map_err(|error| unreachable(&error))
         }
         Target::Tcp(url) => {
-            let endpoint =
-                tonic::transport::Endpoint::from_shared(url.clone()).map_err(|error| {
-                    EndpointError::Address {
-                        address: url.clone(),
-                        reason: error.to_string(),
-                    }
-                })?;
+            let mut endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|error| EndpointError::Address {
+                    address: url.clone(),
+                    reason: error.to_string(),
+                })?
+                .connect_timeout(CONNECT_TIMEOUT);
+            if target.is_tls() {
+                let setup = |error: tonic::transport::Error| EndpointError::TlsSetup {
+                    target: target.to_string(),
+                    reason: describe_transport_error(&error),
+                };
+                endpoint = match endpoint.clone().tls_config(options.tls.config(true)) {
+                    Ok(endpoint) => endpoint,
+                    // No system roots to be found (a bare container): trust nothing, so that
+                    // the handshake says the CA is unknown.
+                    Err(_) if options.tls.ca.is_none() => endpoint
+                        .tls_config(options.tls.config(false))
+                        .map_err(setup)?,
+                    Err(error) => return Err(setup(error)),
+                };
+            }
             endpoint
                 .connect()
                 .await
-                .map_err(|error| unreachable(describe_transport_error(&error)))
+                .map_err(|error| unreachable(&error))
         }
     }
 }
@@ -336,6 +382,315 @@ pub async fn connect(target: &Target) -> Result<Channel, EndpointError> {
 /// tonic's default 4 MB message limit, so the limit is raised for what the daemon sends.
 pub fn client(channel: Channel) -> TaskmasterClient<Channel> {
     TaskmasterClient::new(channel).max_decoding_message_size(MAX_RESPONSE)
+}
+
+/// A Taskmaster client on `channel` whose every call, streams included, carries the token of
+/// `options` (if any), as [`client`] with the same message limit.
+pub fn authorized_client(channel: Channel, options: &ClientOptions) -> AuthorizedClient {
+    let bearer = Bearer(options.token.clone());
+    TaskmasterClient::with_interceptor(channel, bearer).max_decoding_message_size(MAX_RESPONSE)
+}
+
+/// The client [`authorized_client`] makes.
+pub type AuthorizedClient = TaskmasterClient<InterceptedService<Channel, Bearer>>;
+
+/// What a client shows the daemon and what it trusts: a bearer token, and for `https://`
+/// targets the CA and client certificate. The default has no token and trusts the system's
+/// roots.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Sent as `authorization: Bearer TOKEN` on every call.
+    pub token: Option<Token>,
+    /// For `https://` targets; unused by any other.
+    pub tls: ClientTls,
+}
+
+/// The TLS side of [`ClientOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM certificates of the CAs the daemon's certificate must come from; `None` trusts the
+    /// system's roots instead.
+    pub ca: Option<Vec<u8>>,
+    /// PEM certificate (chain) and private key of the client, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// The trust and identity for tonic; without a CA, the system's roots if `system_roots`.
+    fn config(&self, system_roots: bool) -> ClientTlsConfig {
+        let config = ClientTlsConfig::new().timeout(CONNECT_TIMEOUT);
+        let config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+            None if system_roots => config.with_native_roots(),
+            None => config,
+        };
+        match &self.identity {
+            Some((cert, key)) => config.identity(Identity::from_pem(cert, key)),
+            None => config,
+        }
+    }
+}
+
+impl ClientTls {
+    /// The same trust and identity as a rustls config of the client's own, for
+    /// [`tls_verdict`]; `None` when the PEM does not parse (tonic has said so already).
+    fn rustls(&self) -> Option<rustls::ClientConfig> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(pem) => {
+                roots.add_parsable_certificates(
+                    CertificateDer::pem_slice_iter(pem).filter_map(Result::ok),
+                );
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        self.rustls_trusting(roots)
+    }
+
+    /// A rustls config trusting `roots`, with this identity.
+    fn rustls_trusting(&self, roots: rustls::RootCertStore) -> Option<rustls::ClientConfig> {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots);
+        let mut config = match &self.identity {
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .ok()?;
+                let key = PrivateKeyDer::from_pem_slice(key).ok()?;
+                builder.with_client_auth_cert(chain, key).ok()?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Some(config)
+    }
+}
+
+impl Target {
+    /// Whether the connection is TLS: an `https://` URL.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Target::Tcp(url) if url.starts_with("https://"))
+    }
+}
+
+/// A bearer token, kept as the header value it is sent as. Never shown: its `Debug` says only
+/// that it is there.
+#[derive(Clone)]
+pub struct Token(MetadataValue<Ascii>);
+
+impl Token {
+    /// The token `secret`, without surrounding blanks (a file's final newline). Refused when
+    /// empty, or with characters a header cannot carry (visible ASCII only).
+    pub fn new(secret: &str) -> Result<Token, EndpointError> {
+        let secret = secret.trim();
+        if secret.is_empty() {
+            return Err(EndpointError::Token { reason: "is empty" });
+        }
+        if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(EndpointError::Token {
+                reason: "may hold only visible ASCII characters (no spaces)",
+            });
+        }
+        let mut value = MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| {
+            EndpointError::Token {
+                reason: "may hold only visible ASCII characters (no spaces)",
+            }
+        })?;
+        value.set_sensitive(true);
+        Ok(Token(value))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// Puts `authorization: Bearer TOKEN` on every request. An interceptor runs once per call,
+/// before its first message, so streams carry the token as unary calls do.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<Token>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(Token(value)) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Why a TLS connection to the daemon failed, as far as the client can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsProblem {
+    /// The daemon's certificate comes from a CA the client does not trust.
+    UnknownCa,
+    /// The daemon's certificate is not for the host name or address connected to.
+    WrongName,
+    /// The daemon's certificate is refused for another reason (expired, not yet valid...).
+    BadCertificate(String),
+    /// The daemon wants a client certificate and was given none.
+    ClientCertificateRequired,
+    /// The daemon refused the client certificate; holds the alert it sent.
+    ClientCertificateRefused(String),
+    /// What came back is not TLS: the daemon listens without it.
+    NotTls,
+    /// The daemon speaks TLS, and was spoken to without it (`http://`).
+    TlsOnly,
+    /// Anything else rustls said.
+    Other(String),
+}
+
+impl fmt::Display for TlsProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsProblem::UnknownCa => f.write_str("its certificate is signed by an unknown CA"),
+            TlsProblem::WrongName => f.write_str("its certificate is not for this host name"),
+            TlsProblem::BadCertificate(reason) => write!(f, "its certificate is refused: {reason}"),
+            TlsProblem::ClientCertificateRequired => {
+                f.write_str("it wants a client certificate, and none was given")
+            }
+            TlsProblem::ClientCertificateRefused(alert) => {
+                write!(f, "it refused the client certificate ({alert})")
+            }
+            TlsProblem::NotTls => f.write_str("it does not answer in TLS"),
+            TlsProblem::TlsOnly => f.write_str("it answers in TLS only"),
+            TlsProblem::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The TLS problem behind `error`, if rustls is among its causes (it may sit inside an
+/// `io::Error`, whose `source` skips it).
+pub fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(classify(tls));
+        }
+        let inner = error
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::get_ref)
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        cause = inner.or_else(|| error.source());
+    }
+    None
+}
+
+/// How long [`tls_verdict`] and [`speaks_tls`] wait for the daemon.
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether TLS is why a call to the `https://` daemon at `target` was cut: a handshake of its
+/// own, with the same trust and identity, then a wait for what the daemon sends first. Under
+/// TLS 1.3 a daemon refuses a client's certificate (or its absence) only after the handshake,
+/// in an alert that the cut call does not always carry (the call may have been queued when the
+/// connection died); this read waits for it. `None` when the daemon accepts the handshake or
+/// cannot be reached (that is for the caller to find out).
+pub async fn tls_verdict(target: &Target, options: &ClientOptions) -> Option<TlsProblem> {
+    use tokio::io::AsyncRead;
+    let verdict = async {
+        let mut tls = match handshake(target, options.tls.rustls()?).await? {
+            Ok(tls) => tls,
+            Err(error) => return tls_problem(&error),
+        };
+        let mut first = [0u8; 1];
+        let mut first = tokio::io::ReadBuf::new(&mut first);
+        let read = std::future::poll_fn(|context| {
+            std::pin::Pin::new(&mut tls).poll_read(context, &mut first)
+        });
+        read.await.err().and_then(|error| tls_problem(&error))
+    };
+    tokio::time::timeout(VERDICT_TIMEOUT, verdict)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether the daemon at the plain `http://` `target` speaks TLS: it answers a handshake with a
+/// certificate (left unchecked: nothing is sent but the handshake), so the client should have
+/// said `https://`.
+pub async fn speaks_tls(target: &Target) -> bool {
+    let Some(config) = ClientTls::default().rustls_trusting(rustls::RootCertStore::empty()) else {
+        return false;
+    };
+    let shown_a_certificate = async {
+        let Err(error) = handshake(target, config).await? else {
+            return Some(true);
+        };
+        Some(matches!(
+            tls_problem(&error),
+            Some(TlsProblem::UnknownCa | TlsProblem::WrongName | TlsProblem::BadCertificate(_))
+        ))
+    };
+    let answer = tokio::time::timeout(VERDICT_TIMEOUT, shown_a_certificate).await;
+    answer.ok().flatten().unwrap_or(false)
+}
+
+/// A TLS handshake with the daemon at the TCP `target` (whatever its scheme says), under
+/// `config`; `None` when there is no connection to make.
+async fn handshake(
+    target: &Target,
+    config: rustls::ClientConfig,
+) -> Option<io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    let Target::Tcp(url) = target else {
+        return None;
+    };
+    let uri: Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let default_port = if target.is_tls() { 443 } else { 80 };
+    let port = uri.port_u16().unwrap_or(default_port);
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).ok()?;
+    let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    Some(connector.connect(name, tcp).await)
+}
+
+/// The alerts a server sends about the client's certificate (or its absence).
+const CLIENT_CERTIFICATE_ALERTS: [rustls::AlertDescription; 9] = {
+    use rustls::AlertDescription as Alert;
+    [
+        Alert::CertificateRequired,
+        Alert::BadCertificate,
+        Alert::UnknownCA,
+        Alert::CertificateUnknown,
+        Alert::CertificateExpired,
+        Alert::CertificateRevoked,
+        Alert::UnsupportedCertificate,
+        Alert::AccessDenied,
+        Alert::DecryptError,
+    ]
+};
+
+fn classify(tls: &rustls::Error) -> TlsProblem {
+    use rustls::{AlertDescription as Alert, CertificateError};
+    match tls {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => TlsProblem::UnknownCa,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => TlsProblem::WrongName,
+        rustls::Error::InvalidCertificate(reason) => TlsProblem::BadCertificate(reason.to_string()),
+        rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+            TlsProblem::ClientCertificateRequired
+        }
+        rustls::Error::AlertReceived(alert) if CLIENT_CERTIFICATE_ALERTS.contains(alert) => {
+            TlsProblem::ClientCertificateRefused(format!("{alert:?}"))
+        }
+        rustls::Error::InvalidMessage(_) => TlsProblem::NotTls,
+        other => TlsProblem::Other(other.to_string()),
+    }
 }
 
 /// The largest response a client accepts from the daemon.

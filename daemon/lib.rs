@@ -17,8 +17,9 @@
 //!   [`server::wire`] is the one place where domain types become `proto` types;
 //!   [`server::authorize`] the layer in front of every service that decides who may call what,
 //!   on the connections [`server::connection`] accepts, within [`server::limits`].
-//! - [`endpoint`]: socket paths, binding and connecting, the one listen-address parser
-//!   (shared with `taskctl` and the config).
+//! - [`endpoint`]: socket paths, binding and connecting (with a client's token and TLS, and its
+//!   TLS failures told apart), the one listen-address parser (shared with `taskctl` and the
+//!   config).
 //! - [`run`]: serves the API until shutdown; only `main` exits the process.
 
 pub mod access;

@@ -22,3 +22,11 @@ mod shell;
 /// `taskctl tail`, `maintail`, `clear` and `reopen`: program output and the event log.
 #[path = "ctl/tail.rs"]
 mod tail;
+
+/// One taskctl, many daemons: several hosts, `TASKMASTER_HOSTS`, the hosts file.
+#[path = "ctl/hosts.rs"]
+mod hosts;
+
+/// Tokens and TLS: the credentials taskctl shows, and what each refusal says.
+#[path = "ctl/credentials.rs"]
+mod credentials;

@@ -23,10 +23,10 @@ mod api;
 #[path = "daemon/output.rs"]
 mod output;
 
+/// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
+#[path = "daemon/access.rs"]
+mod access;
 /// Programs under their own identity: user, group, groups, environment, output files, spawn
 /// errors, config errors and warnings.
 #[path = "daemon/identity.rs"]
 mod identity;
-/// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
-#[path = "daemon/access.rs"]
-mod access;

@@ -46,7 +46,20 @@ pub async fn version(
     connection: &mut Connection,
     output: &mut Output<'_>,
 ) -> Result<Outcome, CtlError> {
-    output.write(&format!("taskctl {}\n", env!("CARGO_PKG_VERSION")))?;
+    output.write_bytes(taskctl_version().as_bytes())?;
+    daemon_version(connection, output).await
+}
+
+/// `taskctl VERSION`, one line.
+pub fn taskctl_version() -> String {
+    format!("taskctl {}\n", env!("CARGO_PKG_VERSION"))
+}
+
+/// `taskmasterd VERSION`, as the daemon says it.
+pub async fn daemon_version(
+    connection: &mut Connection,
+    output: &mut Output<'_>,
+) -> Result<Outcome, CtlError> {
     let mut client = connection.client().await?;
     let request = proto::StatusRequest { names: Vec::new() };
     let response = connection.answer(client.status(request)).await?;

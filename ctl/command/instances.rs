@@ -16,11 +16,7 @@ pub async fn status(
     names: &[String],
     json: bool,
 ) -> Result<Outcome, CtlError> {
-    let mut client = connection.client().await?;
-    let request = proto::StatusRequest {
-        names: names.to_vec(),
-    };
-    let response = connection.answer(client.status(request)).await?;
+    let response = status_of(connection, names).await?;
     if json {
         output.write(&render::status_json(&response.instances))?;
         return Ok(Outcome::Success);
@@ -34,6 +30,18 @@ pub async fn status(
     }
     output.write(&text)?;
     Ok(Outcome::Success)
+}
+
+/// The daemon's answer to `Status` for `names` (none: all).
+pub async fn status_of(
+    connection: &mut Connection,
+    names: &[String],
+) -> Result<proto::StatusResponse, CtlError> {
+    let mut client = connection.client().await?;
+    let request = proto::StatusRequest {
+        names: names.to_vec(),
+    };
+    connection.answer(client.status(request)).await
 }
 
 pub async fn start(
@@ -108,7 +116,7 @@ pub async fn pid(
     let mut outcome = Outcome::Success;
     for instance in &response.instances {
         if instance.pid == 0 {
-            eprintln!("{}: not running", instance.name);
+            output.warn(&format!("{}: not running", instance.name));
             outcome = Outcome::Failed;
         } else {
             output.write(&format!("{}\n", instance.pid))?;

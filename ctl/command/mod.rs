@@ -6,9 +6,9 @@
 //! [`instances::stop`].
 
 mod complete;
-mod daemon;
+pub mod daemon;
 mod help;
-mod instances;
+pub mod instances;
 mod output;
 mod parse;
 mod stream;
@@ -467,24 +467,82 @@ pub const VALUE_FLAGS: [&str; 4] = ["--since", "-n", "--lines", "--bytes"];
 
 /// Where a command writes and how.
 pub struct Output<'a> {
-    /// Stdout, or a buffer in tests.
+    /// Stdout, or a buffer (of one host among several, or in tests).
     pub out: &'a mut dyn Write,
     /// Whether states are coloured.
     pub palette: Palette,
+    /// With several hosts, the one this output is of: each line is tagged with it. `None`
+    /// with one host, whose output is as it always was.
+    pub host: Option<&'a HostTag>,
+}
+
+/// The host a command's output is of, when it runs on several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostTag {
+    /// The host's name.
+    pub name: String,
+    /// How each of its lines starts: the name padded to the widest of the hosts, two spaces.
+    prefix: String,
+}
+
+impl HostTag {
+    /// The tags of `names`, aligned with each other.
+    pub fn all(names: &[&str]) -> Vec<HostTag> {
+        let width = names.iter().map(|name| name.chars().count()).max();
+        let width = width.unwrap_or(0);
+        names
+            .iter()
+            .map(|name| HostTag {
+                name: name.to_string(),
+                prefix: format!("{name:<width$}  "),
+            })
+            .collect()
+    }
+
+    /// `text` with each line started by the tag.
+    pub fn tag(&self, text: &str) -> String {
+        let mut tagged = String::with_capacity(text.len() + self.prefix.len());
+        for line in text.split_inclusive('\n') {
+            tagged.push_str(&self.prefix);
+            tagged.push_str(line);
+        }
+        tagged
+    }
 }
 
 impl Output<'_> {
-    /// Writes `text` and flushes, so that each line shows as soon as it is known.
+    /// Writes `text` (whole lines), each line tagged with the host if there is one, and
+    /// flushes, so that each line shows as soon as it is known.
     fn write(&mut self, text: &str) -> Result<(), CtlError> {
-        self.write_bytes(text.as_bytes())
+        match self.host {
+            Some(host) => {
+                let tagged = host.tag(text);
+                self.write_bytes(tagged.as_bytes())
+            }
+            None => self.write_bytes(text.as_bytes()),
+        }
     }
 
-    /// Writes `bytes` as they are (program output) and flushes.
+    /// Writes `bytes` as they are (program output, JSON that names its host) and flushes.
     fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), CtlError> {
         self.out
             .write_all(bytes)
             .and_then(|()| self.out.flush())
             .map_err(CtlError::Output)
+    }
+
+    /// Tells `text` on stderr (a notice, or what failed without failing the command), as
+    /// `HOST: text` with several hosts.
+    fn warn(&self, text: &str) {
+        match self.host {
+            Some(host) => eprintln!("{}: {text}", host.name),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// The host's name, for JSON; `None` with one host.
+    fn host_name(&self) -> Option<&str> {
+        self.host.map(|host| host.name.as_str())
     }
 }
 
@@ -495,7 +553,7 @@ pub async fn run(
     connection: &mut Connection,
     output: &mut Output<'_>,
 ) -> Result<Outcome, CtlError> {
-    match command {
+    let outcome = match command {
         Command::Status { names, json } => {
             instances::status(connection, output, names, *json).await
         }
@@ -518,7 +576,8 @@ pub async fn run(
         Command::Help { topic } => help::help(output, topic.as_deref()),
         Command::Events { .. } => shell_only(Verb::Events),
         Command::Exit => shell_only(Verb::Exit),
-    }
+    };
+    outcome.map_err(|error| error.in_command(command.spec().name))
 }
 
 /// What a shell-only command does outside the shell: it is refused as a usage error.

@@ -59,7 +59,7 @@ async fn print_chunks(
 ) -> Result<Outcome, CtlError> {
     stream::each_message(connection, chunks, |chunk| {
         if chunk.missed_bytes > 0 {
-            eprintln!("{}", render::missed_notice(chunk.missed_bytes));
+            output.warn(&render::missed_notice(chunk.missed_bytes));
         }
         output.write_bytes(&chunk.data)
     })
@@ -95,7 +95,7 @@ pub async fn reopen(
         return Ok(Outcome::Success);
     }
     for error in &response.errors {
-        eprintln!("{error}");
+        output.warn(error);
     }
     Ok(Outcome::Failed)
 }
@@ -115,7 +115,7 @@ mod tests {
     use tonic::{Code, Request, Response, Status};
 
     use super::*;
-    use crate::{exit::Exit, render::Palette};
+    use crate::{exit::Exit, hosts::Host, render::Palette};
 
     type Chunks = tokio_stream::Iter<std::vec::IntoIter<Result<OutputChunk, Status>>>;
 
@@ -249,7 +249,7 @@ mod tests {
                 .add_service(TaskmasterServer::from_arc(fake))
                 .serve_with_incoming(UnixListenerStream::new(listener)),
         );
-        Connection::new(Target::Unix(socket))
+        Connection::new(Host::plain(Target::Unix(socket)))
     }
 
     /// Runs `line`: what it wrote, and how it ended.
@@ -262,6 +262,7 @@ mod tests {
         let mut output = Output {
             out: &mut written,
             palette: Palette::PLAIN,
+            host: None,
         };
         let outcome = crate::command::run(&command, connection, &mut output).await;
         (written, outcome)

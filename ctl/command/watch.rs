@@ -29,12 +29,14 @@ pub async fn watch(
     let mut daemon_stopping = false;
     stream::each_message(connection, &mut events, |event| {
         daemon_stopping |= event.kind() == EventKind::DaemonStopping;
-        let line = if json {
-            render::event_json(&event)
+        if json {
+            // With several hosts, the host is a field of the object.
+            let line = render::event_json(&event, output.host_name());
+            output.write_bytes((line + "\n").as_bytes())
         } else {
-            render::event_line(&event, &chrono::Local, output.palette)
-        };
-        output.write(&(line + "\n"))
+            let line = render::event_line(&event, &chrono::Local, output.palette);
+            output.write(&(line + "\n"))
+        }
     })
     .await?;
     if daemon_stopping {

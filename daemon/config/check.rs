@@ -17,8 +17,7 @@ use super::preflight::{self, ExecutableProblem, SearchPath};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
     account, autorestart, boolean, byte_size, command_line, count, describe, duration, expected,
-    file_mode,
-    file_path, listen, output, output_path, signal, socket_path, umask,
+    file_mode, file_path, listen, output, output_path, signal, socket_path, umask,
 };
 
 /// Keys allowed at the top level.

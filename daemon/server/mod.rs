@@ -64,7 +64,11 @@ fn to_status(error: SupervisorError) -> Status {
 /// lets through).
 fn actor<T>(request: &Request<T>) -> Actor {
     let caller = request.extensions().get::<Caller>();
-    Actor::Caller(caller.map_or("unknown client", |caller| caller.name.as_str()).into())
+    Actor::Caller(
+        caller
+            .map_or("unknown client", |caller| caller.name.as_str())
+            .into(),
+    )
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
@@ -213,11 +217,7 @@ impl Taskmaster for TaskmasterService {
         let by = actor(&request);
         let names = request.into_inner().names;
         limits::check_names(&names)?;
-        let cleared = self
-            .supervisor
-            .clear(names, by)
-            .await
-            .map_err(to_status)?;
+        let cleared = self.supervisor.clear(names, by).await.map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))
     }
 

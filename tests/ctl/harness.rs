@@ -24,6 +24,8 @@ pub fn taskctl() -> Command {
     command
         .env_remove("TASKMASTER_SOCKET")
         .env_remove("TASKMASTER_HOST")
+        .env_remove("TASKMASTER_HOSTS")
+        .env_remove("TASKMASTER_TOKEN")
         .env_remove("NO_COLOR")
         .stdin(Stdio::null());
     command
@@ -60,44 +62,69 @@ pub fn run(mut command: Command) -> Run {
 pub struct Following {
     /// Its stdout, line by line, from a reader thread.
     lines: mpsc::Receiver<String>,
+    /// Its stderr, line by line, from another.
+    errors: mpsc::Receiver<String>,
     child: Guard,
 }
 
 /// Starts `taskctl -s SOCKET ARGS...`, its stdout read as it comes.
 pub fn follow(socket: &Path, args: &[&str]) -> Following {
     let mut command = taskctl();
-    command
-        .arg("-s")
-        .arg(socket)
-        .args(args)
-        .stdout(Stdio::piped());
+    command.arg("-s").arg(socket).args(args);
+    follow_command(command)
+}
+
+/// Starts `command` (a [`taskctl`]), its stdout and stderr read as they come.
+pub fn follow_command(mut command: Command) -> Following {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = Guard::spawn(&mut command);
-    let stdout = child.child().stdout.take().unwrap();
+    let lines = read_lines(child.child().stdout.take().unwrap());
+    let errors = read_lines(child.child().stderr.take().unwrap());
+    Following {
+        lines,
+        errors,
+        child,
+    }
+}
+
+/// The lines of `stream`, read by a thread of their own.
+fn read_lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (sender, lines) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
+        for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
             if sender.send(line).is_err() {
                 break;
             }
         }
     });
-    Following { lines, child }
+    lines
+}
+
+/// Skips lines of `lines` until one satisfies `check`; returns it. Fails the test after
+/// [`DEADLINE`].
+fn next_line(lines: &mpsc::Receiver<String>, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if check(&line) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no line with {what}; got:\n{}", seen.join("\n")),
+        }
+    }
 }
 
 impl Following {
     /// Skips lines until one satisfies `check`; returns it.
     pub fn line(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if check(&line) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line with {what}; got:\n{}", seen.join("\n")),
-            }
-        }
+        next_line(&self.lines, what, check)
+    }
+
+    /// Skips lines of stderr until one satisfies `check`; returns it.
+    pub fn error_line(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        next_line(&self.errors, what, check)
     }
 
     /// Ctrl-C, then the exit status.
@@ -171,6 +198,8 @@ impl Terminal {
             .env("TERM", "xterm")
             .env_remove("TASKMASTER_SOCKET")
             .env_remove("TASKMASTER_HOST")
+            .env_remove("TASKMASTER_HOSTS")
+            .env_remove("TASKMASTER_TOKEN")
             .env_remove("NO_COLOR");
         let session = expectrl::Session::spawn(command).expect("spawn taskctl in a pty");
         let mut output = session.get_process().get_raw_handle().expect("pty handle");
