@@ -30,3 +30,6 @@ mod access;
 /// errors, config errors and warnings.
 #[path = "daemon/identity.rs"]
 mod identity;
+/// Faults a supervisor is known to meet: start-up signals, the daemon's end, what it leaves.
+#[path = "daemon/faults.rs"]
+mod faults;

@@ -89,6 +89,12 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyhow::Result<()> {
+    // Before anything exists that a signal's default action would leave behind (the socket, the
+    // pidfile, children): from here on a SIGTERM is a clean shutdown, whenever it comes.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let hangup = SignalStream::new(signal(SignalKind::hangup())?);
+    let user1 = SignalStream::new(signal(SignalKind::user_defined1())?);
     let daemon = &config.daemon;
     let tls = match (&settings.listen, &daemon.tls) {
         (Some(_), Some(tls)) => Some(endpoint::server_tls(tls)?),
@@ -109,10 +115,6 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
         ),
         None => None,
     };
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let hangup = SignalStream::new(signal(SignalKind::hangup())?);
-    let user1 = SignalStream::new(signal(SignalKind::user_defined1())?);
     let shutdown = async move {
         let signal = tokio::select! {
             _ = terminate.recv() => Signal::SIGTERM,
