@@ -246,7 +246,7 @@ impl Shell {
                 self.shared.events_on.store(on, Ordering::Relaxed);
                 println!("events are {}", if on { "on" } else { "off" });
             }
-            Command::Shutdown { yes: false }
+            Command::Shutdown { yes: false, .. }
                 if !confirm(&format!(
                     "Really shut down taskmasterd at {}?",
                     self.connection.target()

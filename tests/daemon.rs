@@ -26,10 +26,10 @@ mod output;
 /// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
 #[path = "daemon/access.rs"]
 mod access;
+/// Faults a supervisor is known to meet: start-up signals, the daemon's end, what it leaves.
+#[path = "daemon/faults.rs"]
+mod faults;
 /// Programs under their own identity: user, group, groups, environment, output files, spawn
 /// errors, config errors and warnings.
 #[path = "daemon/identity.rs"]
 mod identity;
-/// Faults a supervisor is known to meet: start-up signals, the daemon's end, what it leaves.
-#[path = "daemon/faults.rs"]
-mod faults;

@@ -1,7 +1,7 @@
 //! The commands about the daemon itself: `reload`, `shutdown` and `version` (which asks
 //! `Status` for the daemon's version).
 
-use taskmaster::proto;
+use taskmaster::{endpoint::Target, proto};
 use tonic::Code;
 
 use super::Output;
@@ -29,16 +29,81 @@ pub async fn reload(
     }
 }
 
+/// Asks the daemon to shut down and, unless `no_wait`, waits until it is gone: its event
+/// stream ends once every program is stopped, then (for a daemon on this machine's Unix
+/// socket) its process exits, after it has removed its socket and pidfile.
 pub async fn shutdown(
     connection: &mut Connection,
     output: &mut Output<'_>,
+    no_wait: bool,
 ) -> Result<Outcome, CtlError> {
     let mut client = connection.client().await?;
+    let mut end = None;
+    if !no_wait {
+        // Both taken before the request, so that neither can miss the end.
+        let process = match connection.target() {
+            Target::Unix(_) => {
+                let request = proto::StatusRequest { names: Vec::new() };
+                let status = connection.answer(client.status(request)).await?;
+                status
+                    .daemon
+                    .and_then(|daemon| DaemonProcess::open(daemon.pid))
+            }
+            Target::Tcp(_) => None,
+        };
+        let request = proto::WatchEventsRequest::default();
+        let events = connection.answer(client.watch_events(request)).await?;
+        end = Some((events, process));
+    }
     connection
         .answer(client.shutdown(proto::ShutdownRequest {}))
         .await?;
-    output.write("taskmasterd is shutting down\n")?;
+    let Some((mut events, process)) = end else {
+        output.write("taskmasterd is shutting down\n")?;
+        return Ok(Outcome::Success);
+    };
+    // Every program is stopped when the stream ends (or the connection does).
+    while let Ok(Some(_)) = events.message().await {}
+    if let Some(process) = process {
+        process.exited().await;
+    }
+    output.write("taskmasterd stopped\n")?;
     Ok(Outcome::Success)
+}
+
+/// The daemon's process on this machine, held by a pidfd: it cannot be mistaken for another
+/// process that gets the same pid later.
+struct DaemonProcess(tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>);
+
+impl DaemonProcess {
+    /// The process `pid` when it is a taskmasterd of this machine's pid namespace (a daemon
+    /// in a container reports a pid of its own namespace); `None` otherwise or when it is
+    /// gone already.
+    fn open(pid: u32) -> Option<DaemonProcess> {
+        use std::os::fd::FromRawFd;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if comm.trim_end() != "taskmasterd" {
+            return None;
+        }
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just returned by pidfd_open and is owned by nobody else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+        let interest = tokio::io::Interest::READABLE;
+        // SAFETY: the AsyncFd owns `fd`, which stays open until the AsyncFd (and with it the
+        // registration) is dropped.
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+            .ok()
+            .map(DaemonProcess)
+    }
+
+    /// Resolves once the process has exited (a pidfd becomes readable then).
+    async fn exited(self) {
+        let _ = self.0.readable().await;
+    }
 }
 
 /// Prints taskctl's version before it asks the daemon, so it shows even when that fails.

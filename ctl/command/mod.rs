@@ -189,11 +189,14 @@ impl Verb {
             },
             Verb::Shutdown => &Spec {
                 name: "shutdown",
-                args: "[-y]",
+                args: "[-y] [--no-wait]",
                 summary: "Stop every program, then the daemon.",
-                details: "The shell asks first unless -y is given.",
+                details: "Returns once the daemon has exited (every program stopped, its socket \
+                          and pidfile gone), so that a new daemon can start at once; --no-wait \
+                          returns as soon as the daemon has the request. The shell asks first \
+                          unless -y is given.",
                 operands: Operands::None,
-                flags: &["-y"],
+                flags: &["-y", "--no-wait"],
                 shell_only: false,
             },
             Verb::Watch => &Spec {
@@ -335,6 +338,8 @@ pub enum Command {
     Shutdown {
         /// `-y`: the shell does not ask first.
         yes: bool,
+        /// `--no-wait`: return once the daemon has the request, not once it has exited.
+        no_wait: bool,
     },
     Watch {
         /// Programs or instances to follow; none means all.
@@ -561,7 +566,7 @@ pub async fn run(
         Command::Stop { names } => instances::stop(connection, output, names).await,
         Command::Restart { names } => instances::restart(connection, output, names).await,
         Command::Reload => daemon::reload(connection, output).await,
-        Command::Shutdown { .. } => daemon::shutdown(connection, output).await,
+        Command::Shutdown { no_wait, .. } => daemon::shutdown(connection, output, *no_wait).await,
         Command::Watch { names, json, since } => {
             watch::watch(connection, output, names, *json, *since).await
         }

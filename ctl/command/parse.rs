@@ -56,6 +56,8 @@ struct Flags {
     json: bool,
     /// `-y` or `--yes` (shutdown).
     yes: bool,
+    /// `--no-wait` (shutdown).
+    no_wait: bool,
     /// `--since [RUN:]N` (watch).
     since: Option<super::Since>,
     /// `-f` or `--follow` (tail, maintail).
@@ -89,6 +91,7 @@ impl Verb {
             match (self, flag) {
                 (Verb::Status | Verb::Watch, "--json") => flags.json = true,
                 (Verb::Shutdown, "-y" | "--yes") => flags.yes = true,
+                (Verb::Shutdown, "--no-wait") => flags.no_wait = true,
                 (Verb::Watch, "--since") => {
                     let what = "a sequence number (N or RUN:N)";
                     flags.since = Some(words.number(flag, what).map_err(usage)?);
@@ -137,7 +140,10 @@ impl Verb {
                 names: some(operands)?,
             }),
             Verb::Reload => none(Command::Reload),
-            Verb::Shutdown => none(Command::Shutdown { yes: flags.yes }),
+            Verb::Shutdown => none(Command::Shutdown {
+                yes: flags.yes,
+                no_wait: flags.no_wait,
+            }),
             Verb::Watch => Ok(Command::Watch {
                 names: operands,
                 json: flags.json,
@@ -295,8 +301,20 @@ mod tests {
             }
         );
         assert_eq!(parsed("reload"), Command::Reload);
-        assert_eq!(parsed("shutdown"), Command::Shutdown { yes: false });
-        assert_eq!(parsed("shutdown -y"), Command::Shutdown { yes: true });
+        assert_eq!(
+            parsed("shutdown"),
+            Command::Shutdown {
+                yes: false,
+                no_wait: false
+            }
+        );
+        assert_eq!(
+            parsed("shutdown -y --no-wait"),
+            Command::Shutdown {
+                yes: true,
+                no_wait: true
+            }
+        );
         assert_eq!(
             parsed("watch web --since 12 --json"),
             Command::Watch {

@@ -258,7 +258,7 @@ fn help_lists_every_command_without_a_daemon() {
         "stop NAME...|all",
         "restart NAME...|all",
         "reload",
-        "shutdown [-y]",
+        "shutdown [-y] [--no-wait]",
         "watch [--json] [--since [RUN:]N] [NAME...]",
         "pid [NAME]",
         "version",
@@ -418,9 +418,55 @@ async fn a_closed_output_pipe_is_success() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_stops_the_daemon() {
+async fn shutdown_returns_once_the_daemon_has_exited_so_another_can_start() {
+    let mut daemon = Daemon::start(
+        Config::new().program(
+            // Takes its time to stop: the wait must cover it.
+            Program::new(
+                "slow",
+                r#"/bin/sh -c 'trap "sleep 0.3; exit 0" TERM; sleep 1000 & wait'"#,
+            )
+            .starttime(0.2)
+            .stoptime(2.0),
+        ),
+    )
+    .await;
+    let pids = daemon.wait_running(&["slow"]).await;
+    let run = tokio::task::spawn_blocking({
+        let socket = daemon.socket.clone();
+        move || ctl(&socket, &["shutdown"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, "taskmasterd stopped\n"),
+        "{run:?}"
+    );
+    // Gone when taskctl returned, not later.
+    assert!(
+        daemon.try_exit().is_some(),
+        "taskctl returned before the daemon exited"
+    );
+    assert!(!daemon.socket.exists() && !daemon.path("taskmaster.pid").exists());
+    assert!(!alive(pids["slow"]));
+    // `shutdown && taskmasterd` works: a new daemon takes the socket at once.
+    let mut again = daemon.spawn_again();
+    let target = daemon.target();
+    expect("the new daemon to answer", || async {
+        taskmaster::endpoint::connect(&target)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(again.try_exit().is_none(), "the new daemon could not start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_no_wait_returns_at_once() {
     let mut daemon = Daemon::start(programs()).await;
-    let run = ctl(&daemon.socket, &["shutdown"]);
+    let run = ctl(&daemon.socket, &["shutdown", "--no-wait"]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
         (0, "taskmasterd is shutting down\n")

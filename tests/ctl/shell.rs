@@ -256,8 +256,9 @@ async fn shutdown_asks_first() {
     terminal.send("shutdown\r");
     terminal.wait_for("the question again", |view| view.count(&question) == 2);
     terminal.send("y\r");
-    terminal.wait_text("taskmasterd is shutting down");
-    daemon.wait_exit().await;
+    // Said once the daemon has exited.
+    terminal.wait_text("taskmasterd stopped");
+    assert!(daemon.try_exit().is_some());
     terminal.wait_text("lost connection to taskmasterd");
 }
 

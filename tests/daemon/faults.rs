@@ -25,7 +25,10 @@ async fn sigterm_the_moment_the_socket_appears_is_a_clean_exit() {
         let began = Instant::now();
         while !socket.exists() {
             assert!(began.elapsed() < DEADLINE, "round {round}: no socket");
-            assert!(daemon.try_exit().is_none(), "round {round}: the daemon died");
+            assert!(
+                daemon.try_exit().is_none(),
+                "round {round}: the daemon died"
+            );
             std::hint::spin_loop();
         }
         send(daemon.pid(), Signal::SIGTERM);
@@ -38,7 +41,13 @@ async fn sigterm_the_moment_the_socket_appears_is_a_clean_exit() {
             (Some(0), None),
             "round {round}: killed by the signal rather than shut down"
         );
-        assert!(!socket.exists(), "round {round}: the socket was left behind");
-        assert!(!pidfile.exists(), "round {round}: the pidfile was left behind");
+        assert!(
+            !socket.exists(),
+            "round {round}: the socket was left behind"
+        );
+        assert!(
+            !pidfile.exists(),
+            "round {round}: the pidfile was left behind"
+        );
     }
 }
