@@ -101,11 +101,19 @@ pub struct PidFile {
     contents: String,
 }
 
+/// The pidfile's mode.
+const PIDFILE_MODE: u32 = 0o644;
+
 impl PidFile {
-    /// Writes our pid to `path`.
+    /// Writes our pid to `path`, a file of mode 0644 whatever the umask (readable by all, as
+    /// pidfiles are; writable by the daemon only).
     pub fn write(path: &Path) -> io::Result<PidFile> {
+        use std::{io::Write, os::unix::fs::PermissionsExt};
         let contents = format!("{}\n", std::process::id());
-        std::fs::write(path, &contents)?;
+        let mut file = std::fs::File::create(path)?;
+        // The mode of an existing file, or of one the umask widened, is set here.
+        file.set_permissions(std::fs::Permissions::from_mode(PIDFILE_MODE))?;
+        file.write_all(contents.as_bytes())?;
         Ok(PidFile {
             path: path.into(),
             contents,

@@ -338,7 +338,7 @@ impl Sink {
         }
         let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
         if let Some(folder) = self.path.parent() {
-            create_folders(folder, self.owner.is_some())?;
+            create_folders(folder)?;
             let folder_owner = std::fs::metadata(folder)?.uid();
             if folder_owner != 0 && folder_owner != nix::unistd::geteuid().as_raw() {
                 flags |= nix::libc::O_NOFOLLOW;
@@ -425,14 +425,11 @@ fn set_owner(file: &File, owner: Option<FileOwner>) -> io::Result<()> {
     }
 }
 
-/// Creates `folder` and its missing parents. They belong to the daemon: a folder of the
-/// program's user would let that user swap its files for links the daemon then follows. For
-/// a program with its own user (`reachable`) each one created gets mode 0755, so that the
-/// user can reach its files whatever the daemon's umask.
-fn create_folders(folder: &Path, reachable: bool) -> io::Result<()> {
-    if !reachable {
-        return std::fs::create_dir_all(folder);
-    }
+/// Creates `folder` and its missing parents, each with mode 0755 whatever the daemon's umask
+/// (a program with its own user must reach its files; nobody else may write there). They
+/// belong to the daemon: a folder of the program's user would let that user swap its files
+/// for links the daemon then follows.
+fn create_folders(folder: &Path) -> io::Result<()> {
     let missing: Vec<&Path> = (folder.ancestors())
         .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
         .collect();

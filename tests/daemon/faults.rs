@@ -51,3 +51,39 @@ async fn sigterm_the_moment_the_socket_appears_is_a_clean_exit() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_the_daemon_creates_have_their_own_modes_under_any_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = Daemon::launch(Program::new(
+        "talker",
+        "/bin/sh -c 'echo hi; echo oops >&2; exec sleep 1000'",
+    ))
+    .umask(0o000)
+    .start()
+    .await;
+    daemon.wait_running(&["talker"]).await;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    let logs = daemon.path("logs");
+    expect("the output files", || async {
+        let both = logs.join("talker.out.log").exists() && logs.join("talker.err.log").exists();
+        both.then_some(())
+    })
+    .await;
+    for (file, wanted) in [
+        (daemon.path("taskmaster.log"), 0o640),
+        (daemon.path("taskmaster.pid"), 0o644),
+        (logs.join("talker.out.log"), 0o640),
+        (logs.join("talker.err.log"), 0o640),
+        (logs.clone(), 0o755),
+        (daemon.socket.clone(), 0o600),
+    ] {
+        assert_eq!(mode(&file), wanted, "{} under umask 000", file.display());
+    }
+}
