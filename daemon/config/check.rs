@@ -101,6 +101,9 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     ("redirect_stderr", |c, key, value, p| {
         set(&mut p.redirect_stderr, c.check(key, boolean(value)));
     }),
+    ("kill_leftovers", |c, key, value, p| {
+        set(&mut p.kill_leftovers, c.check(key, boolean(value)));
+    }),
     ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
     ("workingdir", |c, key, value, p| {
         p.workingdir = c.path(key, value)
@@ -785,6 +788,7 @@ mod tests {
             stdout: captured("/tmp/worker.out"),
             stderr: captured("/srv/taskmaster/logs/worker.err"),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -806,6 +810,7 @@ mod tests {
             stdout: Output::default(),
             stderr: Output::default(),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,

@@ -220,6 +220,9 @@ pub struct ProgramConfig {
     pub stderr: Output,
     /// stderr goes where stdout goes, through the same pipe.
     pub redirect_stderr: bool,
+    /// When an instance's leader ends (or is stopped), whatever it left running (children,
+    /// daemonized workers, processes in other sessions) is killed; `false` leaves them.
+    pub kill_leftovers: bool,
     /// Keys are non-empty, without `=` or NUL; values without NUL.
     pub env: BTreeMap<String, String>,
     /// The directory the program starts in; `None`: the daemon's.
@@ -268,6 +271,7 @@ impl ProgramConfig {
             stdout: Output::default(),
             stderr: Output::default(),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
@@ -291,6 +295,7 @@ impl ProgramConfig {
             stdout,
             stderr,
             redirect_stderr,
+            kill_leftovers,
             env,
             workingdir,
             umask,
@@ -307,6 +312,7 @@ impl ProgramConfig {
             && *stdout == other.stdout
             && *stderr == other.stderr
             && *redirect_stderr == other.redirect_stderr
+            && *kill_leftovers == other.kill_leftovers
             && *env == other.env
             && *workingdir == other.workingdir
             && *umask == other.umask

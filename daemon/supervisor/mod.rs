@@ -18,6 +18,7 @@
 
 mod actions;
 mod backlog;
+pub mod cgroups;
 pub mod children;
 pub mod event;
 pub mod handle;
@@ -72,9 +73,14 @@ pub struct OutputSettings {
 /// are started) and returns its handle. The task ends after a shutdown has stopped everything.
 /// Fails only if child exits cannot be watched (no SIGCHLD handler) or the output drainer
 /// cannot start.
-pub fn start(config: Config, output: OutputSettings) -> std::io::Result<(Handle, JoinHandle<()>)> {
-    // Installed before the first spawn: no exit can go unnoticed.
-    let os = process::System::new()?;
+pub fn start(
+    config: Config,
+    output: OutputSettings,
+    socket: Option<&std::path::Path>,
+) -> std::io::Result<(Handle, JoinHandle<()>)> {
+    // Installed before the first spawn: no exit can go unnoticed. The cgroups of the daemon of
+    // `socket`, cleaned of what an earlier daemon left, before anything starts.
+    let os = process::System::new(socket)?;
     start_with(os, config, output)
 }
 
@@ -101,6 +107,7 @@ pub fn start_with<O: Os>(
         event_log: output.event_log,
         run: journal.run(),
         reloads,
+        containment: os.containment().into(),
     };
     let mut supervisor = Supervisor {
         os,
@@ -351,17 +358,20 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
             let owner = self.children.owner(pid);
-            let stopped = match owner {
+            let leftovers = match owner {
                 Some(Owner::Instance(id)) => self
                     .registry
                     .get(id)
-                    .is_some_and(|instance| instance.life.state == State::Stopping),
-                None => false,
+                    .filter(|instance| instance.config.kill_leftovers)
+                    .map(|instance| instance.name.clone()),
+                None => None,
             };
-            if stopped {
-                // Nothing of a stopped program survives its leader. Not yet reaped, the leader
-                // keeps its pid, and so the group id, from being reused.
+            if let Some(name) = leftovers {
+                // Nothing of an instance survives its leader, stopped or not: its process
+                // group, and its cgroup for what left the group or the session. Not yet
+                // reaped, the leader keeps its pid, and so the group id, from being reused.
                 self.os.signal_group(pid, Signal::SIGKILL);
+                self.os.kill_contained(&name);
             }
             let Some(exit) = self.os.reap(pid) else {
                 // Reaped elsewhere in between (then the next peek moves on), or, never seen,
@@ -567,7 +577,7 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
         }
-        match self.os.spawn(&instance.config, stdio) {
+        match self.os.spawn(&instance.name, &instance.config, stdio) {
             Ok(pid) => {
                 instance.pipes = pipes;
                 self.children.insert(pid, Owner::Instance(id));
@@ -620,6 +630,7 @@ impl<O: Os> Supervisor<O> {
     fn forget(&mut self, id: InstanceId) {
         self.timers.cancel_state(id);
         if let Some(instance) = self.registry.forget(id) {
+            self.os.release(&instance.name);
             self.waiters.forget(id, &instance);
         }
     }

@@ -18,7 +18,13 @@ pub trait Os: Send + 'static {
     /// Spawns one process of `config` in a process group of its own, with `stdio` as its
     /// stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
     /// until it reaps it.
-    fn spawn(&mut self, config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError>;
+    /// The process is born in `instance`'s container when the system offers containers.
+    fn spawn(
+        &mut self,
+        instance: &str,
+        config: &ProgramConfig,
+        stdio: ChildStdio,
+    ) -> Result<u32, SpawnError>;
 
     /// Signals the process group led by `pid`; a group that is already gone is no error.
     fn signal_group(&mut self, pid: u32, signal: Signal);
@@ -34,6 +40,17 @@ pub trait Os: Send + 'static {
     /// Ready with `Some` whenever children may have exited since the last notice (SIGCHLD);
     /// one notice may stand for many exits. `None` once no notice can come any more.
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>>;
+
+    /// Kills every process left in `instance`'s container: what its leader left behind when it
+    /// ended, wherever in the session or process groups it went.
+    fn kill_contained(&mut self, instance: &str);
+
+    /// Forgets the container of `instance`, which is gone (removed by a reload).
+    fn release(&mut self, instance: &str);
+
+    /// How processes are kept track of, for `status`: "cgroup v2 at ...", or why only by
+    /// process group.
+    fn containment(&self) -> String;
 }
 
 /// Where a new process's stdout and stderr go: the write end of a capture pipe, or `None` for

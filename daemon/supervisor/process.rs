@@ -31,30 +31,71 @@ use nix::{
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::os::{ChildStdio, Os};
+use super::{
+    cgroups::Cgroups,
+    os::{ChildStdio, Os},
+};
 use crate::config::{
     Identity, ProgramConfig,
     preflight::{self, ExecutableProblem},
 };
 
-/// The real operating system: processes spawned with `posix_spawn`, exits noticed on SIGCHLD.
+/// The real operating system: processes spawned with `posix_spawn`, exits noticed on SIGCHLD,
+/// each instance's tree in a cgroup when the system offers one.
 pub struct System {
     /// SIGCHLD, installed before the first spawn so that no exit goes unnoticed.
     child_exits: tokio::signal::unix::Signal,
+    /// The daemon's cgroups, or why there are none.
+    cgroups: Result<Cgroups, String>,
 }
 
 impl System {
-    /// Installs the SIGCHLD handler; fails only if signals cannot be watched.
-    pub fn new() -> std::io::Result<System> {
+    /// Installs the SIGCHLD handler and, for the daemon of `socket`, opens its cgroup tree
+    /// (killing what an earlier daemon on that socket left there, and logging it); fails only
+    /// if signals cannot be watched.
+    pub fn new(socket: Option<&Path>) -> std::io::Result<System> {
+        let child_exits = signal(SignalKind::child())?;
+        let cgroups = match socket {
+            Some(socket) => Cgroups::open(socket).map(|(cgroups, found)| {
+                for line in found {
+                    tracing::warn!("{line}");
+                }
+                cgroups
+            }),
+            None => Err("no socket to name the daemon's cgroups by".to_string()),
+        };
+        if let Err(reason) = &cgroups {
+            tracing::info!("instances are tracked by process group only: {reason}");
+        }
         Ok(System {
-            child_exits: signal(SignalKind::child())?,
+            child_exits,
+            cgroups,
         })
     }
 }
 
 impl Os for System {
-    fn spawn(&mut self, config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
-        spawn(config, stdio)
+    fn spawn(
+        &mut self,
+        instance: &str,
+        config: &ProgramConfig,
+        stdio: ChildStdio,
+    ) -> Result<u32, SpawnError> {
+        let Ok(cgroups) = &self.cgroups else {
+            return spawn(config, stdio);
+        };
+        // Born in its cgroup, with all it will fork: the daemon steps in for the spawn.
+        let entered = cgroups.enter(instance);
+        let spawned = spawn(config, stdio);
+        match entered {
+            Ok(()) => {
+                if let Err(error) = cgroups.leave() {
+                    tracing::error!("cannot return to the daemon's own cgroup: {error}");
+                }
+            }
+            Err(error) => tracing::warn!("{instance}: spawned outside its cgroup: {error}"),
+        }
+        spawned
     }
 
     fn signal_group(&mut self, pid: u32, signal: Signal) {
@@ -71,6 +112,27 @@ impl Os for System {
 
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         self.child_exits.poll_recv(cx)
+    }
+
+    fn kill_contained(&mut self, instance: &str) {
+        if let Ok(cgroups) = &self.cgroups
+            && let Err(error) = cgroups.kill(instance)
+        {
+            tracing::warn!("{instance}: its cgroup could not be killed: {error}");
+        }
+    }
+
+    fn release(&mut self, instance: &str) {
+        if let Ok(cgroups) = &self.cgroups {
+            cgroups.release(instance);
+        }
+    }
+
+    fn containment(&self) -> String {
+        match &self.cgroups {
+            Ok(cgroups) => format!("cgroup v2 at {}", cgroups.base().display()),
+            Err(reason) => format!("process groups only ({reason})"),
+        }
     }
 }
 
