@@ -33,3 +33,6 @@ mod faults;
 /// errors, config errors and warnings.
 #[path = "daemon/identity.rs"]
 mod identity;
+/// Arbitrary configs and requests: always an answer within a second, never a panic (proptest).
+#[path = "daemon/properties.rs"]
+mod properties;

@@ -52,13 +52,91 @@ impl TaskmasterService {
 }
 
 fn to_status(error: SupervisorError) -> Status {
+    let message = match &error {
+        SupervisorError::UnknownNames { names } => unknown_names(names),
+        _ => bounded(error.to_string()),
+    };
     match &error {
-        SupervisorError::UnknownNames { .. } => Status::not_found(error.to_string()),
-        SupervisorError::ConfigRejected(_) => Status::invalid_argument(error.to_string()),
-        SupervisorError::ShuttingDown => Status::unavailable(error.to_string()),
-        SupervisorError::NotCaptured { .. } => Status::failed_precondition(error.to_string()),
-        SupervisorError::NotOneInstance { .. } => Status::invalid_argument(error.to_string()),
+        SupervisorError::UnknownNames { .. } => Status::not_found(message),
+        SupervisorError::ConfigRejected(_) => Status::invalid_argument(message),
+        SupervisorError::ShuttingDown => Status::unavailable(message),
+        SupervisorError::NotCaptured { .. } => Status::failed_precondition(message),
+        SupervisorError::NotOneInstance { .. } => Status::invalid_argument(message),
     }
+}
+
+/// The most a status message may take on the wire, percent-encoded. It travels in a trailer,
+/// and an HTTP/2 client drops its whole connection for a header list larger than it accepts
+/// (16 KiB for hyper's clients): an error that listed every name of a large request, or every
+/// problem of a large config, would break the call and every other call on that connection.
+const MAX_MESSAGE: usize = 8 << 10;
+
+/// How many bytes `text` takes in a `grpc-message` trailer: tonic percent-encodes controls,
+/// non-ASCII bytes, space and `"#%<>`?{}`.
+fn wire_len(text: &str) -> usize {
+    text.bytes()
+        .map(|byte| match byte {
+            b' ' | b'"' | b'#' | b'%' | b'<' | b'>' | b'`' | b'?' | b'{' | b'}' => 3,
+            byte if byte.is_ascii_graphic() => 1,
+            _ => 3,
+        })
+        .sum()
+}
+
+/// "no such program or instance: ..." with as many of `names` as fit in [`MAX_MESSAGE`], and
+/// how many more there are.
+fn unknown_names(names: &[String]) -> String {
+    let mut message = String::from("no such program or instance: ");
+    // Room for ", and 10000 more".
+    let budget = MAX_MESSAGE - 64;
+    let mut used = wire_len(&message);
+    for (shown, name) in names.iter().enumerate() {
+        let separator = if shown == 0 { "" } else { ", " };
+        let cost = wire_len(separator) + wire_len(name);
+        if used + cost > budget {
+            message.push_str(&format!(", and {} more", names.len() - shown));
+            return message;
+        }
+        used += cost;
+        message.push_str(separator);
+        message.push_str(name);
+    }
+    message
+}
+
+/// `message` as it is when it fits in [`MAX_MESSAGE`]; else its first lines (the first cut
+/// short if it alone is too long) and how many lines are left out.
+fn bounded(message: String) -> String {
+    if wire_len(&message) <= MAX_MESSAGE {
+        return message;
+    }
+    let budget = MAX_MESSAGE - 64;
+    let lines: Vec<&str> = message.lines().collect();
+    let mut kept = String::new();
+    let mut used = 0;
+    for (index, line) in lines.iter().enumerate() {
+        let cost = wire_len(line) + 3;
+        if used + cost > budget {
+            if index == 0 {
+                for character in line.chars() {
+                    let mut buffer = [0; 4];
+                    used += wire_len(character.encode_utf8(&mut buffer));
+                    if used > budget {
+                        break;
+                    }
+                    kept.push(character);
+                }
+                kept.push('…');
+                return kept;
+            }
+            kept.push_str(&format!("... and {} more lines", lines.len() - index));
+            return kept;
+        }
+        used += cost;
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
 }
 
 /// Who makes `request`: the caller the authorization layer proved (it names every caller it
@@ -336,6 +414,38 @@ fn event_stream(watch: Watch) -> EventStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_message_fits_in_a_trailer_whatever_it_lists() {
+        let names: Vec<String> = (0..4000).map(|n| format!("{n:0>255}")).collect();
+        let message = unknown_names(&names);
+        assert!(wire_len(&message) <= MAX_MESSAGE, "{}", message.len());
+        // One separator after each name shown, the last before "and".
+        let shown = message.matches(", ").count();
+        assert!(
+            message.ends_with(&format!(", and {} more", 4000 - shown)),
+            "{message}"
+        );
+        // A few names are all named.
+        let few = unknown_names(&["web".into(), "db:7".into()]);
+        assert_eq!(few, "no such program or instance: web, db:7");
+        // Many lines (a config's problems): whole lines, then how many are left out.
+        let problems: Vec<String> = (0..1000)
+            .map(|n| format!("taskmaster.yaml:{n}:5: programs.p{n}.numprocs: not a number"))
+            .collect();
+        let message = bounded(problems.join("\n"));
+        assert!(wire_len(&message) <= MAX_MESSAGE);
+        assert!(message.starts_with(&problems[0]), "{message}");
+        assert!(message.ends_with(" more lines"), "{message}");
+        // One line too long, of characters encoded thrice: cut at a character.
+        let message = bounded("é".repeat(10_000));
+        assert!(wire_len(&message) <= MAX_MESSAGE && message.ends_with('…'));
+        // A short message is as it was.
+        assert_eq!(
+            bounded("taskmasterd is shutting down".into()),
+            "taskmasterd is shutting down"
+        );
+    }
     use crate::proto::EventKind;
     use crate::supervisor::{
         EventFilter,
