@@ -203,6 +203,14 @@ fn yamlish() -> impl Strategy<Value = String> {
             unit.repeat(times)
         }),
         1 => any::<String>(),
+        // Collections nested as deep as 100,000 levels (the parser's cost grows with the
+        // square of the depth).
+        1 => (
+            proptest::sample::select(&["[", "{", "- ", "{a: ", "[{", "a: [", "? ", "- - "][..]),
+            1..100_000usize,
+            vec(token(), 0..4),
+        )
+            .prop_map(|(opener, depth, tail)| opener.repeat(depth) + &tail.concat()),
     ]
 }
 
