@@ -800,9 +800,14 @@ async fn sigterm_then_sighup_at_once_is_a_clean_exit_that_leaves_nothing() {
             "round {round}: {pids:?}"
         );
         // The reload asked for on the way out started nothing.
+        let left = processes_running(&["sleep", "86001"]);
         assert!(
-            processes_running(&["sleep", "86001"]).is_empty(),
-            "round {round}: a program outlived the daemon"
+            left.is_empty(),
+            "round {round}: {left:?} outlived the daemon (it had {pids:?}): {:?}; the log:\n{}",
+            left.iter()
+                .map(|pid| read(std::path::Path::new(&format!("/proc/{pid}/stat"))))
+                .collect::<Vec<_>>(),
+            daemon.log()
         );
         assert!(!daemon.socket.exists(), "round {round}: the socket is left");
         assert!(
