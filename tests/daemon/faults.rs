@@ -326,6 +326,12 @@ fn leaders_running(words: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// `base` made this test process's own: `sleep` takes `85001.4242` as it takes `85001`, and a
+/// test that counts the processes running it sees none of another copy of the suite.
+fn own(base: u32) -> String {
+    format!("{base}.{}", std::process::id())
+}
+
 fn stop_request(name: &str) -> taskmaster::proto::StopRequest {
     taskmaster::proto::StopRequest {
         names: vec![name.into()],
@@ -375,9 +381,12 @@ async fn five_hundred_stops_raced_by_exits_are_each_answered_stopped() {
     // Each process exits 5 to 50 ms after its stop signal, and is SIGKILLed 25 ms after it:
     // the exit races the kill, and each stop must still end STOPPED, answered, with nothing
     // mistaken for an unexpected exit.
-    let racer = r#"/bin/sh -c 'trap "sleep $(printf 0.%03d $((5 + $$ % 46))); exit 0" TERM; sleep 82001 & wait'"#;
+    let number = own(82001);
+    let racer = format!(
+        r#"/bin/sh -c 'trap "sleep $(printf 0.%03d $((5 + $$ % 46))); exit 0" TERM; sleep {number} & wait'"#
+    );
     let daemon = Daemon::start(
-        Program::new("race", racer)
+        Program::new("race", &racer)
             .numprocs(50)
             .autostart(false)
             .starttime(0.1)
@@ -426,7 +435,7 @@ async fn five_hundred_stops_raced_by_exits_are_each_answered_stopped() {
     // Both sides of the race were run: some exited in time, some were killed.
     let killed = log.matches(": killed").count();
     assert!((1..500).contains(&killed), "{killed} of 500 killed");
-    assert!(processes_running(&["sleep", "82001"]).is_empty());
+    assert!(processes_running(&["sleep", &number]).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,20 +706,20 @@ async fn a_crash_loop_spawns_exactly_one_plus_startretries_times_at_growing_gaps
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_sighups_in_100_ms_end_with_the_last_config_applied_once() {
     let before = Config::from(
-        Program::new("pool", "sleep 85001")
+        Program::new("pool", &format!("sleep {}", own(85001)))
             .numprocs(2)
             .starttime(0.2)
             .stoptime(1.0),
     );
     let after = Config::new()
         .program(
-            Program::new("pool", "sleep 85002")
+            Program::new("pool", &format!("sleep {}", own(85002)))
                 .numprocs(3)
                 .starttime(0.2)
                 .stoptime(1.0),
         )
         .program(
-            Program::new("added", "sleep 85003")
+            Program::new("added", &format!("sleep {}", own(85003)))
                 .starttime(0.2)
                 .stoptime(1.0),
         );
@@ -765,12 +774,12 @@ async fn thirty_sighups_in_100_ms_end_with_the_last_config_applied_once() {
             daemon.log()
         );
     }
-    let count = |number: &str| processes_running(&["sleep", number]).len();
+    let count = |number: u32| processes_running(&["sleep", &own(number)]).len();
     expect("the old processes gone", || async {
-        (count("85001") == 0).then_some(())
+        (count(85001) == 0).then_some(())
     })
     .await;
-    assert_eq!((count("85002"), count("85003")), (3, 1));
+    assert_eq!((count(85002), count(85003)), (3, 1));
     assert_eq!(daemon.children().len(), 4, "{:?}", daemon.children());
 }
 
@@ -778,7 +787,7 @@ async fn thirty_sighups_in_100_ms_end_with_the_last_config_applied_once() {
 async fn sigterm_then_sighup_at_once_is_a_clean_exit_that_leaves_nothing() {
     for round in 0..5 {
         let mut daemon = Daemon::start(
-            Program::new("pool", "sleep 86001")
+            Program::new("pool", &format!("sleep {}", own(86001)))
                 .numprocs(3)
                 .starttime(0.2)
                 .stoptime(1.0),
@@ -800,7 +809,7 @@ async fn sigterm_then_sighup_at_once_is_a_clean_exit_that_leaves_nothing() {
             "round {round}: {pids:?}"
         );
         // The reload asked for on the way out started nothing.
-        let left = processes_running(&["sleep", "86001"]);
+        let left = processes_running(&["sleep", &own(86001)]);
         assert!(
             left.is_empty(),
             "round {round}: {left:?} outlived the daemon (it had {pids:?}): {:?}; the log:\n{}",
@@ -825,9 +834,12 @@ async fn fifty_racing_clients_never_make_more_than_numprocs_processes() {
     };
     // Each process takes 30 ms to end after its stop signal: a replacement started before
     // it is gone would be seen beside it.
-    const SCRIPT: &str = r#"trap "sleep 0.03; exit 0" TERM; sleep 87001 & wait"#;
+    let script = format!(
+        r#"trap "sleep 0.03; exit 0" TERM; sleep {} & wait"#,
+        own(87001)
+    );
     let daemon = Daemon::start(
-        Program::new("pool", &format!("/bin/sh -c '{SCRIPT}'"))
+        Program::new("pool", &format!("/bin/sh -c '{script}'"))
             .numprocs(2)
             .autostart(false)
             .starttime(0.05)
@@ -839,11 +851,12 @@ async fn fifty_racing_clients_never_make_more_than_numprocs_processes() {
     let racing = Arc::new(AtomicBool::new(true));
     let counter = {
         let racing = racing.clone();
+        let script = script.clone();
         tokio::task::spawn_blocking(move || {
             let mut most = 0;
             let mut samples = 0;
             while racing.load(Ordering::Relaxed) {
-                most = most.max(leaders_running(&["/bin/sh", "-c", SCRIPT]).len());
+                most = most.max(leaders_running(&["/bin/sh", "-c", &script]).len());
                 samples += 1;
             }
             (most, samples)
@@ -890,7 +903,7 @@ async fn fifty_racing_clients_never_make_more_than_numprocs_processes() {
     );
     let mut client = daemon.client().await;
     client.stop(stop_request("all")).await.unwrap();
-    assert!(leaders_running(&["/bin/sh", "-c", SCRIPT]).is_empty());
+    assert!(leaders_running(&["/bin/sh", "-c", &script]).is_empty());
 }
 
 /// A channel to the daemon on a connection of its own whose HTTP/2 windows are small (8 KiB),
