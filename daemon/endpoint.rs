@@ -272,8 +272,11 @@ pub fn is_loopback(address: SocketAddr) -> bool {
 }
 
 /// The TLS set-up of the TCP listener: the server's identity, and the CA that client
-/// certificates must chain to (then every client must show one). The files are read and checked
-/// now, so that a bad one stops the start.
+/// certificates must chain to. A client may still connect without one (so that health checks
+/// answer anyone); a certificate it shows must chain to the CA, and every call but health
+/// then needs that certificate or a token (the authorization layer refuses the others). The
+/// files are read and checked now, so that a bad one stops the start; they are not read again
+/// (a reload does not change TLS).
 pub fn server_tls(
     tls: &crate::config::TlsSettings,
 ) -> Result<tonic::transport::ServerTlsConfig, EndpointError> {
@@ -288,7 +291,9 @@ pub fn server_tls(
         .identity(identity)
         .timeout(TLS_HANDSHAKE);
     if let Some(client_ca) = &tls.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(client_ca)?));
+        config = config
+            .client_ca_root(Certificate::from_pem(read(client_ca)?))
+            .client_auth_optional(true);
     }
     tonic::transport::Server::builder()
         .tls_config(config.clone())

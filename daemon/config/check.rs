@@ -58,7 +58,27 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
         set(&mut d.tokens, c.tokens(key, value))
     }),
     ("tls", |c, key, value, d| d.tls = c.tls(key, value)),
+    ("tcp_max_connections", |c, key, value, d| {
+        let connections = count(value, 1, MAX_TCP_CONNECTIONS);
+        d.tcp_max_connections = c.check(key, connections);
+    }),
+    ("tcp_idle_timeout", |c, key, value, d| {
+        d.tcp_idle_timeout = c.check(key, idle_timeout(value));
+    }),
 ];
+
+/// The most `daemon.tcp_max_connections` may be.
+const MAX_TCP_CONNECTIONS: u32 = 65_536;
+
+/// `daemon.tcp_idle_timeout`: a duration of at least a second (the daemon pings every half of
+/// it; more often would be traffic for nothing).
+fn idle_timeout(value: &Value) -> Result<std::time::Duration, String> {
+    let timeout = duration(value)?;
+    if timeout < std::time::Duration::from_secs(1) {
+        return Err(format!("must be at least 1 second, found {}", describe(value)));
+    }
+    Ok(timeout)
+}
 
 /// The keys allowed in a program, each with how its value is read into the program's settings
 /// (which start at the defaults of [`ProgramConfig::with_command`]). A new program key is a

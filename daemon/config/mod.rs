@@ -97,24 +97,41 @@ fn join_issues(path: &Path, issues: &[ConfigIssue]) -> String {
 }
 
 /// The token variables (`daemon.tokens[].env`) taken out of the environment by
-/// [`take_token_variables`], by name, so that a later reload still finds them.
-static TAKEN_VARIABLES: std::sync::Mutex<BTreeMap<String, String>> =
-    std::sync::Mutex::new(BTreeMap::new());
+/// [`take_token_variables`], by name; `None` until then. Once taken, token variables are
+/// found here only: a reload finds the ones the daemon started with, and no other.
+static TAKEN_VARIABLES: std::sync::Mutex<Option<BTreeMap<String, String>>> =
+    std::sync::Mutex::new(None);
 
-/// The value of the token variable `name`: from the environment, or taken from it before.
-pub(crate) fn token_variable(name: &str) -> Option<String> {
-    if let Ok(value) = std::env::var(name) {
-        return Some(value);
-    }
+/// The value of the token variable `name`: from the environment, or once the daemon has taken
+/// its token variables ([`take_token_variables`]), from those it took. A variable a reload
+/// names for the first time is refused then: it was never taken out of the environment (the
+/// environment of a process with threads cannot safely be changed), so every program started
+/// since has inherited it, and will.
+pub(crate) fn token_variable(name: &str) -> Result<String, String> {
     let taken = TAKEN_VARIABLES
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    taken.get(name).cloned()
+    let Some(taken) = &*taken else {
+        return std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"));
+    };
+    taken.get(name).cloned().ok_or_else(|| {
+        let set = match std::env::var_os(name) {
+            Some(_) => "is set, but",
+            None => "is not set, and",
+        };
+        format!(
+            "the environment variable {name} {set} it was not a token variable when the daemon \
+             started: the daemon reads token variables at start only (and takes them out of its \
+             environment, so that no program inherits them); restart the daemon to use it, or \
+             keep the token in a `file`"
+        )
+    })
 }
 
 /// Takes every environment variable that holds a token of `config` out of the process's
 /// environment, so that no program the daemon starts inherits it; the config reader still finds
-/// them (a reload reads the file again).
+/// them (a reload reads the file again), and no other ([`token_variable`]).
 ///
 /// # Safety
 /// No other thread may exist: it changes the process's environment (`std::env::remove_var`).
@@ -122,6 +139,7 @@ pub unsafe fn take_token_variables(config: &Config) {
     let mut taken = TAKEN_VARIABLES
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
+    let taken = taken.get_or_insert_default();
     for token in &config.daemon.tokens {
         if let TokenSource::Env(name) = &token.source
             && let Ok(value) = std::env::var(name)

@@ -43,7 +43,7 @@ use tokio::{
 };
 
 use crate::{
-    config::Config,
+    config::{Config, DaemonSettings},
     output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use backlog::{Backlog, Slice, Step};
@@ -68,14 +68,24 @@ pub struct OutputSettings {
     pub event_log: Option<Arc<Capture>>,
 }
 
+/// Told of the `daemon:` section of each config a reload applies, before the reload is
+/// answered: puts in force what of it a reload changes (who may do what) and returns, as
+/// warnings, what it does not. The supervisor owns the programs; the daemon's own settings are
+/// its caller's.
+pub type DaemonReload = Box<dyn FnMut(&DaemonSettings) -> Vec<String> + Send>;
+
 /// Starts the supervisor task on `config` with the real operating system (autostart programs
-/// are started) and returns its handle. The task ends after a shutdown has stopped everything.
-/// Fails only if child exits cannot be watched (no SIGCHLD handler) or the output drainer
-/// cannot start.
-pub fn start(config: Config, output: OutputSettings) -> std::io::Result<(Handle, JoinHandle<()>)> {
+/// are started) and returns its handle; each reload's `daemon:` section goes to
+/// `daemon_reload`. The task ends after a shutdown has stopped everything. Fails only if child
+/// exits cannot be watched (no SIGCHLD handler) or the output drainer cannot start.
+pub fn start(
+    config: Config,
+    output: OutputSettings,
+    daemon_reload: DaemonReload,
+) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed.
     let os = process::System::new()?;
-    start_with(os, config, output)
+    start_with(os, config, output, daemon_reload)
 }
 
 /// [`start`] on any [`Os`].
@@ -83,6 +93,7 @@ pub fn start_with<O: Os>(
     os: O,
     config: Config,
     output: OutputSettings,
+    daemon_reload: DaemonReload,
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     let (requests, requests_rx) = mpsc::channel(256);
     let (notices, notices_rx) = mpsc::unbounded_channel();
@@ -113,6 +124,7 @@ pub fn start_with<O: Os>(
         exits_pending: false,
         journal,
         shutdown: None,
+        daemon_reload,
     };
     let task = tokio::spawn(async move {
         supervisor.journal.publish(Record::daemon(
@@ -155,6 +167,8 @@ struct Supervisor<O: Os> {
     journal: Journal,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// Where the `daemon:` section of a reloaded config goes.
+    daemon_reload: DaemonReload,
 }
 
 impl<O: Os> Supervisor<O> {

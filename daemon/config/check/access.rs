@@ -384,8 +384,7 @@ fn token_file(path: &Path) -> Result<Secret, String> {
 /// The token in environment variable `name` (or taken from it at start, see
 /// [`crate::config::take_token_variables`]).
 fn token_variable(name: &str) -> Result<Secret, String> {
-    let value = crate::config::token_variable(name)
-        .ok_or_else(|| format!("the environment variable {name} is not set"))?;
+    let value = crate::config::token_variable(name)?;
     secret(value.as_bytes()).map_err(|problem| format!("the token in ${name} {problem}"))
 }
 
