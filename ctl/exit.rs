@@ -165,7 +165,11 @@ fn unreachable(error: &EndpointError) -> String {
     format!("{error}{hint}")
 }
 
-fn unauthenticated(target: &Target, token_from: Option<&str>, takes: Option<Credentials>) -> String {
+fn unauthenticated(
+    target: &Target,
+    token_from: Option<&str>,
+    takes: Option<Credentials>,
+) -> String {
     let certificate = takes.is_some_and(|takes| takes.certificate);
     let token = takes.is_none_or(|takes| takes.token);
     match token_from {

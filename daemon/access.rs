@@ -381,7 +381,10 @@ fn restart_only_changes(before: &DaemonSettings, after: &DaemonSettings) -> Vec<
         "tcp_max_connections",
         *tcp_max_connections != before.tcp_max_connections,
     );
-    compare("tcp_idle_timeout", *tcp_idle_timeout != before.tcp_idle_timeout);
+    compare(
+        "tcp_idle_timeout",
+        *tcp_idle_timeout != before.tcp_idle_timeout,
+    );
     changed
 }
 
@@ -552,7 +555,10 @@ mod tests {
             ..DaemonSettings::default()
         });
         assert!(gate.subscribe().borrow().tcp_open());
-        assert!(warnings[0].contains("lets every caller control the daemon"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("lets every caller control the daemon"),
+            "{warnings:?}"
+        );
         // Client certificates stay as the listener was set up.
         let mutual = Listening {
             tcp: Some("0.0.0.0:7300".parse().unwrap()),

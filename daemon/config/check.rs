@@ -75,7 +75,10 @@ const MAX_TCP_CONNECTIONS: u32 = 65_536;
 fn idle_timeout(value: &Value) -> Result<std::time::Duration, String> {
     let timeout = duration(value)?;
     if timeout < std::time::Duration::from_secs(1) {
-        return Err(format!("must be at least 1 second, found {}", describe(value)));
+        return Err(format!(
+            "must be at least 1 second, found {}",
+            describe(value)
+        ));
     }
     Ok(timeout)
 }

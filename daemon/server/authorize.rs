@@ -100,7 +100,9 @@ where
         // The policy in force now: a reload since the connection opened counts.
         let policy = self.policy.borrow().clone();
         let unix_uid = match request.extensions().get::<UnixPeer>() {
-            Some(UnixPeer::Known(peer)) if access::needs(request.uri().path()) != Needs::Nothing => {
+            Some(UnixPeer::Known(peer))
+                if access::needs(request.uri().path()) != Needs::Nothing =>
+            {
                 Some(peer.uid)
             }
             _ => None,
@@ -169,7 +171,8 @@ fn identify(
         // On the Unix socket the kernel says who calls; metadata changes nothing.
         let (name, role) = match peer {
             UnixPeer::Known(peer) => {
-                let name = unix_name.map_or_else(|| format!("uid {}", peer.uid), |name| name.to_string());
+                let name =
+                    unix_name.map_or_else(|| format!("uid {}", peer.uid), |name| name.to_string());
                 (name, policy.unix_role(peer.uid, peer.gid, &peer.groups))
             }
             UnixPeer::Unknown(name) => (name.to_string(), None),

@@ -102,7 +102,10 @@ pub struct UserNames {
 impl UserNames {
     /// The name of `uid` if it is known now.
     pub fn known(&self, uid: u32) -> Option<Arc<str>> {
-        let entries = self.entries.lock().unwrap_or_else(|poison| poison.into_inner());
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         let (name, since) = entries.get(&uid)?;
         let name = name.borrow().clone()?;
         (since.elapsed() < NAME_LIFETIME).then_some(name)
@@ -123,7 +126,10 @@ impl UserNames {
     /// The entry of `uid`, with a lookup started if there is none, or it is too old, or the
     /// last one could not finish.
     fn lookup(&self, uid: u32) -> watch::Receiver<Option<Arc<str>>> {
-        let mut entries = self.entries.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if let Some((name, since)) = entries.get(&uid) {
             let usable = since.elapsed() < NAME_LIFETIME
                 && (name.borrow().is_some() || name.has_changed().is_ok());
@@ -376,7 +382,10 @@ impl Refusals {
     /// at most once per [`REFUSAL_LOG_INTERVAL`].
     fn refused(&mut self, peer: Option<std::net::SocketAddr>, max: usize) {
         self.untold += 1;
-        if self.logged.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL) {
+        if self
+            .logged
+            .is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL)
+        {
             return;
         }
         let peer = peer.map_or_else(|| "unknown".to_string(), |peer| peer.to_string());

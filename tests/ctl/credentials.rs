@@ -316,13 +316,17 @@ async fn tls_wants_its_ca_and_mutual_tls_a_client_certificate() {
     let daemon = daemon_with(port, &certificates, mutual).await;
     daemon.wait_running(&["sleeper"]).await;
     let url = format!("https://localhost:{port}");
+    // Without a certificate the handshake succeeds (health answers anyone) and the call is
+    // refused: the daemon says it takes certificates (and its tokens).
     let run = ctl(&["-H", &url, "--tls-ca", &ca, "status"]);
-    assert_eq!(run.code, 3);
     assert_eq!(
-        run.stderr,
-        format!(
-            "no TLS with taskmasterd at {url}: it wants a client certificate, and none was \
-             given; pass --tls-cert and --tls-key\n"
+        (run.code, run.stderr),
+        (
+            1,
+            format!(
+                "taskmasterd at {url} wants a token or a client certificate: pass --token-file \
+                 or set TASKMASTER_TOKEN, or pass --tls-cert and --tls-key\n"
+            )
         )
     );
     let (cert, key) = (files.path("client.pem"), files.path("client.key"));
@@ -342,12 +346,22 @@ async fn tls_wants_its_ca_and_mutual_tls_a_client_certificate() {
         (0, "sleeper: stopped\n", "")
     );
     // What taskctl asks when a call over TLS is cut: the daemon's verdict on the certificate.
+    // None given is no verdict (the daemon takes the handshake); one of another CA is refused.
     let target = Target::Tcp(url.clone());
     let mut options = ClientOptions::default();
     options.tls.ca = Some(certificates.ca.clone().into_bytes());
-    assert_eq!(
-        endpoint::tls_verdict(&target, &options).await,
-        Some(TlsProblem::ClientCertificateRequired)
+    assert_eq!(endpoint::tls_verdict(&target, &options).await, None);
+    let stranger = Certificates::new();
+    options.tls.identity = Some((
+        stranger.client_cert.clone().into_bytes(),
+        stranger.client_key.clone().into_bytes(),
+    ));
+    assert!(
+        matches!(
+            endpoint::tls_verdict(&target, &options).await,
+            Some(TlsProblem::ClientCertificateRefused(_))
+        ),
+        "a certificate of another CA"
     );
     options.tls.identity = Some((
         certificates.client_cert.clone().into_bytes(),

@@ -648,17 +648,40 @@ async fn tls_with_a_token_and_mutual_tls() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    // Without a certificate, the handshake fails: nothing is answered, health neither.
-    let refused = match tls_channel(port, &certificates.ca, None).await {
+    // Without a certificate, the handshake succeeds: health answers (for load balancers), every
+    // other call is refused and the refusal says what the daemon takes.
+    let anonymous = tls_channel(port, &certificates.ca, None)
+        .await
+        .expect("a TLS handshake without a client certificate");
+    assert!(serving(&anonymous).await);
+    let refused: Vec<(&str, Code)> = (OPERATOR.iter())
+        .map(|(call, _)| (*call, Code::Unauthenticated))
+        .collect();
+    let outcomes = every_call(&anonymous, None).await;
+    assert_outcomes(
+        "no certificate",
+        &outcomes,
+        &refused,
+        "no credentials: this daemon takes calls on TCP with a client certificate that \
+         daemon.tls.client_ca signed",
+    );
+    let status = with_token(anonymous.clone(), None)
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    let takes = status.metadata().get("taskmaster-credentials");
+    assert_eq!(
+        takes.and_then(|value| value.to_str().ok()),
+        Some("certificate")
+    );
+    // A certificate of another CA still fails the handshake.
+    let stranger = Certificates::new();
+    let identity = (stranger.client_cert.as_str(), stranger.client_key.as_str());
+    let refused = match tls_channel(port, &certificates.ca, Some(identity)).await {
         Err(_) => true,
-        Ok(channel) => {
-            let answer = with_token(channel.clone(), None)
-                .status(proto::StatusRequest::default())
-                .await;
-            answer.is_err() && !serving(&channel).await
-        }
+        Ok(channel) => !serving(&channel).await,
     };
-    assert!(refused, "a client without a certificate was answered");
+    assert!(refused, "a certificate of another CA was accepted");
     drop(daemon);
 }
 
@@ -986,4 +1009,333 @@ async fn running_out_of_descriptors_pauses_accepting_and_stops_nothing() {
     .await;
     let log = daemon.log();
     assert!(log.contains("accepting connections again"), "{log}");
+}
+
+/// Waits on `watch` for the next "config reloaded" event.
+async fn next_reload(watch: &mut tonic::Streaming<proto::Event>) {
+    let reloaded = async {
+        while let Some(event) = watch.message().await.expect("the event stream") {
+            if event.kind() == proto::EventKind::ConfigReloaded {
+                return;
+            }
+        }
+        panic!("the event stream ended before a reload");
+    };
+    tokio::time::timeout(DEADLINE, reloaded)
+        .await
+        .expect("a reload within the deadline");
+}
+
+/// What `token` (if any) gets for a Status over `channel`: its code.
+async fn status_with(channel: &Channel, token: Option<&str>) -> Code {
+    let answer = with_token(channel.clone(), token)
+        .status(proto::StatusRequest::default())
+        .await;
+    answer.map_or_else(|status| status.code(), |_| Code::Ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
+    const DEPLOY: &str = "deploy-0123456789-abcdef";
+    const MONITOR: &str = "monitor-0123456789-abcdef";
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path(), "deploy.token", DEPLOY);
+    token_file(dir.path(), "monitor.token", MONITOR);
+    let config = |tokens: &[&str], more: &str| {
+        let entries: Vec<String> = (tokens.iter())
+            .map(|name| format!("{{name: {name}, role: operator, file: {name}.token}}"))
+            .collect();
+        Config::from(Program::sleeper("sleeper")).daemon(&format!(
+            "listen: {port}\ntokens: [{}]\n{more}",
+            entries.join(", ")
+        ))
+    };
+    let daemon = Daemon::launch(config(&["deploy", "monitor"], ""))
+        .in_dir(dir)
+        .start()
+        .await;
+    // One connection for every call below: the policy is the one in force at each call, not
+    // the one the connection was opened under.
+    let channel = tcp_channel(port).await;
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
+    assert_eq!(status_with(&channel, Some(MONITOR)).await, Code::Ok);
+    let mut watch = with_token(channel.clone(), Some(DEPLOY))
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+
+    // SIGHUP: deploy is taken out.
+    daemon.write_config(config(&["monitor"], ""));
+    send(daemon.pid(), nix::sys::signal::Signal::SIGHUP);
+    // A stream opened with it goes on (it was allowed when it began) and tells of the reload.
+    next_reload(&mut watch).await;
+    let status = with_token(channel.clone(), Some(DEPLOY))
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().contains("the bearer token is not valid"),
+        "{status:?}"
+    );
+    assert_eq!(status_with(&channel, Some(MONITOR)).await, Code::Ok);
+
+    // The Reload RPC: deploy is back, monitor is out, and a key only a restart applies says so.
+    daemon.write_config(config(&["deploy"], "tcp_idle_timeout: 30\n"));
+    let mut client = daemon.client().await;
+    let answer = client.reload(proto::ReloadRequest {}).await.unwrap();
+    let warnings = answer.into_inner().warnings;
+    assert!(
+        warnings.iter().any(|warning| warning.ends_with(
+            "daemon.tcp_idle_timeout changed since the daemon started: only a restart applies \
+             it (operators, viewers and tokens are in force now)"
+        )),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        status_with(&channel, Some(MONITOR)).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
+    let log = daemon.log();
+    assert!(log.contains("daemon.tcp_idle_timeout changed"), "{log}");
+}
+
+/// A Unix connection to `socket` whose peer is `uid` and `gid` without supplementary groups,
+/// for as long as it lasts: made by a thread that takes those as its own effective ids with
+/// the raw system calls (Linux keeps credentials per thread; libc's wrappers would change
+/// every thread's). Needs root.
+fn connect_as(socket: &Path, uid: u32, gid: u32) -> std::os::unix::net::UnixStream {
+    use nix::libc::{SYS_setgroups, SYS_setresgid, SYS_setresuid, c_long, syscall};
+    let socket = socket.to_path_buf();
+    std::thread::spawn(move || {
+        let keep = -1 as c_long;
+        // SAFETY: these change the calling thread's credentials only; the thread ends here.
+        unsafe {
+            assert_eq!(
+                syscall(SYS_setgroups, 0 as c_long, std::ptr::null::<u32>()),
+                0
+            );
+            assert_eq!(syscall(SYS_setresgid, keep, gid as c_long, keep), 0);
+            assert_eq!(syscall(SYS_setresuid, keep, uid as c_long, keep), 0);
+        }
+        std::os::unix::net::UnixStream::connect(socket).expect("connect as another uid")
+    })
+    .join()
+    .unwrap()
+}
+
+/// A channel on `stream` and on nothing else: once it is gone, calls fail rather than
+/// connect again (so every call that works went over this very connection).
+async fn channel_on(stream: std::os::unix::net::UnixStream) -> Channel {
+    stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(stream).unwrap();
+    let once = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let stream = once.lock().unwrap().take();
+            async move {
+                (stream.map(hyper_util::rt::TokioIo::new))
+                    .ok_or_else(|| std::io::Error::other("this channel had its one connection"))
+            }
+        }))
+        .await
+        .expect("a channel on the connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_taken_out_of_the_config_is_refused_on_a_connection_already_open() {
+    if !root_or_skip(
+        "an_operator_taken_out_of_the_config_is_refused_on_a_connection_already_open",
+        "to connect as nobody",
+    ) {
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("skipping: no user nobody");
+        return;
+    };
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    let config = |roles: &str| {
+        Config::from(Program::sleeper("sleeper")).daemon(&format!("socket_mode: 0666\n{roles}"))
+    };
+    let daemon = Daemon::launch(config("operators: {users: [nobody]}\n"))
+        .in_dir(open_dir())
+        .start()
+        .await;
+    daemon.wait_running(&["sleeper"]).await;
+    let mut theirs = proto::taskmaster_client::TaskmasterClient::new(
+        channel_on(connect_as(&daemon.socket, uid, gid)).await,
+    );
+    let mut ours = daemon.client().await;
+    let mut watch = ours
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let restart = proto::RestartRequest {
+        names: vec!["sleeper".into()],
+        no_wait: false,
+    };
+    theirs
+        .restart(restart.clone())
+        .await
+        .expect("an operator restarts");
+
+    // The Reload RPC: nobody is a viewer now, on the connection it already has.
+    daemon.write_config(config("viewers: {users: [nobody]}\n"));
+    ours.reload(proto::ReloadRequest {}).await.unwrap();
+    theirs
+        .status(proto::StatusRequest::default())
+        .await
+        .expect("a viewer looks");
+    let status = theirs.restart(restart.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains(&format!(
+            "uid {uid} (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
+             only, not Restart"
+        )),
+        "{status:?}"
+    );
+
+    // SIGHUP: no role at all (the stream told of the RPC's reload first).
+    next_reload(&mut watch).await;
+    daemon.write_config(config(""));
+    send(daemon.pid(), nix::sys::signal::Signal::SIGHUP);
+    next_reload(&mut watch).await;
+    let status = theirs
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains(&format!("uid {uid} (nobody) may not use this daemon")),
+        "{status:?}"
+    );
+}
+
+/// Reads from `stream` until the daemon closes it (end of file or reset); how long that took.
+/// Whatever the daemon sends first (HTTP/2 settings, pings) is read and dropped.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let closed = async {
+        let mut buffer = [0u8; 1024];
+        while let Ok(read) = stream.read(&mut buffer).await
+            && read > 0
+        {}
+    };
+    tokio::time::timeout(DEADLINE, closed)
+        .await
+        .expect("the daemon to close the connection");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving() {
+    const CAP: usize = 4;
+    let port = free_port();
+    let config = Config::from(Program::sleeper("sleeper"))
+        .daemon(&format!("listen: {port}\ntcp_max_connections: {CAP}\n"));
+    let daemon = Daemon::start(config).await;
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let channel = tcp_channel(port).await;
+        assert!(serving(&channel).await);
+        held.push(channel);
+    }
+    // Beyond the cap: each is closed as soon as it is accepted.
+    for _ in 0..3 {
+        let mut extra = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let took = until_closed(&mut extra).await;
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    }
+    // What is open keeps working, and so does the Unix socket.
+    for channel in &held {
+        assert_eq!(status_with(channel, None).await, Code::Ok);
+    }
+    let mut client = daemon.client().await;
+    assert_eq!(status(&mut client).await.len(), 1);
+    // Said once, not once per connection.
+    let log = daemon.log();
+    let refusal = format!("closed at once: {CAP} are open already (daemon.tcp_max_connections)");
+    assert_eq!(log.matches(&refusal).count(), 1, "{log}");
+    // A connection that ends gives its place to the next.
+    held.pop();
+    expect("a new TCP connection to be served", || async {
+        let channel = tcp_channel(port).await;
+        let answer = tokio::time::timeout(Duration::from_secs(1), serving(&channel)).await;
+        answer.unwrap_or(false).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tcp_peer_is_dropped_after_the_idle_timeout_and_a_live_one_is_not() {
+    let port = free_port();
+    // Two places: a live client and one silent peer at a time.
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "listen: {port}\ntcp_idle_timeout: 1\ntcp_max_connections: 2\n"
+    ));
+    let daemon = Daemon::start(config).await;
+    daemon.wait_running(&["sleeper"]).await;
+    // A live client with a stream open and nothing to say: it only answers the daemon's pings.
+    let live = tcp_channel(port).await;
+    let mut watch = with_token(live.clone(), None)
+        .watch_events(proto::WatchEventsRequest {
+            names: vec!["sleeper".into()],
+            since: None,
+            run: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A peer that never says anything, then one that starts HTTP/2 and falls silent (a dead
+    // client): each is closed after the idle timeout, and its place is free again for the next
+    // (beyond the cap it would be closed at once).
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let took = until_closed(&mut silent).await;
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    let mut dead = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        // The client preface and an empty SETTINGS frame.
+        dead.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+    }
+    let took = until_closed(&mut dead).await;
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    // Two idle timeouts later, the live client's stream still carries events.
+    let mut client = daemon.client().await;
+    client
+        .stop(proto::StopRequest {
+            names: vec!["sleeper".into()],
+            no_wait: false,
+        })
+        .await
+        .unwrap();
+    let stopped = async {
+        while let Some(event) = watch.message().await.expect("the live stream") {
+            if event.kind() == proto::EventKind::Stopped {
+                return;
+            }
+        }
+        panic!("the live stream ended");
+    };
+    tokio::time::timeout(DEADLINE, stopped)
+        .await
+        .expect("the stop on the live stream");
+    assert_eq!(status_with(&live, None).await, Code::Ok);
 }
