@@ -137,11 +137,12 @@ pub async fn run(
             idle_timeout: (config_daemon.tcp_idle_timeout)
                 .unwrap_or(server::limits::DEFAULT_TCP_IDLE_TIMEOUT),
         };
-        // A live client answers each ping, so its connection is never idle for long; a dead
-        // one does not, and the connection is closed within the idle timeout.
+        // A live client answers each ping, so its connection is never silent for long (a late
+        // answer has three quarters of the timeout to come); a dead one does not, and its
+        // connection is closed once it has been silent for the idle timeout.
         let mut builder = server_builder()
-            .http2_keepalive_interval(Some(limits.idle_timeout / 2))
-            .http2_keepalive_timeout(Some(limits.idle_timeout / 2));
+            .http2_keepalive_interval(Some(limits.idle_timeout / 4))
+            .http2_keepalive_timeout(Some(limits.idle_timeout));
         if let Some(tls) = listeners.tls {
             builder = builder.tls_config(tls)?;
         }

@@ -70,8 +70,8 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
 /// The most `daemon.tcp_max_connections` may be.
 const MAX_TCP_CONNECTIONS: u32 = 65_536;
 
-/// `daemon.tcp_idle_timeout`: a duration of at least a second (the daemon pings every half of
-/// it; more often would be traffic for nothing).
+/// `daemon.tcp_idle_timeout`: a duration of at least a second (the daemon pings every quarter
+/// of it; more often would be traffic for nothing).
 fn idle_timeout(value: &Value) -> Result<std::time::Duration, String> {
     let timeout = duration(value)?;
     if timeout < std::time::Duration::from_secs(1) {
@@ -717,6 +717,31 @@ mod tests {
     use crate::config::AutoRestart;
     use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
     use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
+
+    #[test]
+    fn tcp_limits_are_read_and_checked() {
+        let daemon =
+            ok("daemon:\n  tcp_max_connections: 8\n  tcp_idle_timeout: 90s\nprograms: {}\n").daemon;
+        assert_eq!(daemon.tcp_max_connections, Some(8));
+        assert_eq!(daemon.tcp_idle_timeout, Some(Duration::from_secs(90)));
+        let defaults = ok("programs: {}\n").daemon;
+        assert_eq!(
+            (defaults.tcp_max_connections, defaults.tcp_idle_timeout),
+            (None, None)
+        );
+        let found =
+            issues("daemon:\n  tcp_max_connections: 0\n  tcp_idle_timeout: 0.5\nprograms: {}\n");
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("2:24: daemon.tcp_max_connections: "),
+            "{found:?}"
+        );
+        assert_eq!(
+            found[1],
+            "3:21: daemon.tcp_idle_timeout: must be at least 1 second, found number `0.5`"
+        );
+    }
 
     #[test]
     fn program_names_follow_one_grammar() {

@@ -274,7 +274,7 @@ pub struct TcpLimits {
     /// The most connections open at once; one more is closed as soon as it is accepted.
     pub max_connections: usize,
     /// A connection whose peer sends nothing for this long is closed (a live client answers
-    /// the daemon's HTTP/2 pings, sent every half of it, so only a dead or silent one is).
+    /// the daemon's HTTP/2 pings, sent every quarter of it, so only a dead or silent one is).
     pub idle_timeout: Duration,
 }
 

@@ -1042,17 +1042,16 @@ async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
     let dir = tempfile::tempdir().unwrap();
     token_file(dir.path(), "deploy.token", DEPLOY);
     token_file(dir.path(), "monitor.token", MONITOR);
-    let config = |tokens: &[&str], more: &str| {
-        let entries: Vec<String> = (tokens.iter())
-            .map(|name| format!("{{name: {name}, role: operator, file: {name}.token}}"))
-            .collect();
+    let file = |name: &str| format!("{{name: {name}, role: operator, file: {name}.token}}");
+    let config = |tokens: &[String], more: &str| {
         Config::from(Program::sleeper("sleeper")).daemon(&format!(
             "listen: {port}\ntokens: [{}]\n{more}",
-            entries.join(", ")
+            tokens.join(", ")
         ))
     };
-    let daemon = Daemon::launch(config(&["deploy", "monitor"], ""))
+    let daemon = Daemon::launch(config(&[file("deploy"), file("monitor")], ""))
         .in_dir(dir)
+        .env("TASKMASTER_TEST_LATE", "late-0123456789-abcdef")
         .start()
         .await;
     // One connection for every call below: the policy is the one in force at each call, not
@@ -1067,7 +1066,7 @@ async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
         .into_inner();
 
     // SIGHUP: deploy is taken out.
-    daemon.write_config(config(&["monitor"], ""));
+    daemon.write_config(config(&[file("monitor")], ""));
     send(daemon.pid(), nix::sys::signal::Signal::SIGHUP);
     // A stream opened with it goes on (it was allowed when it began) and tells of the reload.
     next_reload(&mut watch).await;
@@ -1083,7 +1082,7 @@ async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
     assert_eq!(status_with(&channel, Some(MONITOR)).await, Code::Ok);
 
     // The Reload RPC: deploy is back, monitor is out, and a key only a restart applies says so.
-    daemon.write_config(config(&["deploy"], "tcp_idle_timeout: 30\n"));
+    daemon.write_config(config(&[file("deploy")], "tcp_idle_timeout: 30\n"));
     let mut client = daemon.client().await;
     let answer = client.reload(proto::ReloadRequest {}).await.unwrap();
     let warnings = answer.into_inner().warnings;
@@ -1101,6 +1100,21 @@ async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
     assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
     let log = daemon.log();
     assert!(log.contains("daemon.tcp_idle_timeout changed"), "{log}");
+
+    // A token variable the daemon did not take out of its environment at start is refused: its
+    // programs have inherited it.
+    let late = "{name: late, role: viewer, env: TASKMASTER_TEST_LATE}".to_string();
+    daemon.write_config(config(&[file("deploy"), late], ""));
+    let status = client.reload(proto::ReloadRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains(
+            "daemon.tokens.1.env: the environment variable TASKMASTER_TEST_LATE is set, but it \
+             was not a token variable when the daemon started"
+        ),
+        "{status:?}"
+    );
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
 }
 
 /// A Unix connection to `socket` whose peer is `uid` and `gid` without supplementary groups,
