@@ -1,8 +1,9 @@
 //! Who calls the API: the identity a connection or a request proves ([`Caller`]), the
 //! [`Role`] it holds, what each call needs ([`needs`], one table), and the daemon's [`Policy`]
-//! that gives a Unix peer, a token or a certificate its role. The authorization layer
-//! (`server::authorize`) puts a `Caller` in the extensions of every request it lets through;
-//! the service reads it to record who did what.
+//! that gives a Unix peer, a token or a certificate its role; the [`Gate`] keeps the policy in
+//! force and replaces it at each reload. The authorization layer (`server::authorize`) decides
+//! each request under the policy in force then, and puts a `Caller` in the extensions of every
+//! request it lets through; the service reads it to record who did what.
 
 use std::{fmt, net::SocketAddr, sync::Arc};
 

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`access`]: who calls the API ([`access::Caller`]), the role it holds, what each call
-//!   needs, and the daemon's policy (from `daemon.operators`, `viewers`, `tokens`).
+//!   needs, and the daemon's policy (from `daemon.operators`, `viewers`, `tokens`), which
+//!   follows reloads ([`access::Gate`]).
 //! - [`config`]: the YAML file: schema and defaults, finding the file, key positions, the
 //!   checker that reports every error at once, value parsers, and the socket a file names.
 //! - [`supervisor`]: the actor that owns every program and instance, split by responsibility

@@ -1,13 +1,16 @@
 //! The authorization layer in front of every service: it finds who calls (the Unix peer, a
 //! bearer token, a client certificate), refuses what that caller may not do (UNAUTHENTICATED,
 //! PERMISSION_DENIED) before the call runs or its request is read, puts the [`Caller`] in the
-//! request's extensions, and limits the size of the request's messages.
+//! request's extensions, and limits the size of the request's messages. Each request is
+//! decided under the policy in force when it comes (a reload replaces it); a call already
+//! running, a stream included, goes on under the policy it began with.
 //!
 //! The refusals, for clients to explain them:
 //! - UNAUTHENTICATED "no credentials: ..." when a TCP call carries no `authorization` metadata
-//!   and needs one; "the bearer token is not valid: ..." when it carries a token that is none
-//!   of `daemon.tokens`; "the authorization metadata is not a bearer token: ..." when it is not
-//!   `Bearer TOKEN`.
+//!   nor a client certificate and needs one; "the bearer token is not valid: ..." when it
+//!   carries a token that is none of `daemon.tokens`; "the authorization metadata is not a
+//!   bearer token: ..." when it is not `Bearer TOKEN`. Each carries the metadata
+//!   `taskmaster-credentials` ([`CREDENTIALS_METADATA`]): what the daemon takes.
 //! - PERMISSION_DENIED "NAME may not use this daemon: ..." for a Unix peer with no role;
 //!   "NAME is a viewer: ..." for a viewer on a call that changes something.
 

@@ -96,8 +96,11 @@ const MAX_NAMES: usize = 1024;
 #[derive(Debug, Default)]
 pub struct UserNames {
     /// By uid: the name once looked up (`None` while the lookup runs), and when it started.
-    entries: Mutex<HashMap<u32, (watch::Receiver<Option<Arc<str>>>, Instant)>>,
+    entries: Mutex<HashMap<u32, (LookedUp, Instant)>>,
 }
+
+/// A name being looked up: `None` until it is found.
+type LookedUp = watch::Receiver<Option<Arc<str>>>;
 
 impl UserNames {
     /// The name of `uid` if it is known now.
@@ -125,7 +128,7 @@ impl UserNames {
 
     /// The entry of `uid`, with a lookup started if there is none, or it is too old, or the
     /// last one could not finish.
-    fn lookup(&self, uid: u32) -> watch::Receiver<Option<Arc<str>>> {
+    fn lookup(&self, uid: u32) -> LookedUp {
         let mut entries = self
             .entries
             .lock()
