@@ -38,6 +38,9 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
     ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
     ("logdir", |c, key, value, d| d.logdir = c.path(key, value)),
+    ("cgroups", |c, key, value, d| {
+        d.cgroups = c.check(key, boolean(value));
+    }),
     ("socket_mode", |c, key, value, d| {
         let written = c.index.get().plain(key);
         d.socket_mode = c.check(key, file_mode(value, written)).flatten();

@@ -66,6 +66,9 @@ pub struct DaemonSettings {
     pub pidfile: Option<PathBuf>,
     /// The folder of captured output files; default: `logs/` beside the event log.
     pub logdir: Option<PathBuf>,
+    /// `false`: no cgroup per instance even where cgroup v2 could be used (process groups
+    /// and the child subreaper only); `None`: use them when they can be.
+    pub cgroups: Option<bool>,
     /// The Unix socket's permission bits, at most 0o777; `None`: 0o600.
     pub socket_mode: Option<u32>,
     /// The group the Unix socket is given (the group that may connect, with `socket_mode`

@@ -80,7 +80,12 @@ pub fn start(
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed. The cgroups of the daemon of
     // `socket`, cleaned of what an earlier daemon left, before anything starts.
-    let os = process::System::new(socket)?;
+    let cgroups = match (socket, config.daemon.cgroups) {
+        (_, Some(false)) => Err("turned off by daemon.cgroups: false"),
+        (None, _) => Err("no socket to name the daemon's cgroups by"),
+        (Some(socket), _) => Ok(socket),
+    };
+    let os = process::System::new(cgroups)?;
     start_with(os, config, output)
 }
 
@@ -362,16 +367,20 @@ impl<O: Os> Supervisor<O> {
                 Some(Owner::Instance(id)) => self
                     .registry
                     .get(id)
-                    .filter(|instance| instance.config.kill_leftovers)
-                    .map(|instance| instance.name.clone()),
+                    .map(|instance| (instance.name.clone(), instance.config.kill_leftovers)),
                 None => None,
             };
-            if let Some(name) = leftovers {
+            if let Some((name, kill)) = leftovers {
                 // Nothing of an instance survives its leader, stopped or not: its process
-                // group, and its cgroup for what left the group or the session. Not yet
-                // reaped, the leader keeps its pid, and so the group id, from being reused.
-                self.os.signal_group(pid, Signal::SIGKILL);
-                self.os.kill_contained(&name);
+                // group, and (its cgroup, or the orphans it left) what left the group or the
+                // session. Not yet reaped, the leader keeps its pid, and so the group id, from
+                // being reused.
+                if kill {
+                    self.os.signal_group(pid, Signal::SIGKILL);
+                }
+                let children = &self.children;
+                self.os
+                    .end_leftovers(&name, kill, &|pid| children.owner(pid).is_some());
             }
             let Some(exit) = self.os.reap(pid) else {
                 // Reaped elsewhere in between (then the next peek moves on), or, never seen,

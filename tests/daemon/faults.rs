@@ -273,3 +273,62 @@ async fn a_program_may_keep_what_it_leaves() {
         "the worker it leaves behind on purpose was killed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_the_orphans_a_leader_leaves_are_killed_by_pid() {
+    // `daemon.cgroups: false` stands for a system without usable cgroups: the daemon is a
+    // child subreaper, so what a leader leaves becomes its child, and it kills those it does
+    // not know when the leader ends.
+    let mut daemon = Daemon::start(
+        Config::new()
+            .daemon("cgroups: false")
+            .program(
+                Program::new(
+                    "escaper",
+                    "/bin/sh -c 'setsid sleep 75005 & exec sleep 75006'",
+                )
+                .starttime(0.2)
+                .stoptime(1.0),
+            )
+            .program(
+                Program::new(
+                    "keeper",
+                    "/bin/sh -c 'setsid sleep 75007 & exec sleep 75008'",
+                )
+                .starttime(0.2)
+                .stoptime(1.0)
+                .set("kill_leftovers", "false"),
+            ),
+    )
+    .await;
+    let mut client = daemon.client().await;
+    let info = daemon_info(&mut client).await;
+    assert!(
+        info.containment.starts_with("process groups only"),
+        "{info:?}"
+    );
+    daemon.wait_running(&["escaper", "keeper"]).await;
+    let (escaped, _guard) = the_process(&["sleep", "75005"]).await;
+    let (kept, _kept_guard) = the_process(&["sleep", "75007"]).await;
+    // The kept one goes first: its orphan must not be taken for the other's.
+    for name in ["keeper", "escaper"] {
+        client
+            .stop(taskmaster::proto::StopRequest {
+                names: vec![name.into()],
+                no_wait: false,
+            })
+            .await
+            .unwrap();
+    }
+    wait_gone("the process that left the session", escaped).await;
+    assert!(alive(kept), "a leftover kept on purpose was killed");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!("escaper: killed pid {escaped} (sleep 75005)")),
+        "{log}"
+    );
+    // Kept leftovers are the daemon's children now: it reaps them when they end.
+    send(kept, Signal::SIGKILL);
+    wait_gone("the kept leftover", kept).await;
+    assert!(daemon.try_exit().is_none());
+}
