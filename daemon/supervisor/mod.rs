@@ -22,6 +22,7 @@ pub mod cgroups;
 pub mod children;
 pub mod event;
 pub mod handle;
+mod ledger;
 pub mod os;
 pub mod plan;
 pub mod process;
@@ -80,12 +81,7 @@ pub fn start(
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed. The cgroups of the daemon of
     // `socket`, cleaned of what an earlier daemon left, before anything starts.
-    let cgroups = match (socket, config.daemon.cgroups) {
-        (_, Some(false)) => Err("turned off by daemon.cgroups: false"),
-        (None, _) => Err("no socket to name the daemon's cgroups by"),
-        (Some(socket), _) => Ok(socket),
-    };
-    let os = process::System::new(cgroups)?;
+    let os = process::System::new(socket, config.daemon.cgroups != Some(false))?;
     start_with(os, config, output)
 }
 

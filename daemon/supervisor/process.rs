@@ -33,6 +33,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     cgroups::Cgroups,
+    ledger::Ledger,
     os::{ChildStdio, Os},
 };
 use crate::config::{
@@ -50,6 +51,8 @@ pub struct System {
     /// Without cgroups: orphans a program with `kill_leftovers: false` left to the daemon, by
     /// pid with their start time (a pid reused since is not one of them).
     kept: std::collections::HashMap<u32, u64>,
+    /// Without cgroups: the file of live children a successor reads after a SIGKILL.
+    ledger: Option<Ledger>,
 }
 
 impl System {
@@ -57,7 +60,12 @@ impl System {
     /// tree of the daemon of socket `cgroups_of` (killing what an earlier daemon on that socket
     /// left there, and logging it); `Err` says why there are no cgroups. Fails only if signals
     /// cannot be watched.
-    pub fn new(cgroups_of: Result<&Path, &str>) -> std::io::Result<System> {
+    pub fn new(socket: Option<&Path>, cgroups_wanted: bool) -> std::io::Result<System> {
+        let cgroups_of = match (socket, cgroups_wanted) {
+            (_, false) => Err("turned off by daemon.cgroups: false"),
+            (None, _) => Err("no socket to name the daemon's cgroups by"),
+            (Some(socket), true) => Ok(socket),
+        };
         let child_exits = signal(SignalKind::child())?;
         // What a program's leader leaves behind when it ends is the daemon's child then, not
         // init's: found, and reaped, here.
@@ -77,13 +85,26 @@ impl System {
             }),
             Err(reason) => Err(reason.to_string()),
         };
+        let mut ledger = None;
         if let Err(reason) = &cgroups {
             tracing::info!("instances are tracked by process group only: {reason}");
+            // What an earlier daemon on this socket left running is ended by pid.
+            match socket.map(Ledger::open) {
+                Some(Ok((opened, found))) => {
+                    for line in found {
+                        tracing::warn!("{line}");
+                    }
+                    ledger = Some(opened);
+                }
+                Some(Err(error)) => tracing::warn!("no ledger of children: {error}"),
+                None => {}
+            }
         }
         Ok(System {
             child_exits,
             cgroups,
             kept: std::collections::HashMap::new(),
+            ledger,
         })
     }
 }
@@ -96,7 +117,11 @@ impl Os for System {
         stdio: ChildStdio,
     ) -> Result<u32, SpawnError> {
         let Ok(cgroups) = &self.cgroups else {
-            return spawn(config, stdio);
+            let spawned = spawn(config, stdio);
+            if let (Ok(pid), Some(ledger)) = (&spawned, &mut self.ledger) {
+                ledger.spawned(*pid);
+            }
+            return spawned;
         };
         // Born in its cgroup, with all it will fork: the daemon steps in for the spawn.
         let entered = cgroups.enter(instance);
@@ -121,7 +146,13 @@ impl Os for System {
     }
 
     fn reap(&mut self, pid: u32) -> Option<ExitInfo> {
-        reap(pid)
+        let exit = reap(pid);
+        if exit.is_some()
+            && let Some(ledger) = &mut self.ledger
+        {
+            ledger.reaped(pid);
+        }
+        exit
     }
 
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
@@ -187,7 +218,7 @@ fn own_children() -> Vec<u32> {
 }
 
 /// When `pid` started (field 22 of its stat, in clock ticks since boot); `None` once it is gone.
-fn start_time(pid: u32) -> Option<u64> {
+pub(super) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command may hold spaces and parentheses: the fields follow its last `)`.
     let (_, fields) = stat.rsplit_once(") ")?;
@@ -195,7 +226,7 @@ fn start_time(pid: u32) -> Option<u64> {
 }
 
 /// `pid`'s command line, words joined by spaces, for the event log.
-fn command_line(pid: u32) -> String {
+pub(super) fn command_line(pid: u32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let words: Vec<String> = raw
         .split(|byte| *byte == 0)
