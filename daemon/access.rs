@@ -363,6 +363,7 @@ fn restart_only_changes(before: &DaemonSettings, after: &DaemonSettings) -> Vec<
         tls,
         tcp_max_connections,
         tcp_idle_timeout,
+        cgroups,
     } = after;
     let mut changed = Vec::new();
     let mut compare = |key: &str, differs: bool| {
@@ -386,6 +387,7 @@ fn restart_only_changes(before: &DaemonSettings, after: &DaemonSettings) -> Vec<
         "tcp_idle_timeout",
         *tcp_idle_timeout != before.tcp_idle_timeout,
     );
+    compare("cgroups", *cgroups != before.cgroups);
     changed
 }
 

@@ -107,8 +107,15 @@ pub async fn run(
     let gate = access::Gate::new(&config_daemon, listening);
     let policy = gate.subscribe();
     let daemon_reload = Box::new(move |daemon: &config::DaemonSettings| gate.reload(daemon));
+    // The socket names the daemon's cgroups: one daemon owns a socket at a time.
+    let socket = listeners
+        .unix
+        .local_addr()
+        .ok()
+        .and_then(|address| address.as_pathname().map(std::path::Path::to_path_buf));
     let (supervisor, supervisor_task) =
-        supervisor::start(config, output, daemon_reload).map_err(RunError::ChildExits)?;
+        supervisor::start(config, output, socket.as_deref(), daemon_reload)
+            .map_err(RunError::ChildExits)?;
     let (shutdown_requested, mut shutdown_asked) = tokio::sync::mpsc::channel(1);
     let closing = CancellationToken::new();
     let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested);

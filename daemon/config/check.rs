@@ -38,6 +38,9 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
     ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
     ("logdir", |c, key, value, d| d.logdir = c.path(key, value)),
+    ("cgroups", |c, key, value, d| {
+        d.cgroups = c.check(key, boolean(value));
+    }),
     ("socket_mode", |c, key, value, d| {
         let written = c.index.get().plain(key);
         d.socket_mode = c.check(key, file_mode(value, written)).flatten();
@@ -123,6 +126,9 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     }),
     ("redirect_stderr", |c, key, value, p| {
         set(&mut p.redirect_stderr, c.check(key, boolean(value)));
+    }),
+    ("kill_leftovers", |c, key, value, p| {
+        set(&mut p.kill_leftovers, c.check(key, boolean(value)));
     }),
     ("env", |c, key, value, p| set(&mut p.env, c.env(key, value))),
     ("workingdir", |c, key, value, p| {
@@ -833,6 +839,7 @@ mod tests {
             stdout: captured("/tmp/worker.out"),
             stderr: captured("/srv/taskmaster/logs/worker.err"),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -854,6 +861,7 @@ mod tests {
             stdout: Output::default(),
             stderr: Output::default(),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,

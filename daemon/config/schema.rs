@@ -66,6 +66,9 @@ pub struct DaemonSettings {
     pub pidfile: Option<PathBuf>,
     /// The folder of captured output files; default: `logs/` beside the event log.
     pub logdir: Option<PathBuf>,
+    /// `false`: no cgroup per instance even where cgroup v2 could be used (process groups
+    /// and the child subreaper only); `None`: use them when they can be.
+    pub cgroups: Option<bool>,
     /// The Unix socket's permission bits, at most 0o777; `None`: 0o600.
     pub socket_mode: Option<u32>,
     /// The group the Unix socket is given (the group that may connect, with `socket_mode`
@@ -237,6 +240,9 @@ pub struct ProgramConfig {
     pub stderr: Output,
     /// stderr goes where stdout goes, through the same pipe.
     pub redirect_stderr: bool,
+    /// When an instance's leader ends (or is stopped), whatever it left running (children,
+    /// daemonized workers, processes in other sessions) is killed; `false` leaves them.
+    pub kill_leftovers: bool,
     /// Keys are non-empty, without `=` or NUL; values without NUL.
     pub env: BTreeMap<String, String>,
     /// The directory the program starts in; `None`: the daemon's.
@@ -285,6 +291,7 @@ impl ProgramConfig {
             stdout: Output::default(),
             stderr: Output::default(),
             redirect_stderr: false,
+            kill_leftovers: true,
             env: BTreeMap::new(),
             workingdir: None,
             umask: None,
@@ -308,6 +315,7 @@ impl ProgramConfig {
             stdout,
             stderr,
             redirect_stderr,
+            kill_leftovers,
             env,
             workingdir,
             umask,
@@ -324,6 +332,7 @@ impl ProgramConfig {
             && *stdout == other.stdout
             && *stderr == other.stderr
             && *redirect_stderr == other.redirect_stderr
+            && *kill_leftovers == other.kill_leftovers
             && *env == other.env
             && *workingdir == other.workingdir
             && *umask == other.umask

@@ -41,6 +41,7 @@ impl TaskmasterService {
             config_path: supervisor.config_path().display().to_string(),
             started_at: Some(SystemTime::now().into()),
             run: supervisor.run(),
+            containment: supervisor.containment().to_string(),
         };
         TaskmasterService {
             supervisor,

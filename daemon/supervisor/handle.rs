@@ -127,6 +127,8 @@ pub struct Handle {
     pub(super) run: u64,
     /// Reloads asked for, to [`read_configs`].
     pub(super) reloads: mpsc::Sender<ReloadAsk>,
+    /// How processes are kept track of ([`super::os::Os::containment`]).
+    pub(super) containment: Arc<str>,
 }
 
 /// A reload asked for: who asks, and where the answer goes.
@@ -289,6 +291,12 @@ impl Handle {
             reply,
         })
         .await
+    }
+
+    /// How the daemon keeps track of each instance's processes: "cgroup v2 at ...", or why by
+    /// process group only.
+    pub fn containment(&self) -> &str {
+        &self.containment
     }
 
     /// This daemon's run: the id every event it publishes carries.

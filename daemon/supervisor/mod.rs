@@ -18,9 +18,11 @@
 
 mod actions;
 mod backlog;
+pub mod cgroups;
 pub mod children;
 pub mod event;
 pub mod handle;
+mod ledger;
 pub mod os;
 pub mod plan;
 pub mod process;
@@ -81,10 +83,12 @@ pub type DaemonReload = Box<dyn FnMut(&DaemonSettings) -> Vec<String> + Send>;
 pub fn start(
     config: Config,
     output: OutputSettings,
+    socket: Option<&std::path::Path>,
     daemon_reload: DaemonReload,
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
-    // Installed before the first spawn: no exit can go unnoticed.
-    let os = process::System::new()?;
+    // Installed before the first spawn: no exit can go unnoticed. The cgroups of the daemon of
+    // `socket`, cleaned of what an earlier daemon left, before anything starts.
+    let os = process::System::new(socket, config.daemon.cgroups != Some(false))?;
     start_with(os, config, output, daemon_reload)
 }
 
@@ -112,6 +116,7 @@ pub fn start_with<O: Os>(
         event_log: output.event_log,
         run: journal.run(),
         reloads,
+        containment: os.containment().into(),
     };
     let mut supervisor = Supervisor {
         os,
@@ -365,17 +370,24 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
             let owner = self.children.owner(pid);
-            let stopped = match owner {
+            let leftovers = match owner {
                 Some(Owner::Instance(id)) => self
                     .registry
                     .get(id)
-                    .is_some_and(|instance| instance.life.state == State::Stopping),
-                None => false,
+                    .map(|instance| (instance.name.clone(), instance.config.kill_leftovers)),
+                None => None,
             };
-            if stopped {
-                // Nothing of a stopped program survives its leader. Not yet reaped, the leader
-                // keeps its pid, and so the group id, from being reused.
-                self.os.signal_group(pid, Signal::SIGKILL);
+            if let Some((name, kill)) = leftovers {
+                // Nothing of an instance survives its leader, stopped or not: its process
+                // group, and (its cgroup, or the orphans it left) what left the group or the
+                // session. Not yet reaped, the leader keeps its pid, and so the group id, from
+                // being reused.
+                if kill {
+                    self.os.signal_group(pid, Signal::SIGKILL);
+                }
+                let children = &self.children;
+                self.os
+                    .end_leftovers(&name, kill, &|pid| children.owner(pid).is_some());
             }
             let Some(exit) = self.os.reap(pid) else {
                 // Reaped elsewhere in between (then the next peek moves on), or, never seen,
@@ -581,7 +593,7 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
         }
-        match self.os.spawn(&instance.config, stdio) {
+        match self.os.spawn(&instance.name, &instance.config, stdio) {
             Ok(pid) => {
                 instance.pipes = pipes;
                 self.children.insert(pid, Owner::Instance(id));
@@ -634,6 +646,7 @@ impl<O: Os> Supervisor<O> {
     fn forget(&mut self, id: InstanceId) {
         self.timers.cancel_state(id);
         if let Some(instance) = self.registry.forget(id) {
+            self.os.release(&instance.name);
             self.waiters.forget(id, &instance);
         }
     }

@@ -18,7 +18,13 @@ pub trait Os: Send + 'static {
     /// Spawns one process of `config` in a process group of its own, with `stdio` as its
     /// stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
     /// until it reaps it.
-    fn spawn(&mut self, config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError>;
+    /// The process is born in `instance`'s container when the system offers containers.
+    fn spawn(
+        &mut self,
+        instance: &str,
+        config: &ProgramConfig,
+        stdio: ChildStdio,
+    ) -> Result<u32, SpawnError>;
 
     /// Signals the process group led by `pid`; a group that is already gone is no error.
     fn signal_group(&mut self, pid: u32, signal: Signal);
@@ -34,6 +40,19 @@ pub trait Os: Send + 'static {
     /// Ready with `Some` whenever children may have exited since the last notice (SIGCHLD);
     /// one notice may stand for many exits. `None` once no notice can come any more.
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>>;
+
+    /// Ends what the leader of `instance` left behind when it ended, wherever in the session
+    /// or process groups it went: every process in its container, or, without containers, the
+    /// orphans it left to the daemon (a child subreaper) that `ours` does not know. With
+    /// `kill` false they are kept, and never taken for another instance's leftovers.
+    fn end_leftovers(&mut self, instance: &str, kill: bool, ours: &dyn Fn(u32) -> bool);
+
+    /// Forgets the container of `instance`, which is gone (removed by a reload).
+    fn release(&mut self, instance: &str);
+
+    /// How processes are kept track of, for `status`: "cgroup v2 at ...", or why only by
+    /// process group.
+    fn containment(&self) -> String;
 }
 
 /// Where a new process's stdout and stderr go: the write end of a capture pipe, or `None` for

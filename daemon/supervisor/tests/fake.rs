@@ -49,6 +49,8 @@ struct World {
     strangers: Vec<(u32, ExitInfo)>,
     /// Pids handed out so far; the first is 1000.
     next_pid: u32,
+    /// Instances whose container was killed, in order.
+    killed_trees: Vec<String>,
 }
 
 impl World {
@@ -109,7 +111,12 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 }
 
 impl Os for FakeOs {
-    fn spawn(&mut self, config: &ProgramConfig, _stdio: ChildStdio) -> Result<u32, SpawnError> {
+    fn spawn(
+        &mut self,
+        _instance: &str,
+        config: &ProgramConfig,
+        _stdio: ChildStdio,
+    ) -> Result<u32, SpawnError> {
         let command = config.argv.join(" ");
         if config.argv[0] == "missing" {
             return Err(SpawnError("No such file or directory".to_string()));
@@ -169,9 +176,26 @@ impl Os for FakeOs {
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         self.notices.poll_recv(cx)
     }
+
+    fn end_leftovers(&mut self, instance: &str, kill: bool, _ours: &dyn Fn(u32) -> bool) {
+        if kill {
+            lock(&self.world).killed_trees.push(instance.to_string());
+        }
+    }
+
+    fn release(&mut self, _instance: &str) {}
+
+    fn containment(&self) -> String {
+        "the fake's".to_string()
+    }
 }
 
 impl Fake {
+    /// The instances whose container was killed so far, in order.
+    pub fn killed_trees(&self) -> Vec<String> {
+        lock(&self.world).killed_trees.clone()
+    }
+
     /// Ends process `pid` with exit status `code`, as if it exited on its own.
     pub fn exit(&self, pid: u32, code: i32) {
         if lock(&self.world).end(pid, ExitInfo::Code(code)) {

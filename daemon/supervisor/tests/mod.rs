@@ -774,3 +774,38 @@ async fn every_event_says_who_caused_it() {
         Some(Actor::Signal(Signal::SIGTERM))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_a_leader_leaves_is_killed_unless_the_program_keeps_it() {
+    let mut rig = Rig::start(&[
+        "web: {cmd: serve, starttime: 0, autorestart: always}",
+        "forker: {cmd: serve forks, starttime: 0, autorestart: never, kill_leftovers: false}",
+    ])
+    .await;
+    rig.event(EventKind::Started, "web").await;
+    let pid = rig.pid("web").await;
+    rig.fake.exit(pid, 1);
+    rig.event(EventKind::Exited, "web").await;
+    // Before the replacement starts: its group got SIGKILL, its container was killed.
+    let first = &rig.fake.spawned("serve")[0];
+    assert_eq!(
+        first.signals.last().map(|(_, signal)| *signal),
+        Some(Signal::SIGKILL)
+    );
+    assert_eq!(rig.fake.killed_trees(), vec!["web".to_string()]);
+    rig.event(EventKind::Spawned, "web").await;
+    // A stop kills the tree too.
+    within(rig.handle.stop(names(&["web"]), Wait::ForOutcome, by()))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.fake.killed_trees(),
+        vec!["web".to_string(), "web".to_string()]
+    );
+    // A program that keeps what it leaves: neither its exit nor its stop kill anything.
+    let forker = rig.pid("forker").await;
+    rig.fake.exit(forker, 0);
+    rig.event(EventKind::Exited, "forker").await;
+    assert!(rig.fake.spawned("serve forks")[0].signals.is_empty());
+    assert_eq!(rig.fake.killed_trees().len(), 2);
+}
