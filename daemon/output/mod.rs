@@ -20,9 +20,9 @@ use std::{
 
 use tokio::sync::mpsc;
 
-pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind, last_lines};
+pub use capture::{Capture, Chunk, Drained, Pipe, Snapshot, StreamKind, last_lines};
 use drainer::Drainer;
-pub use sink::FileOwner;
+pub use sink::{FileOwner, ReadBack};
 use sink::Sink;
 
 use crate::config::{self, Output, OutputPath};
