@@ -20,6 +20,7 @@ pub mod output;
 mod positions;
 pub mod preflight;
 mod schema;
+pub mod secret;
 #[cfg(test)]
 mod testing;
 mod values;
@@ -33,9 +34,10 @@ pub use find::{DEFAULT_FILE_NAME, find};
 pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{
-    AutoRestart, Config, DaemonSettings, Identity, MIN_TOKEN_LEN, Principal, Principals,
+    AutoRestart, Config, DaemonSettings, Identity, Principal, Principals,
     ProgramConfig, Secret, TlsSettings, TokenConfig, TokenSource,
 };
+pub use secret::MIN_TOKEN_LEN;
 pub use values::parse_signal;
 
 use find::{absolute, clean};

@@ -137,13 +137,10 @@ pub enum TokenSource {
     Env(String),
 }
 
-/// A token's bytes: printable ASCII without blanks, at least [`MIN_TOKEN_LEN`] of them. Never
+/// A token's bytes, as [`super::secret::token`] accepts them. Never
 /// shown (`Debug` prints its length), compared in constant time.
 #[derive(Clone, Eq)]
 pub struct Secret(Box<[u8]>);
-
-/// The shortest token accepted: 16 characters (a random token of 32 hex digits is 128 bits).
-pub const MIN_TOKEN_LEN: usize = 16;
 
 impl Secret {
     pub(super) fn new(bytes: &[u8]) -> Secret {

@@ -2,8 +2,6 @@
 //! viewers (users and groups looked up when the file is read), bearer tokens (read from their
 //! file or environment variable, never from the config) and TLS.
 
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
@@ -12,12 +10,10 @@ use super::{Checker, Read as ReadKey, set};
 use crate::access::Role;
 use crate::config::positions::last;
 use crate::config::schema::{
-    MIN_TOKEN_LEN, Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource,
+    Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource,
 };
+use crate::config::secret;
 use crate::config::values::{expected, file_path};
-
-/// Longest token accepted, in bytes (it travels in a header of at most 16 KiB).
-const MAX_TOKEN_LEN: usize = 1024;
 
 /// What is written about a token that is never accepted: the token itself.
 const INLINE_TOKEN: &str = "a token is never written in the config (whoever can read this file \
@@ -362,23 +358,11 @@ fn variable_name(value: &Value) -> Result<String, String> {
     }
 }
 
-/// The token in the file at `path`, which must be private to the daemon's user and its group.
+/// The token in the file at `path`, a secret file (see [`secret`]).
 fn token_file(path: &Path) -> Result<Secret, String> {
+    let bytes = secret::read_file(path, true).map_err(|problem| problem.to_string())?;
     let shown = path.display();
-    let file =
-        std::fs::File::open(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-    let metadata = file
-        .metadata()
-        .map_err(|error| format!("cannot read {shown}: {error}"))?;
-    if !metadata.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    refuse_public(path, &metadata)?;
-    let mut bytes = Vec::new();
-    (file.take(MAX_TOKEN_LEN as u64 + 2))
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot read {shown}: {error}"))?;
-    secret(&bytes).map_err(|problem| format!("the token in {shown} {problem}"))
+    token(&bytes).map_err(|problem| format!("the token in {shown} {problem}"))
 }
 
 /// The token in environment variable `name` (or taken from it at start, see
@@ -386,63 +370,22 @@ fn token_file(path: &Path) -> Result<Secret, String> {
 fn token_variable(name: &str) -> Result<Secret, String> {
     let value = crate::config::token_variable(name)
         .ok_or_else(|| format!("the environment variable {name} is not set"))?;
-    secret(value.as_bytes()).map_err(|problem| format!("the token in ${name} {problem}"))
+    token(value.as_bytes()).map_err(|problem| format!("the token in ${name} {problem}"))
 }
 
-/// A token's bytes, blanks at either end removed; what is wrong with them completes "the token
-/// in X ...".
-fn secret(bytes: &[u8]) -> Result<Secret, String> {
-    let token = bytes.trim_ascii();
-    if token.is_empty() {
-        return Err("is empty".to_string());
-    }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(format!("is longer than {MAX_TOKEN_LEN} bytes"));
-    }
-    if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(
-            "holds a blank, a control character or non-ASCII: a token is printable ASCII \
-             (it travels in an HTTP header)"
-                .to_string(),
-        );
-    }
-    if token.len() < MIN_TOKEN_LEN {
-        return Err(format!(
-            "is {} characters long; a token takes at least {MIN_TOKEN_LEN} (`openssl rand -hex \
-             32` makes a good one)",
-            token.len()
-        ));
-    }
-    Ok(Secret::new(token))
+/// A token as [`secret::token`] accepts it.
+fn token(bytes: &[u8]) -> Result<Secret, secret::TokenProblem> {
+    secret::token(bytes).map(Secret::new)
 }
 
-/// A secret file every user could read is refused, as ssh refuses such a key.
-fn refuse_public(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
-    let mode = metadata.mode() & 0o7777;
-    if mode & 0o004 != 0 {
-        return Err(format!(
-            "{} can be read by every user (mode {mode:04o}); make it private: chmod o-r {}",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// A PEM file that can be read (and that is private, for a key). Its contents are checked when
-/// the daemon sets TLS up.
+/// A PEM file the daemon can read that holds what it is for (see [`secret`]): certificates,
+/// or a `private` key. The daemon reads it again when it sets TLS up.
 fn pem_file(path: &Path, private: bool) -> Result<(), String> {
-    let shown = path.display();
-    let text = std::fs::read(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-    if private {
-        let metadata =
-            std::fs::metadata(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-        refuse_public(path, &metadata)?;
-    }
-    if !text.windows(10).any(|window| window == b"-----BEGIN") {
-        return Err(format!("{shown} is not PEM (no -----BEGIN line)"));
-    }
-    Ok(())
+    let read = match private {
+        true => secret::private_key(path),
+        false => secret::certificates(path),
+    };
+    read.map(drop).map_err(|problem| problem.to_string())
 }
 
 #[cfg(test)]
@@ -466,6 +409,7 @@ mod tests {
     }
 
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
 
     #[test]
     fn every_access_key_is_read() {
@@ -478,7 +422,7 @@ mod tests {
             0o640,
         );
         let cert = file(dir.path(), "cert.pem", PEM, 0o644);
-        let key = file(dir.path(), "key.pem", PEM, 0o600);
+        let key = file(dir.path(), "key.pem", KEY, 0o640);
         let text = with_daemon(&format!(
             "  socket_mode: 0660
   socket_group: nogroup
@@ -575,7 +519,8 @@ mod tests {
         let blank = file(dir.path(), "blank.token", "0123456789 abcdef0123", 0o600);
         let empty = file(dir.path(), "empty.token", "\n", 0o600);
         let cert = file(dir.path(), "cert.pem", PEM, 0o644);
-        let open_key = file(dir.path(), "open-key.pem", PEM, 0o644);
+        let key = file(dir.path(), "key.pem", KEY, 0o600);
+        let open_key = file(dir.path(), "open-key.pem", KEY, 0o644);
         let not_pem = file(dir.path(), "not.pem", "hello", 0o600);
         let missing = dir.path().join("missing.token");
         let [
@@ -585,11 +530,12 @@ mod tests {
             blank,
             empty,
             cert,
+            key,
             open_key,
             not_pem,
             missing,
         ] = [
-            good, public, short, blank, empty, cert, open_key, not_pem, missing,
+            good, public, short, blank, empty, cert, key, open_key, not_pem, missing,
         ]
         .map(|path| path.display().to_string());
         // (daemon section, where the problem is reported: the line and the text that starts
@@ -684,7 +630,10 @@ mod tests {
                 3,
                 "/",
                 "daemon.tokens.0.file",
-                format!("{public} can be read by every user (mode 0644); make it private"),
+                format!(
+                    "{public} can be read or changed by every user (mode 0644); make it \
+                     private: chmod o-rwx {public}"
+                ),
             ),
             (
                 format!("  tokens:\n    - {{name: a, role: viewer, file: {short}}}\n"),
@@ -765,17 +714,24 @@ mod tests {
                 2,
                 open_key.as_str(),
                 "daemon.tls.key",
-                "can be read by every user".into(),
+                "can be read or changed by every user".into(),
             ),
             (
-                format!("  tls: {{cert: {not_pem}, key: {cert}}}\n"),
+                format!("  tls: {{cert: {not_pem}, key: {key}}}\n"),
                 2,
                 not_pem.as_str(),
                 "daemon.tls.cert",
-                format!("{not_pem} is not PEM"),
+                format!("{not_pem} holds no certificate in PEM"),
             ),
             (
-                format!("  tls: {{cert: {cert}, key: {cert}, client_ca: {missing}}}\n"),
+                format!("  tls: {{cert: {cert}, key: {not_pem}}}\n"),
+                2,
+                not_pem.as_str(),
+                "daemon.tls.key",
+                format!("{not_pem} holds no private key in PEM"),
+            ),
+            (
+                format!("  tls: {{cert: {cert}, key: {key}, client_ca: {missing}}}\n"),
                 2,
                 missing.as_str(),
                 "daemon.tls.client_ca",
