@@ -34,8 +34,8 @@ pub use find::{DEFAULT_FILE_NAME, find};
 pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{
-    AutoRestart, Config, DaemonSettings, Identity, Principal, Principals,
-    ProgramConfig, Secret, TlsSettings, TokenConfig, TokenSource,
+    AutoRestart, Config, DaemonSettings, Identity, Principal, Principals, ProgramConfig, Secret,
+    TlsSettings, TokenConfig, TokenSource,
 };
 pub use secret::MIN_TOKEN_LEN;
 pub use values::parse_signal;

@@ -188,15 +188,15 @@ mod tests {
         assert_eq!(token(b"  0123456789abcdef\n"), Ok(&b"0123456789abcdef"[..]));
         assert_eq!(token(b"\n"), Err(TokenProblem::Empty));
         assert_eq!(token(b"short"), Err(TokenProblem::TooShort(5)));
-        assert_eq!(
-            token(b"0123456789 abcdef"),
-            Err(TokenProblem::NotPrintable)
-        );
+        assert_eq!(token(b"0123456789 abcdef"), Err(TokenProblem::NotPrintable));
         assert_eq!(
             token("0123456789abcdéf".as_bytes()),
             Err(TokenProblem::NotPrintable)
         );
-        assert_eq!(token(&[b'x'; MAX_TOKEN_LEN + 1]), Err(TokenProblem::TooLong));
+        assert_eq!(
+            token(&[b'x'; MAX_TOKEN_LEN + 1]),
+            Err(TokenProblem::TooLong)
+        );
         assert!(token(&[b'x'; MAX_TOKEN_LEN]).is_ok());
     }
 
@@ -215,12 +215,9 @@ mod tests {
         ] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let read = read_file(&path, true);
-            let public = matches!(&read, Err(problem) if matches!(problem.kind, FileProblemKind::Public(_)));
-            assert_eq!(
-                public,
-                refused,
-                "{mode:o}: {read:?}"
-            );
+            let public =
+                matches!(&read, Err(problem) if matches!(problem.kind, FileProblemKind::Public(_)));
+            assert_eq!(public, refused, "{mode:o}: {read:?}");
             // A file that is not secret may be read whatever its mode.
             assert!(read_file(&path, false).is_ok());
         }
@@ -232,7 +229,10 @@ mod tests {
         );
         assert_eq!(
             certificates(&path).unwrap_err().naming("CA certificate"),
-            format!("the CA certificate {} holds no certificate in PEM", path.display())
+            format!(
+                "the CA certificate {} holds no certificate in PEM",
+                path.display()
+            )
         );
     }
 }

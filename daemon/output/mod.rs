@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 pub use capture::{Capture, Chunk, Drained, Pipe, Snapshot, StreamKind, last_lines};
 use drainer::Drainer;
-pub use sink::{FileOwner, ReadBack};
 use sink::Sink;
+pub use sink::{FileOwner, ReadBack};
 
 use crate::config::{self, Output, OutputPath};
 

@@ -446,7 +446,10 @@ impl ReadBack {
         let mut data = vec![0; (end - start) as usize];
         let mut filled = 0;
         while filled < data.len() {
-            match self.file.read_at(&mut data[filled..], start + filled as u64) {
+            match self
+                .file
+                .read_at(&mut data[filled..], start + filled as u64)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

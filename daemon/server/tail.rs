@@ -86,7 +86,11 @@ impl Tails {
         work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
         // The semaphore is never closed.
-        let _turn = self.reads.acquire().await.map_err(|error| failed(capture, error))?;
+        let _turn = self
+            .reads
+            .acquire()
+            .await
+            .map_err(|error| failed(capture, error))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| failed(capture, error))?
@@ -157,11 +161,7 @@ impl Tails {
 
 /// The last `lines` lines of what `snapshot` saw (looking back [`LINES_LOOK_BACK`] bytes in the
 /// file). Blocking.
-fn last_lines_of(
-    capture: &Capture,
-    snapshot: &Snapshot,
-    lines: usize,
-) -> std::io::Result<Vec<u8>> {
+fn last_lines_of(capture: &Capture, snapshot: &Snapshot, lines: usize) -> std::io::Result<Vec<u8>> {
     let mut data = match &snapshot.file {
         Some(file) => {
             let data = file.read(file.length.saturating_sub(LINES_LOOK_BACK), file.length)?;

@@ -751,6 +751,10 @@ async fn a_tail_of_64_mib_slows_neither_the_writer_nor_the_daemon_and_misses_not
     assert!(ticks.lines > 1_000_000, "{} lines", ticks.lines);
     assert_eq!(ticks.missed, 0, "this follower never fell that far behind");
     for (asked, reading) in others {
-        assert_eq!(reading.await.unwrap(), asked, "the head of a tail of {asked} bytes");
+        assert_eq!(
+            reading.await.unwrap(),
+            asked,
+            "the head of a tail of {asked} bytes"
+        );
     }
 }

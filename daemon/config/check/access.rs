@@ -8,12 +8,11 @@ use serde_yaml::Value;
 
 use super::{Checker, Read as ReadKey, set};
 use crate::access::Role;
+use crate::config::identity::Key as Kind;
 use crate::config::positions::last;
-use crate::config::schema::{
-    Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource,
-};
+use crate::config::schema::{Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource};
 use crate::config::secret;
-use crate::config::values::{expected, file_path};
+use crate::config::values::{account, expected, file_path, variable_name};
 
 /// What is written about a token that is never accepted: the token itself.
 const INLINE_TOKEN: &str = "a token is never written in the config (whoever can read this file \
@@ -23,10 +22,10 @@ const INLINE_TOKEN: &str = "a token is never written in the config (whoever can 
 /// The keys of `daemon.operators` and `daemon.viewers`.
 const PRINCIPAL_KEYS: &[(&str, ReadKey<Principals>)] = &[
     ("users", |c, key, value, p| {
-        set(&mut p.users, c.principal_list(key, value, user));
+        set(&mut p.users, c.principal_list(key, value, Kind::User));
     }),
     ("groups", |c, key, value, p| {
-        set(&mut p.groups, c.principal_list(key, value, group));
+        set(&mut p.groups, c.principal_list(key, value, Kind::Group));
     }),
 ];
 
@@ -59,7 +58,7 @@ const TOKEN_KEYS: &[(&str, ReadKey<TokenDraft>)] = &[
         }
     }),
     ("env", |c, key, value, t| {
-        let read = variable_name(value).and_then(|name| Ok((token_variable(&name)?, name)));
+        let read = variable(value).and_then(|name| Ok((token_variable(&name)?, name)));
         if let Some((secret, name)) = c.check(key, read) {
             t.source = Some((TokenSource::Env(name), secret));
         }
@@ -106,13 +105,26 @@ impl Checker<'_> {
         (self.issues.len() == before).then_some(principals)
     }
 
-    /// A list of users or groups (or just one), each looked up by `lookup` and reported where
-    /// it is written.
+    /// A user or group (`kind`) as a principal, read and looked up as a program's `user:` and
+    /// `group:` are ([`account`], [`crate::config::identity::Accounts::principal`]).
+    pub(super) fn principal(&mut self, value: &Value, kind: Kind) -> Result<Principal, String> {
+        let what = match kind {
+            Kind::User => "user",
+            Kind::Group => "group",
+        };
+        match account(value, what)? {
+            Some(account) => self.accounts.principal(kind, &account),
+            None => Err(expected(&format!("a {what} name or number"), value)),
+        }
+    }
+
+    /// A list of users or groups (`kind`), or just one, each looked up and reported where it is
+    /// written.
     fn principal_list(
         &mut self,
         path: &[String],
         value: &Value,
-        lookup: fn(&Value) -> Result<Principal, String>,
+        kind: Kind,
     ) -> Option<Vec<Principal>> {
         let items: Vec<(Vec<String>, &Value)> = match value {
             Value::Null => return Some(Vec::new()),
@@ -124,7 +136,7 @@ impl Checker<'_> {
         let mut found = Vec::with_capacity(items.len());
         let mut ok = true;
         for (item_path, item) in items {
-            match lookup(item) {
+            match self.principal(item, kind) {
                 Ok(principal) => found.push(principal),
                 Err(message) => {
                     ok = false;
@@ -279,52 +291,6 @@ impl Checker<'_> {
     }
 }
 
-/// A user name, or a uid: what `daemon.operators.users` and `daemon.viewers.users` hold.
-fn user(value: &Value) -> Result<Principal, String> {
-    match value {
-        Value::Number(n) => id(n, "uid"),
-        Value::String(name) => match nix::unistd::User::from_name(name) {
-            Ok(Some(user)) => Ok(Principal {
-                id: user.uid.as_raw(),
-                name: name.clone(),
-            }),
-            Ok(None) => Err(format!("unknown user `{name}`")),
-            Err(error) => Err(format!("looking up user `{name}`: {}", error.desc())),
-        },
-        _ => Err(expected("a user name or uid", value)),
-    }
-}
-
-/// A group name, or a gid: `daemon.socket_group` and the `groups` of operators and viewers.
-pub(super) fn group(value: &Value) -> Result<Principal, String> {
-    match value {
-        Value::Number(n) => id(n, "gid"),
-        Value::String(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(group)) => Ok(Principal {
-                id: group.gid.as_raw(),
-                name: name.clone(),
-            }),
-            Ok(None) => Err(format!("unknown group `{name}`")),
-            Err(error) => Err(format!("looking up group `{name}`: {}", error.desc())),
-        },
-        _ => Err(expected("a group name or gid", value)),
-    }
-}
-
-/// A uid or gid written as a number (one that names nobody is allowed, as chown allows it).
-fn id(n: &serde_yaml::Number, what: &str) -> Result<Principal, String> {
-    match n.as_u64().and_then(|id| u32::try_from(id).ok()) {
-        Some(id) if id != u32::MAX => Ok(Principal {
-            id,
-            name: id.to_string(),
-        }),
-        _ => Err(format!(
-            "expected a {what} from 0 to {}, found {n}",
-            u32::MAX - 1
-        )),
-    }
-}
-
 fn token_name(value: &Value) -> Result<String, String> {
     match value {
         Value::String(name)
@@ -348,13 +314,11 @@ fn role(value: &Value) -> Result<Role, String> {
     }
 }
 
-fn variable_name(value: &Value) -> Result<String, String> {
+/// A token's `env`: the name of a variable, as a program's `env` names one.
+fn variable(value: &Value) -> Result<String, String> {
     match value {
-        Value::String(name) if !name.is_empty() && !name.contains(['=', '\0']) => Ok(name.clone()),
-        _ => Err(expected(
-            "the name of an environment variable (non-empty, without `=`)",
-            value,
-        )),
+        Value::String(name) => variable_name(name).map(|()| name.clone()),
+        _ => Err(expected("the name of an environment variable", value)),
     }
 }
 
@@ -426,7 +390,7 @@ mod tests {
         let text = with_daemon(&format!(
             "  socket_mode: 0660
   socket_group: nogroup
-  operators: {{users: [root, 4321], groups: [nogroup]}}
+  operators: {{users: [root, 4321, \"4322\"], groups: [nogroup, 4323]}}
   viewers:
     users: nobody
   tokens:
@@ -452,8 +416,13 @@ mod tests {
         assert_eq!(
             daemon.operators,
             Principals {
-                users: vec![principal(0, "root"), principal(4321, "4321")],
-                groups: vec![principal(65534, "nogroup")],
+                // A number no entry has is allowed, written as a number or as digits.
+                users: vec![
+                    principal(0, "root"),
+                    principal(4321, "4321"),
+                    principal(4322, "4322")
+                ],
+                groups: vec![principal(65534, "nogroup"), principal(4323, "4323")],
             }
         );
         assert_eq!(daemon.viewers.users, [principal(65534, "nobody")]);
@@ -546,21 +515,21 @@ mod tests {
                 2,
                 "no-such-group-x",
                 "daemon.socket_group",
-                "unknown group `no-such-group-x`".into(),
+                "no group named \"no-such-group-x\" in the group database".into(),
             ),
             (
                 "  operators: {users: [root, no-such-user-x]}\n".into(),
                 2,
                 "no-such-user-x",
                 "daemon.operators.users",
-                "unknown user `no-such-user-x`".into(),
+                "no user named \"no-such-user-x\" in the user database".into(),
             ),
             (
                 "  viewers:\n    groups:\n      - nogroup\n      - no-such-group-y\n".into(),
                 5,
                 "no-such-group-y",
                 "daemon.viewers.groups",
-                "unknown group `no-such-group-y`".into(),
+                "no group named \"no-such-group-y\" in the group database".into(),
             ),
             (
                 "  operators: [alice]\n".into(),
@@ -581,7 +550,28 @@ mod tests {
                 2,
                 "-1",
                 "daemon.viewers.users",
-                "expected a uid from 0 to".into(),
+                "a user id is from 0 to 4294967294, found -1".into(),
+            ),
+            (
+                "  viewers: {users: [4294967295]}\n".into(),
+                2,
+                "4294967295",
+                "daemon.viewers.users",
+                "a user id is from 0 to 4294967294, found 4294967295".into(),
+            ),
+            (
+                "  operators: {users: [''], groups: [~]}\n".into(),
+                2,
+                "''",
+                "daemon.operators.users",
+                "the user name is empty".into(),
+            ),
+            (
+                "  operators: {users: [''], groups: [~]}\n".into(),
+                2,
+                "~",
+                "daemon.operators.groups",
+                "expected a group name or number, found nothing (null)".into(),
             ),
             (
                 "  tokens:\n    - {name: a, role: operator, token: s3cr3t-s3cr3t-s3cr3t}\n".into(),
@@ -669,6 +659,13 @@ mod tests {
                 "TASKMASTER_TEST_UNSET_X",
                 "daemon.tokens.0.env",
                 "the environment variable TASKMASTER_TEST_UNSET_X is not set".into(),
+            ),
+            (
+                "  tokens:\n    - {name: a, role: viewer, env: \"A=B\"}\n".into(),
+                3,
+                "\"A=B\"",
+                "daemon.tokens.0.env",
+                "invalid variable name \"A=B\": it must be non-empty, without `=` or NUL".into(),
             ),
             (
                 format!("  tokens:\n    - {{name: a, role: viewer, file: {good}, env: PATH}}\n"),
