@@ -167,11 +167,7 @@ async fn a_stale_socket_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_reflection_and_health() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
         .arg("--listen")
         .arg(port.to_string())

@@ -13,22 +13,6 @@ use taskmaster::proto::{self, State};
 
 use crate::support::*;
 
-/// True when the test runs as root; otherwise says why it is skipped.
-fn root_or_skip(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("{test}: skipped: it needs root (to run programs as other users)");
-    }
-    root
-}
-
-/// `nobody` and its primary group.
-fn nobody() -> (User, Group) {
-    let user = User::from_name("nobody").unwrap().expect("a user `nobody`");
-    let group = Group::from_gid(user.gid).unwrap().expect("nobody's group");
-    (user, group)
-}
-
 /// The numbers of a `/proc/PID/status` line (`Uid:`, `Gid:`, `Groups:`).
 fn status_ids(pid: u32, field: &str) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -167,7 +151,10 @@ impl Drop for TestUser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
-    if !root_or_skip("a_program_runs_with_exactly_its_users_uid_gid_and_groups") {
+    if !root_or_skip(
+        "a_program_runs_with_exactly_its_users_uid_gid_and_groups",
+        "to run programs as other users",
+    ) {
         return;
     }
     let created = TestUser::create();
@@ -254,7 +241,10 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_output_files_of_a_user_program_are_its_own() {
-    if !root_or_skip("the_output_files_of_a_user_program_are_its_own") {
+    if !root_or_skip(
+        "the_output_files_of_a_user_program_are_its_own",
+        "to run programs as other users",
+    ) {
         return;
     }
     let (nobody, group) = nobody();
@@ -359,7 +349,10 @@ async fn an_unknown_user_or_group_is_a_config_error_at_its_line_and_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_is_not_root_runs_programs_only_as_itself() {
-    if !root_or_skip("a_daemon_that_is_not_root_runs_programs_only_as_itself") {
+    if !root_or_skip(
+        "a_daemon_that_is_not_root_runs_programs_only_as_itself",
+        "to run programs as other users",
+    ) {
         return;
     }
     let (nobody, group) = nobody();
@@ -487,7 +480,10 @@ async fn each_spawn_error_says_what_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
-    if !root_or_skip("a_spawn_as_another_user_fails_with_what_that_user_may_not_do") {
+    if !root_or_skip(
+        "a_spawn_as_another_user_fails_with_what_that_user_may_not_do",
+        "to run programs as other users",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -550,7 +546,10 @@ async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs() {
-    if !root_or_skip("a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs") {
+    if !root_or_skip(
+        "a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs",
+        "to run programs as other users",
+    ) {
         return;
     }
     if Command::new("setpriv").arg("--version").output().is_err() {
