@@ -4,7 +4,8 @@
 //! file at once (each with line, column and dotted key) in `check` (with the value parsers in
 //! `values`, the user and group lookups in `identity`, the key positions in `positions`, and
 //! the executable and `workingdir` checks that give warnings in `preflight`), and where the
-//! file is found in `find`.
+//! file is found in `find`. The rules for tokens and credential files, which taskctl keeps
+//! too, are in [`secret`].
 //!
 //! `serde_yaml` parses the text into a [`serde_yaml::Value`] (YAML 1.2 scalars: `yes` is a
 //! string, `022` the string "022"; merge keys `<<` applied), which is then checked setting by
