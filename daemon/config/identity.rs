@@ -120,22 +120,12 @@ impl Accounts {
 
     /// The entry of the user `account`, looked up once.
     fn find_user(&mut self, account: &Account) -> Result<UserEntry, Missing> {
-        if let Some(known) = self.users.get(account) {
-            return known.clone();
-        }
-        let found = look_up_user(account);
-        self.users.insert(account.clone(), found.clone());
-        found
+        once(&mut self.users, account, look_up_user)
     }
 
     /// The entry of the group `account`, looked up once.
     fn find_group(&mut self, account: &Account) -> Result<GroupEntry, Missing> {
-        if let Some(known) = self.groups.get(account) {
-            return known.clone();
-        }
-        let found = look_up_group(account);
-        self.groups.insert(account.clone(), found.clone());
-        found
+        once(&mut self.groups, account, look_up_group)
     }
 
     /// The entry of the user `account` (a program's `user:`), or why there is none: a program's
@@ -279,28 +269,56 @@ fn only_root_may_change(
     Ok(())
 }
 
+/// What `look_up` says of `account`, asked once: `known` keeps it.
+fn once<T: Clone>(
+    known: &mut HashMap<Account, Result<T, Missing>>,
+    account: &Account,
+    look_up: fn(&Account) -> Result<T, Missing>,
+) -> Result<T, Missing> {
+    if let Some(found) = known.get(account) {
+        return found.clone();
+    }
+    let found = look_up(account);
+    known.insert(account.clone(), found.clone());
+    found
+}
+
 /// A name made of digits that no entry has, as the number it spells (below `u32::MAX`).
 fn as_number(name: &str) -> Option<Account> {
     let number: u32 = name.parse().ok()?;
     (number != u32::MAX).then_some(Account::Id(number))
 }
 
-fn look_up_user(account: &Account) -> Result<UserEntry, Missing> {
+/// Looks `account` up with `by_id` or `by_name` (a name of digits that no entry has, as the
+/// number it spells).
+fn look_up<T>(
+    account: &Account,
+    by_id: fn(u32) -> nix::Result<Option<T>>,
+    by_name: fn(&str) -> nix::Result<Option<T>>,
+) -> Result<T, Missing> {
     let unreadable = |errno: nix::errno::Errno| Missing::Unreadable(errno.desc().to_string());
     let found = match account {
-        Account::Id(uid) => User::from_uid(Uid::from_raw(*uid)).map_err(unreadable)?,
-        Account::Name(name) => match User::from_name(name).map_err(unreadable)? {
+        Account::Id(id) => by_id(*id).map_err(unreadable)?,
+        Account::Name(name) => match by_name(name).map_err(unreadable)? {
             None => match as_number(name) {
-                Some(number) => return look_up_user(&number),
+                Some(number) => return look_up(&number, by_id, by_name),
                 None => None,
             },
             found => found,
         },
     };
-    let user = found.ok_or_else(|| match account {
+    found.ok_or_else(|| match account {
         Account::Name(name) => Missing::Name(name.clone()),
-        Account::Id(uid) => Missing::Id(*uid),
-    })?;
+        Account::Id(id) => Missing::Id(*id),
+    })
+}
+
+fn look_up_user(account: &Account) -> Result<UserEntry, Missing> {
+    let user = look_up(
+        account,
+        |uid| User::from_uid(Uid::from_raw(uid)),
+        User::from_name,
+    )?;
     Ok(UserEntry {
         name: user.name,
         uid: user.uid.as_raw(),
@@ -310,21 +328,11 @@ fn look_up_user(account: &Account) -> Result<UserEntry, Missing> {
 }
 
 fn look_up_group(account: &Account) -> Result<GroupEntry, Missing> {
-    let unreadable = |errno: nix::errno::Errno| Missing::Unreadable(errno.desc().to_string());
-    let found = match account {
-        Account::Id(gid) => Group::from_gid(Gid::from_raw(*gid)).map_err(unreadable)?,
-        Account::Name(name) => match Group::from_name(name).map_err(unreadable)? {
-            None => match as_number(name) {
-                Some(number) => return look_up_group(&number),
-                None => None,
-            },
-            found => found,
-        },
-    };
-    let group = found.ok_or_else(|| match account {
-        Account::Name(name) => Missing::Name(name.clone()),
-        Account::Id(gid) => Missing::Id(*gid),
-    })?;
+    let group = look_up(
+        account,
+        |gid| Group::from_gid(Gid::from_raw(gid)),
+        Group::from_name,
+    )?;
     Ok(GroupEntry {
         name: group.name,
         gid: group.gid.as_raw(),

@@ -366,11 +366,7 @@ async fn the_address_comes_from_the_environment_or_a_config_file() {
 async fn tcp_with_host_or_its_environment_variable() {
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let daemon = Daemon::launch(Config::new())
-        .arg("--listen")
-        .arg(&address)
-        .start()
-        .await;
+    let daemon = Daemon::launch(Config::new()).listen(&address).start().await;
     let mut command = taskctl();
     command.args(["-H", &address, "pid"]);
     let run = run(command);

@@ -124,13 +124,12 @@ async fn the_socket_has_its_mode_and_group_under_umask_000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_uid_is_refused_until_it_has_a_role() {
-    if !root_or_skip(
+    let Some((user, group)) = nobody_as_root(
         "another_uid_is_refused_until_it_has_a_role",
         "to run taskctl as nobody",
-    ) {
+    ) else {
         return;
-    }
-    let (user, group) = nobody();
+    };
     let (uid, gid) = (user.uid.as_raw(), group.gid.as_raw());
     // Nobody's role is none: the socket's mode lets it connect, the daemon says no.
     let daemon =
@@ -223,9 +222,7 @@ async fn another_uid_is_refused_until_it_has_a_role() {
 async fn tcp_beyond_loopback_needs_authentication() {
     let port = free_port();
     for address in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
-        let launch = Daemon::launch(Program::sleeper("sleeper"))
-            .arg("--listen")
-            .arg(&address);
+        let launch = Daemon::launch(Program::sleeper("sleeper")).listen(&address);
         let (status, stderr) = launch.refused().await;
         assert!(!status.success());
         assert!(
@@ -846,8 +843,7 @@ async fn a_thousand_idle_connections_cost_little_and_stop_nothing() {
 async fn a_loopback_listener_without_tokens_stays_open_and_says_so() {
     let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
-        .arg("--listen")
-        .arg(port.to_string())
+        .listen(port)
         .start()
         .await;
     let channel = tcp_channel(port).await;

@@ -169,8 +169,7 @@ async fn a_stale_socket_is_replaced() {
 async fn tcp_reflection_and_health() {
     let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
-        .arg("--listen")
-        .arg(port.to_string())
+        .listen(port)
         .start()
         .await;
     let channel = endpoint::connect(&Target::Tcp(format!("http://127.0.0.1:{port}")))

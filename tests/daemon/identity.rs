@@ -241,13 +241,12 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_output_files_of_a_user_program_are_its_own() {
-    if !root_or_skip(
+    let Some((nobody, group)) = nobody_as_root(
         "the_output_files_of_a_user_program_are_its_own",
         "to run programs as other users",
-    ) {
+    ) else {
         return;
-    }
-    let (nobody, group) = nobody();
+    };
     let dir = tempfile::tempdir().unwrap();
     // So that nobody can reach the files at all (a temporary directory is root's, mode 0700).
     std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
@@ -349,13 +348,12 @@ async fn an_unknown_user_or_group_is_a_config_error_at_its_line_and_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_is_not_root_runs_programs_only_as_itself() {
-    if !root_or_skip(
+    let Some((nobody, group)) = nobody_as_root(
         "a_daemon_that_is_not_root_runs_programs_only_as_itself",
         "to run programs as other users",
-    ) {
+    ) else {
         return;
-    }
-    let (nobody, group) = nobody();
+    };
     let (uid, gid) = (nobody.uid.as_raw(), group.gid.as_raw());
     // A directory of nobody's, where a daemon run as nobody keeps its socket and logs.
     let owned_by_nobody = || {

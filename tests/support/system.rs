@@ -26,6 +26,12 @@ pub fn nobody() -> (User, Group) {
     (user, group)
 }
 
+/// `nobody` and its group when the test runs as root, for a test that needs both (`why`, as
+/// [`root_or_skip`] says it); `None`, said, when not root.
+pub fn nobody_as_root(test: &str, why: &str) -> Option<(User, Group)> {
+    root_or_skip(test, why).then(nobody)
+}
+
 /// A TCP port of loopback nobody listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
