@@ -181,7 +181,9 @@ fn last_lines_of(capture: &Capture, snapshot: &Snapshot, lines: usize) -> std::i
 /// The head of a tail of bytes: the file from `position` to its length at the snapshot, a
 /// piece at a time as the client takes them, then the partial line.
 struct Head {
+    /// Whose turns its reads take.
     tails: Tails,
+    /// The stream it is of: to tell whether its file was emptied meanwhile.
     capture: Arc<Capture>,
     /// The file as the snapshot saw it; `None` once read (or when there is none).
     file: Option<Arc<ReadBack>>,
@@ -211,16 +213,17 @@ impl Head {
         let mut missed = 0;
         if let Some(file) = self.file.clone() {
             if self.position < file.length {
-                let (start, end) = (self.position, file.length.min(self.position + PIECE));
+                let (start, length) = (self.position, file.length);
+                let end = length.min(start + PIECE);
                 let capture = self.capture.clone();
                 let read = self
                     .tails
                     .read(&self.capture, move || {
                         let data = file.read(start, end)?;
-                        Ok((data, capture.emptied_since(&file), file.length))
+                        Ok((data, capture.emptied_since(&file)))
                     })
                     .await;
-                let (data, emptied, length) = match read {
+                let (data, emptied) = match read {
                     Ok(read) => read,
                     Err(status) => {
                         self.done = true;

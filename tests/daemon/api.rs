@@ -469,9 +469,8 @@ async fn start_stop_reload_and_shutdown_on_the_unix_socket_name_the_callers_uid(
         "taskmasterd: config reloaded",
         "taskmasterd: daemon stopping",
     ] {
-        let line = (log.lines())
-            .filter(|line| line.contains(action))
-            .last()
+        let line = (log.lines().rev())
+            .find(|line| line.contains(action))
             .unwrap_or_else(|| panic!("no {action:?} in {log}"));
         assert!(line.contains(&format!("by=\"{me}\"")), "{line}");
     }
