@@ -23,9 +23,7 @@ async fn daemon_with(port: u16, certificates: &Certificates, more: &str) -> Daem
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "deploy.token", &format!("{OPERATOR}\n"), 0o600);
     write_file(dir.path(), "monitor.token", &format!("{VIEWER}\n"), 0o600);
-    write_file(dir.path(), "ca.pem", &certificates.ca, 0o644);
-    write_file(dir.path(), "server.pem", &certificates.server_cert, 0o644);
-    write_file(dir.path(), "server.key", &certificates.server_key, 0o600);
+    certificates.write_server_files(dir.path());
     let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
         "listen: {port}\n{more}tokens: [{{name: deploy, role: operator, file: deploy.token}}, \
          {{name: monitor, role: viewer, file: monitor.token}}]\n"

@@ -552,16 +552,10 @@ async fn every_call_on_tcp_needs_a_valid_token_and_the_role_for_it() {
 async fn tls_with_a_token_and_mutual_tls() {
     const DEPLOY: &str = "deploy-0123456789-abcdef";
     let certificates = Certificates::new();
-    let write = |dir: &Path| {
-        write_file(dir, "ca.pem", &certificates.ca, 0o644);
-        write_file(dir, "server.pem", &certificates.server_cert, 0o644);
-        write_file(dir, "server.key", &certificates.server_key, 0o600);
-    };
-
     // TLS and a token, on loopback.
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
+    certificates.write_server_files(dir.path());
     token_file(dir.path(), "deploy.token", DEPLOY);
     let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
         "
@@ -595,19 +589,9 @@ async fn tls_with_a_token_and_mutual_tls() {
     // Mutual TLS: the client certificate is the identity, so no token is needed, even beyond
     // loopback.
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
-    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
-        "listen: 0.0.0.0:{port}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
-    ));
-    let daemon = Daemon::launch(config).in_dir(dir).start().await;
-    let identity = (
-        certificates.client_cert.as_str(),
-        certificates.client_key.as_str(),
-    );
-    let channel = tls_channel(port, &certificates.ca, Some(identity))
-        .await
-        .unwrap();
+    let address = format!("0.0.0.0:{port}");
+    let daemon = certificates.mutual_tls_daemon(&address).await;
+    let channel = certificates.client_channel(port).await;
     let outcomes = every_call(&channel, None).await;
     assert_outcomes("a client certificate", &outcomes, OPERATOR, "");
     // A token, when sent, must still be valid.

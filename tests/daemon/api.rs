@@ -304,15 +304,7 @@ async fn every_control_action_records_who_did_it() {
     let mut daemon = Daemon::start(Program::sleeper("sleeper").autorestart("always")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
-    let mut watch = client
-        .watch_events(proto::WatchEventsRequest {
-            names: Vec::new(),
-            since: Some(0),
-            run: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = all_events(&daemon).await;
     // Autostart is policy; the start that held is nobody's doing.
     let spawned = next_of(&mut watch, EventKind::Spawned, "sleeper").await;
     assert_eq!(spawned.actor, "policy");
@@ -495,23 +487,10 @@ async fn over_tcp_the_actor_is_the_tokens_name_or_the_certificates_subject() {
     // Mutual TLS: the client certificate's subject.
     let certificates = Certificates::new();
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    write_file(dir.path(), "ca.pem", &certificates.ca, 0o644);
-    write_file(dir.path(), "server.pem", &certificates.server_cert, 0o644);
-    write_file(dir.path(), "server.key", &certificates.server_key, 0o600);
-    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
-        "listen: {port}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
-    ));
-    let daemon = Daemon::launch(config).in_dir(dir).start().await;
+    let daemon = certificates.mutual_tls_daemon(&port.to_string()).await;
     let mut watch = all_events(&daemon).await;
     next_of(&mut watch, EventKind::Started, "sleeper").await;
-    let identity = (
-        certificates.client_cert.as_str(),
-        certificates.client_key.as_str(),
-    );
-    let channel = tls_channel(port, &certificates.ca, Some(identity))
-        .await
-        .unwrap();
+    let channel = certificates.client_channel(port).await;
     let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
     act_as(&mut client, &mut watch, "cert CN=ops,O=Taskmaster tests").await;
 }
@@ -522,15 +501,7 @@ async fn a_resume_from_another_daemon_run_is_told_the_history_restarted() {
     let mut client = daemon.client().await;
     wait_state(&mut client, "sleeper", State::Running).await;
     let first_run = daemon_info(&mut client).await.run;
-    let mut watch = client
-        .watch_events(proto::WatchEventsRequest {
-            names: Vec::new(),
-            since: Some(0),
-            run: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = all_events(&daemon).await;
     let started = next_of(&mut watch, EventKind::Started, "sleeper").await;
     assert_eq!(started.run, first_run);
     // The same run resumes where it was.
