@@ -50,7 +50,9 @@ pub enum EndpointError {
     #[error("cannot use the TLS certificates for {target}: {reason}")]
     TlsSetup { target: String, reason: String },
     #[error("a token {reason}")]
-    Token { reason: &'static str },
+    Token {
+        reason: crate::config::secret::TokenProblem,
+    },
 }
 
 /// An address a client connects to.
@@ -491,22 +493,16 @@ impl Target {
 pub struct Token(MetadataValue<Ascii>);
 
 impl Token {
-    /// The token `secret`, without surrounding blanks (a file's final newline). Refused when
-    /// empty, or with characters a header cannot carry (visible ASCII only).
-    pub fn new(secret: &str) -> Result<Token, EndpointError> {
-        let secret = secret.trim();
-        if secret.is_empty() {
-            return Err(EndpointError::Token { reason: "is empty" });
-        }
-        if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
-            return Err(EndpointError::Token {
-                reason: "may hold only visible ASCII characters (no spaces)",
-            });
-        }
-        let mut value = MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| {
-            EndpointError::Token {
-                reason: "may hold only visible ASCII characters (no spaces)",
-            }
+    /// The token in `secret`, without surrounding blanks (a file's final newline), as the
+    /// daemon accepts tokens ([`crate::config::secret::token`]).
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Token, EndpointError> {
+        let token = crate::config::secret::token(secret.as_ref())
+            .map_err(|reason| EndpointError::Token { reason })?;
+        let mut header = b"Bearer ".to_vec();
+        header.extend_from_slice(token);
+        // Printable ASCII, checked above: always a valid header value.
+        let mut value = MetadataValue::try_from(header).map_err(|_| EndpointError::Token {
+            reason: crate::config::secret::TokenProblem::NotPrintable,
         })?;
         value.set_sensitive(true);
         Ok(Token(value))

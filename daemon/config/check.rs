@@ -17,7 +17,7 @@ use super::preflight::{self, ExecutableProblem, SearchPath};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
     account, autorestart, boolean, byte_size, command_line, count, describe, duration, expected,
-    file_mode, file_path, listen, output, output_path, signal, socket_path, umask,
+    file_mode, file_path, listen, output, output_path, signal, socket_path, umask, variable_name,
 };
 
 /// Keys allowed at the top level.
@@ -48,7 +48,10 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("socket_group", |c, key, value, d| {
         d.socket_group = match value {
             Value::Null => None,
-            _ => c.check(key, access::group(value)),
+            _ => {
+                let group = c.principal(value, Key::Group);
+                c.check(key, group)
+            }
         };
     }),
     ("operators", |c, key, value, d| {
@@ -649,10 +652,7 @@ impl Checker<'_> {
         let mut env = BTreeMap::new();
         for (path, value) in self.entries(path, vars) {
             let name = last(&path);
-            if name.is_empty() || name.contains(['=', '\0']) {
-                let message = format!(
-                    "invalid variable name {name:?}: it must be non-empty, without `=` or NUL"
-                );
+            if let Err(message) = variable_name(name) {
                 self.report(&path, true, message);
             }
             let written = self.index.get().plain(&path).map(str::to_string);

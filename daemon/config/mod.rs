@@ -4,7 +4,8 @@
 //! file at once (each with line, column and dotted key) in `check` (with the value parsers in
 //! `values`, the user and group lookups in `identity`, the key positions in `positions`, and
 //! the executable and `workingdir` checks that give warnings in `preflight`), and where the
-//! file is found in `find`.
+//! file is found in `find`. The rules for tokens and credential files, which taskctl keeps
+//! too, are in [`secret`].
 //!
 //! `serde_yaml` parses the text into a [`serde_yaml::Value`] (YAML 1.2 scalars: `yes` is a
 //! string, `022` the string "022"; merge keys `<<` applied), which is then checked setting by
@@ -20,6 +21,7 @@ pub mod output;
 mod positions;
 pub mod preflight;
 mod schema;
+pub mod secret;
 #[cfg(test)]
 mod testing;
 mod values;
@@ -33,9 +35,10 @@ pub use find::{DEFAULT_FILE_NAME, find};
 pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{
-    AutoRestart, Config, DaemonSettings, Identity, MIN_TOKEN_LEN, Principal, Principals,
-    ProgramConfig, Secret, TlsSettings, TokenConfig, TokenSource,
+    AutoRestart, Config, DaemonSettings, Identity, Principal, Principals, ProgramConfig, Secret,
+    TlsSettings, TokenConfig, TokenSource,
 };
+pub use secret::MIN_TOKEN_LEN;
 pub use values::parse_signal;
 
 use find::{absolute, clean};

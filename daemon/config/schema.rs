@@ -156,9 +156,6 @@ pub struct Secret([u8; SECRET_DIGEST_LEN]);
 /// The length of a SHA-256 digest.
 const SECRET_DIGEST_LEN: usize = 32;
 
-/// The shortest token accepted: 16 characters (a random token of 32 hex digits is 128 bits).
-pub const MIN_TOKEN_LEN: usize = 16;
-
 impl Secret {
     /// The secret whose token is `bytes` (any bytes: a token a caller presents is made a
     /// `Secret` to be compared).

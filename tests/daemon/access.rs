@@ -7,7 +7,7 @@ use std::{
         fs::{MetadataExt, PermissionsExt},
         process::CommandExt,
     },
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -17,35 +17,6 @@ use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::support::*;
-
-/// Whether the test runs as root; a test that needs it says why and returns when not.
-fn root_or_skip(test: &str, why: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipping {test}: it needs root ({why})");
-    }
-    root
-}
-
-/// `nobody` and its group on Debian-like systems.
-const NOBODY: u32 = 65534;
-
-/// A TCP port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A token file in `dir`, private to its owner.
-fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
 
 /// A temporary directory every user may enter (a daemon's socket in it can be reached by
 /// another uid, as far as the socket's own mode allows).
@@ -127,9 +98,10 @@ async fn the_socket_has_its_mode_and_group_under_umask_000() {
     assert!(proc_status.contains("Umask:\t0000"), "{proc_status}");
     drop(daemon);
 
-    // A group that may connect: nogroup as root (any group), else our own group.
+    // A group that may connect: nobody's as root (any group), else our own group.
     let (group, gid) = if nix::unistd::geteuid().is_root() {
-        ("nogroup".to_string(), NOBODY)
+        let (_, group) = nobody();
+        (group.name, group.gid.as_raw())
     } else {
         let gid = nix::unistd::getegid().as_raw();
         (gid.to_string(), gid)
@@ -152,12 +124,13 @@ async fn the_socket_has_its_mode_and_group_under_umask_000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_uid_is_refused_until_it_has_a_role() {
-    if !root_or_skip(
+    let Some((user, group)) = nobody_as_root(
         "another_uid_is_refused_until_it_has_a_role",
         "to run taskctl as nobody",
-    ) {
+    ) else {
         return;
-    }
+    };
+    let (uid, gid) = (user.uid.as_raw(), group.gid.as_raw());
     // Nobody's role is none: the socket's mode lets it connect, the daemon says no.
     let daemon =
         Daemon::launch(Config::from(Program::sleeper("sleeper")).daemon("socket_mode: 0666\n"))
@@ -166,11 +139,11 @@ async fn another_uid_is_refused_until_it_has_a_role() {
             .await;
     daemon.wait_running(&["sleeper"]).await;
     for args in [&["status"][..], &["stop", "sleeper"], &["shutdown", "-y"]] {
-        let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], args);
+        let run = taskctl_as(&daemon, uid, gid, &[], args);
         assert!(!run.success, "{args:?}: {}", run.stdout);
         assert!(
             run.stderr
-                .contains("uid 65534 (nobody) may not use this daemon")
+                .contains(&format!("uid {uid} (nobody) may not use this daemon"))
                 && run
                     .stderr
                     .contains("not in daemon.operators or daemon.viewers"),
@@ -190,20 +163,20 @@ async fn another_uid_is_refused_until_it_has_a_role() {
         .daemon("socket_mode: 0666\nviewers: {users: [nobody]}\noperators: {groups: [4242]}\n");
     let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
     daemon.wait_running(&["sleeper"]).await;
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["status"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["status"]);
     assert!(run.success, "{}", run.stderr);
     assert!(
         run.stdout.contains("sleeper") && run.stdout.contains("RUNNING"),
         "{}",
         run.stdout
     );
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["stop", "sleeper"]);
     assert!(!run.success, "{}", run.stdout);
     assert!(
-        run.stderr.contains(
-            "uid 65534 (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
+        run.stderr.contains(&format!(
+            "uid {uid} (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
              only, not Stop"
-        ),
+        )),
         "{}",
         run.stderr
     );
@@ -212,7 +185,7 @@ async fn another_uid_is_refused_until_it_has_a_role() {
         instance(&mut client, "sleeper").await.state(),
         State::Running
     );
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[4242], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[4242], &["stop", "sleeper"]);
     assert!(run.success, "{}", run.stderr);
     assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
     assert_eq!(
@@ -223,14 +196,16 @@ async fn another_uid_is_refused_until_it_has_a_role() {
 
     // In operators by name: allowed; the socket's group lets another uid connect, and that uid,
     // without a role, is refused.
-    let config = Config::from(Program::sleeper("sleeper"))
-        .daemon("socket_mode: 0660\nsocket_group: nogroup\noperators: {users: [nobody]}\n");
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "socket_mode: 0660\nsocket_group: {}\noperators: {{users: [nobody]}}\n",
+        group.name
+    ));
     let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
     daemon.wait_running(&["sleeper"]).await;
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["stop", "sleeper"]);
     assert!(run.success, "{}", run.stderr);
     assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
-    let run = taskctl_as(&daemon, 65533, NOBODY, &[], &["status"]);
+    let run = taskctl_as(&daemon, 65533, gid, &[], &["status"]);
     assert!(!run.success);
     assert!(
         run.stderr.contains("uid 65533 may not use this daemon"),
@@ -247,9 +222,7 @@ async fn another_uid_is_refused_until_it_has_a_role() {
 async fn tcp_beyond_loopback_needs_authentication() {
     let port = free_port();
     for address in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
-        let launch = Daemon::launch(Program::sleeper("sleeper"))
-            .arg("--listen")
-            .arg(&address);
+        let launch = Daemon::launch(Program::sleeper("sleeper")).listen(&address);
         let (status, stderr) = launch.refused().await;
         assert!(!status.success());
         assert!(
@@ -579,21 +552,10 @@ async fn every_call_on_tcp_needs_a_valid_token_and_the_role_for_it() {
 async fn tls_with_a_token_and_mutual_tls() {
     const DEPLOY: &str = "deploy-0123456789-abcdef";
     let certificates = Certificates::new();
-    let write = |dir: &Path| {
-        for (name, text) in [
-            ("ca.pem", &certificates.ca),
-            ("server.pem", &certificates.server_cert),
-            ("server.key", &certificates.server_key),
-        ] {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-        std::fs::set_permissions(dir.join("server.key"), PermissionsExt::from_mode(0o600)).unwrap();
-    };
-
     // TLS and a token, on loopback.
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
+    certificates.write_server_files(dir.path());
     token_file(dir.path(), "deploy.token", DEPLOY);
     let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
         "
@@ -627,19 +589,9 @@ async fn tls_with_a_token_and_mutual_tls() {
     // Mutual TLS: the client certificate is the identity, so no token is needed, even beyond
     // loopback.
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
-    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
-        "listen: 0.0.0.0:{port}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
-    ));
-    let daemon = Daemon::launch(config).in_dir(dir).start().await;
-    let identity = (
-        certificates.client_cert.as_str(),
-        certificates.client_key.as_str(),
-    );
-    let channel = tls_channel(port, &certificates.ca, Some(identity))
-        .await
-        .unwrap();
+    let address = format!("0.0.0.0:{port}");
+    let daemon = certificates.mutual_tls_daemon(&address).await;
+    let channel = certificates.client_channel(port).await;
     let outcomes = every_call(&channel, None).await;
     assert_outcomes("a client certificate", &outcomes, OPERATOR, "");
     // A token, when sent, must still be valid.
@@ -898,8 +850,7 @@ async fn a_thousand_idle_connections_cost_little_and_stop_nothing() {
 async fn a_loopback_listener_without_tokens_stays_open_and_says_so() {
     let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
-        .arg("--listen")
-        .arg(port.to_string())
+        .listen(port)
         .start()
         .await;
     let channel = tcp_channel(port).await;

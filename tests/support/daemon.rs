@@ -65,6 +65,11 @@ impl Launch {
         self
     }
 
+    /// Also listening on TCP at `address` (`--listen`: a port of loopback, or HOST:PORT).
+    pub fn listen(self, address: impl std::fmt::Display) -> Launch {
+        self.arg("--listen").arg(address.to_string())
+    }
+
     /// In a directory the test prepared, instead of a new one.
     pub fn in_dir(mut self, dir: tempfile::TempDir) -> Launch {
         self.dir = Some(dir);
