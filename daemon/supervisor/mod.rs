@@ -126,7 +126,9 @@ pub fn start_with<O: Os>(
         timers: Timers::default(),
         waiters: Waiters::default(),
         backlog: Backlog::default(),
-        exits_pending: false,
+        // Children that exited before the SIGCHLD handler was installed (inherited ones, at
+        // start-up) sent their signal to nobody: looked for at the first turn.
+        exits_pending: true,
         journal,
         shutdown: None,
         daemon_reload,

@@ -348,3 +348,17 @@ async fn without_cgroups_the_orphans_a_leader_leaves_are_killed_by_pid() {
     wait_gone("the kept leftover", kept).await;
     assert!(daemon.try_exit().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_exited_before_the_daemon_watched_for_exits_is_reaped() {
+    // `true &` has exited (a zombie the daemon inherits across exec) before the daemon
+    // installed its SIGCHLD handler: its signal went to nobody, and no other will come.
+    let daemon = Daemon::launch(Config::new())
+        .before_exec("true & :")
+        .start()
+        .await;
+    expect("the inherited zombie reaped", || async {
+        daemon.children().is_empty().then_some(())
+    })
+    .await;
+}

@@ -90,6 +90,13 @@ impl Launch {
         self
     }
 
+    /// With `line` run by the shell that then execs the daemon (`true & :`: a child that the
+    /// daemon inherits, already exited).
+    pub fn before_exec(mut self, line: &str) -> Launch {
+        self.before_exec.push(line.to_string());
+        self
+    }
+
     /// Under umask `mask` (set by a shell that then execs the daemon).
     pub fn umask(mut self, mask: u32) -> Launch {
         self.before_exec.push(format!("umask {mask:03o}"));
