@@ -3,6 +3,7 @@
 //! what is missing, and after a lost connection connects again. One-shot commands (one per
 //! host), `watch`, the shell and the shell's event feed each hold one.
 
+use taskmaster::access;
 use taskmaster::endpoint::{self, AuthorizedClient, EndpointError, Target, TlsProblem};
 use tonic::Code;
 
@@ -79,9 +80,13 @@ impl Connection {
         }
         match status.code() {
             Code::Unauthenticated => {
+                let takes = (status.metadata().get(access::CREDENTIALS_METADATA))
+                    .and_then(|words| words.to_str().ok())
+                    .map(access::Credentials::from_words);
                 return CtlError::Unauthenticated {
                     target,
                     token_from: self.host.token_from.clone(),
+                    takes,
                 };
             }
             Code::PermissionDenied => {

@@ -3,6 +3,7 @@
 
 use std::{io, process::ExitCode};
 
+use taskmaster::access::Credentials;
 use taskmaster::endpoint::{EndpointError, Target, TlsProblem};
 
 use crate::command::UsageError;
@@ -70,13 +71,15 @@ pub enum CtlError {
     /// No connection: the daemon is not there, or TLS with it failed.
     #[error("{}", unreachable(.0))]
     Unreachable(#[from] EndpointError),
-    /// The daemon wants a token, or another one.
-    #[error("{}", unauthenticated(target, token_from.as_deref()))]
+    /// The daemon wants a token (or another one) or a client certificate.
+    #[error("{}", unauthenticated(target, token_from.as_deref(), *takes))]
     Unauthenticated {
         /// The daemon that refused.
         target: Target,
         /// Where the token sent came from; `None` when none was sent.
         token_from: Option<String>,
+        /// What the daemon said it takes; `None`: it did not say (a token, then).
+        takes: Option<Credentials>,
     },
     /// The caller's role may not run this command.
     #[error(
@@ -162,8 +165,21 @@ fn unreachable(error: &EndpointError) -> String {
     format!("{error}{hint}")
 }
 
-fn unauthenticated(target: &Target, token_from: Option<&str>) -> String {
+fn unauthenticated(
+    target: &Target,
+    token_from: Option<&str>,
+    takes: Option<Credentials>,
+) -> String {
+    let certificate = takes.is_some_and(|takes| takes.certificate);
+    let token = takes.is_none_or(|takes| takes.token);
     match token_from {
+        None if certificate && token => format!(
+            "taskmasterd at {target} wants a token or a client certificate: pass --token-file \
+             or set TASKMASTER_TOKEN, or pass --tls-cert and --tls-key"
+        ),
+        None if certificate => format!(
+            "taskmasterd at {target} wants a client certificate: pass --tls-cert and --tls-key"
+        ),
         None => format!(
             "taskmasterd at {target} wants a token: pass --token-file or set TASKMASTER_TOKEN"
         ),
@@ -234,6 +250,7 @@ mod tests {
         let no_token = CtlError::Unauthenticated {
             target: target.clone(),
             token_from: None,
+            takes: None,
         };
         assert_eq!(
             no_token.to_string(),
@@ -244,10 +261,26 @@ mod tests {
         let wrong = CtlError::Unauthenticated {
             target: target.clone(),
             token_from: Some("TASKMASTER_TOKEN".into()),
+            takes: Some(Credentials::from_words("token")),
         };
         assert_eq!(
             wrong.to_string(),
             "taskmasterd at https://prod:7300 did not accept the token of TASKMASTER_TOKEN"
+        );
+        let no_certificate = |takes| CtlError::Unauthenticated {
+            target: target.clone(),
+            token_from: None,
+            takes: Some(Credentials::from_words(takes)),
+        };
+        assert_eq!(
+            no_certificate("certificate").to_string(),
+            "taskmasterd at https://prod:7300 wants a client certificate: pass --tls-cert and \
+             --tls-key"
+        );
+        assert_eq!(
+            no_certificate("token, certificate").to_string(),
+            "taskmasterd at https://prod:7300 wants a token or a client certificate: pass \
+             --token-file or set TASKMASTER_TOKEN, or pass --tls-cert and --tls-key"
         );
         let forbidden = CtlError::Forbidden {
             target: target.clone(),

@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     one_shot(hosts, &args.command).into()
 }
 
-/// The daemons to talk to, with their credentials; prints the warnings reading them gave.
+/// The daemons to talk to, with their credentials.
 fn resolve_hosts(args: &Args) -> anyhow::Result<Vec<Host>> {
     let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let credentials = Credentials {
@@ -128,15 +128,12 @@ fn resolve_hosts(args: &Args) -> anyhow::Result<Vec<Host>> {
         tls_ca: args.tls_ca.clone(),
         tls_identity: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
-    let resolved = hosts::resolve(
+    let hosts = hosts::resolve(
         addresses(args)?,
         &credentials,
         hosts::file::default_path().as_deref(),
     )?;
-    for warning in &resolved.warnings {
-        eprintln!("{warning}");
-    }
-    Ok(resolved.hosts)
+    Ok(hosts)
 }
 
 /// Where the daemons are, each with its name: flags, else the environment, else the default

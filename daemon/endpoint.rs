@@ -50,7 +50,9 @@ pub enum EndpointError {
     #[error("cannot use the TLS certificates for {target}: {reason}")]
     TlsSetup { target: String, reason: String },
     #[error("a token {reason}")]
-    Token { reason: &'static str },
+    Token {
+        reason: crate::config::secret::TokenProblem,
+    },
 }
 
 /// An address a client connects to.
@@ -272,8 +274,11 @@ pub fn is_loopback(address: SocketAddr) -> bool {
 }
 
 /// The TLS set-up of the TCP listener: the server's identity, and the CA that client
-/// certificates must chain to (then every client must show one). The files are read and checked
-/// now, so that a bad one stops the start.
+/// certificates must chain to. A client may still connect without one (so that health checks
+/// answer anyone); a certificate it shows must chain to the CA, and every call but health
+/// then needs that certificate or a token (the authorization layer refuses the others). The
+/// files are read and checked now, so that a bad one stops the start; they are not read again
+/// (a reload does not change TLS).
 pub fn server_tls(
     tls: &crate::config::TlsSettings,
 ) -> Result<tonic::transport::ServerTlsConfig, EndpointError> {
@@ -288,7 +293,9 @@ pub fn server_tls(
         .identity(identity)
         .timeout(TLS_HANDSHAKE);
     if let Some(client_ca) = &tls.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(client_ca)?));
+        config = config
+            .client_ca_root(Certificate::from_pem(read(client_ca)?))
+            .client_auth_optional(true);
     }
     tonic::transport::Server::builder()
         .tls_config(config.clone())
@@ -486,22 +493,16 @@ impl Target {
 pub struct Token(MetadataValue<Ascii>);
 
 impl Token {
-    /// The token `secret`, without surrounding blanks (a file's final newline). Refused when
-    /// empty, or with characters a header cannot carry (visible ASCII only).
-    pub fn new(secret: &str) -> Result<Token, EndpointError> {
-        let secret = secret.trim();
-        if secret.is_empty() {
-            return Err(EndpointError::Token { reason: "is empty" });
-        }
-        if !secret.bytes().all(|byte| byte.is_ascii_graphic()) {
-            return Err(EndpointError::Token {
-                reason: "may hold only visible ASCII characters (no spaces)",
-            });
-        }
-        let mut value = MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| {
-            EndpointError::Token {
-                reason: "may hold only visible ASCII characters (no spaces)",
-            }
+    /// The token in `secret`, without surrounding blanks (a file's final newline), as the
+    /// daemon accepts tokens ([`crate::config::secret::token`]).
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Token, EndpointError> {
+        let token = crate::config::secret::token(secret.as_ref())
+            .map_err(|reason| EndpointError::Token { reason })?;
+        let mut header = b"Bearer ".to_vec();
+        header.extend_from_slice(token);
+        // Printable ASCII, checked above: always a valid header value.
+        let mut value = MetadataValue::try_from(header).map_err(|_| EndpointError::Token {
+            reason: crate::config::secret::TokenProblem::NotPrintable,
         })?;
         value.set_sensitive(true);
         Ok(Token(value))

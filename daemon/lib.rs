@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`access`]: who calls the API ([`access::Caller`]), the role it holds, what each call
-//!   needs, and the daemon's policy (from `daemon.operators`, `viewers`, `tokens`).
+//!   needs, and the daemon's policy (from `daemon.operators`, `viewers`, `tokens`), which
+//!   follows reloads ([`access::Gate`]).
 //! - [`config`]: the YAML file: schema and defaults, finding the file, key positions, the
 //!   checker that reports every error at once, value parsers, and the socket a file names.
 //! - [`supervisor`]: the actor that owns every program and instance, split by responsibility
@@ -96,6 +97,16 @@ pub async fn run(
         mut reopen,
     } = signals;
     let config_daemon = config.daemon.clone();
+    let tcp_address = listeners.tcp.as_ref().and_then(|tcp| tcp.local_addr().ok());
+    let listening = access::Listening {
+        tcp: tcp_address,
+        client_certificates: listeners.tls.is_some()
+            && (config_daemon.tls.as_ref()).is_some_and(|tls| tls.client_ca.is_some()),
+    };
+    // The policy follows every reload the supervisor applies.
+    let gate = access::Gate::new(&config_daemon, listening);
+    let policy = gate.subscribe();
+    let daemon_reload = Box::new(move |daemon: &config::DaemonSettings| gate.reload(daemon));
     // The socket names the daemon's cgroups: one daemon owns a socket at a time.
     let socket = listeners
         .unix
@@ -103,15 +114,16 @@ pub async fn run(
         .ok()
         .and_then(|address| address.as_pathname().map(std::path::Path::to_path_buf));
     let (supervisor, supervisor_task) =
-        supervisor::start(config, output, socket.as_deref()).map_err(RunError::ChildExits)?;
+        supervisor::start(config, output, socket.as_deref(), daemon_reload)
+            .map_err(RunError::ChildExits)?;
     let (shutdown_requested, mut shutdown_asked) = tokio::sync::mpsc::channel(1);
     let closing = CancellationToken::new();
     let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested);
     let routes = routes(service).await?;
-    let policy = Arc::new(access::Policy::new(&config_daemon));
-    let authorize = server::authorize::Authorize::new(policy.clone());
+    let names = Arc::new(server::connection::UserNames::default());
+    let authorize = server::authorize::Authorize::new(policy, names);
     let mut servers = Vec::new();
-    let unix_incoming = server::connection::unix(listeners.unix, policy);
+    let unix_incoming = server::connection::unix(listeners.unix);
     let unix_server = server_builder()
         .layer(authorize.clone())
         .add_routes(routes.clone())
@@ -119,14 +131,26 @@ pub async fn run(
     servers.push(tokio::spawn(unix_server));
     if let Some(tcp) = listeners.tcp {
         if !config_daemon.authenticates_tcp()
-            && let Ok(address) = tcp.local_addr()
+            && let Some(address) = tcp_address
         {
             tracing::warn!(
                 "the TCP listener on {address} has no authentication: every user of this \
                  machine can control the daemon through it; add daemon.tokens to require a token"
             );
         }
-        let mut builder = server_builder();
+        let limits = server::connection::TcpLimits {
+            max_connections: (config_daemon.tcp_max_connections)
+                .unwrap_or(server::limits::DEFAULT_TCP_MAX_CONNECTIONS)
+                as usize,
+            idle_timeout: (config_daemon.tcp_idle_timeout)
+                .unwrap_or(server::limits::DEFAULT_TCP_IDLE_TIMEOUT),
+        };
+        // A live client answers each ping, so its connection is never silent for long (a late
+        // answer has three quarters of the timeout to come); a dead one does not, and its
+        // connection is closed once it has been silent for the idle timeout.
+        let mut builder = server_builder()
+            .http2_keepalive_interval(Some(limits.idle_timeout / 4))
+            .http2_keepalive_timeout(Some(limits.idle_timeout));
         if let Some(tls) = listeners.tls {
             builder = builder.tls_config(tls)?;
         }
@@ -134,7 +158,7 @@ pub async fn run(
             .layer(authorize)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                server::connection::tcp(tcp),
+                server::connection::tcp(tcp, limits),
                 closing.clone().cancelled_owned(),
             );
         servers.push(tokio::spawn(tcp_server));

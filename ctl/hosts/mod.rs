@@ -4,12 +4,9 @@
 
 pub mod file;
 
-use std::{
-    io,
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
+use taskmaster::config::secret;
 use taskmaster::endpoint::{ClientOptions, ClientTls, EndpointError, Target, Token};
 
 use file::{HostsFile, HostsFileError};
@@ -94,23 +91,19 @@ pub enum HostsError {
     Unknown { name: String, why: String },
     #[error(transparent)]
     File(#[from] HostsFileError),
-    #[error("cannot read the {what} {}: {error}", path.display())]
-    Read {
+    /// A credential file that cannot be used, by the rules the daemon keeps too
+    /// ([`secret`]).
+    #[error("{}", problem.naming(what))]
+    Credential {
         /// "token file", "CA certificate"...
         what: &'static str,
-        path: PathBuf,
-        error: io::Error,
-    },
-    #[error("the {what} {} holds no {expected} in PEM", path.display())]
-    NotPem {
-        /// "CA certificate", "client key"...
-        what: &'static str,
-        path: PathBuf,
-        /// "certificate", "private key".
-        expected: &'static str,
+        problem: secret::FileProblem,
     },
     #[error("the token of {from} {reason}")]
-    Token { from: String, reason: &'static str },
+    Token {
+        from: String,
+        reason: secret::TokenProblem,
+    },
     #[error("{flag} is for https:// hosts, and no host given is one")]
     TlsWithoutHttps { flag: &'static str },
 }
@@ -129,23 +122,13 @@ pub struct Credentials {
     pub tls_identity: Option<(PathBuf, PathBuf)>,
 }
 
-/// Hosts with their credentials read, and the warnings reading them gave (a token file others
-/// may read).
-#[derive(Debug)]
-pub struct Resolved {
-    /// In the order given, each once.
-    pub hosts: Vec<Host>,
-    /// One line each, for stderr.
-    pub warnings: Vec<String>,
-}
-
 /// Resolves `addresses` (each with the words it was given as, its name in messages), reading
 /// the hosts file at `hosts_file` if a name needs it. The same name twice is one host.
 pub fn resolve(
     addresses: Vec<(String, Address)>,
     credentials: &Credentials,
     hosts_file: Option<&Path>,
-) -> Result<Resolved, HostsError> {
+) -> Result<Vec<Host>, HostsError> {
     let mut reader = Reader::default();
     let mut file: Option<Option<HostsFile>> = None;
     let mut hosts: Vec<Host> = Vec::new();
@@ -246,10 +229,7 @@ pub fn resolve(
             });
         }
     }
-    Ok(Resolved {
-        hosts,
-        warnings: reader.warnings,
-    })
+    Ok(hosts)
 }
 
 fn token_error(error: EndpointError, from: &str) -> HostsError {
@@ -265,87 +245,57 @@ fn token_error(error: EndpointError, from: &str) -> HostsError {
     }
 }
 
-/// Reads credential files, each once, and warns of secrets others may read.
+/// Reads credential files, each once, by the rules of [`secret`].
 #[derive(Default)]
 struct Reader {
-    /// Files read so far, by path.
-    read: Vec<(PathBuf, Vec<u8>)>,
-    /// One line per secret file with too wide a mode.
-    warnings: Vec<String>,
+    /// Files read so far, by path and whether as a secret.
+    read: Vec<(PathBuf, bool, Vec<u8>)>,
 }
 
+/// How a credential file is read (and checked).
+type ReadFile = fn(&Path) -> Result<Vec<u8>, secret::FileProblem>;
+
 impl Reader {
-    fn read(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
-        if let Some((_, bytes)) = self.read.iter().find(|(read, _)| read == path) {
+    /// The file at `path` (the `what` of messages) read by `read`, or as read before.
+    fn read(
+        &mut self,
+        what: &'static str,
+        path: &Path,
+        secret: bool,
+        read: ReadFile,
+    ) -> Result<Vec<u8>, HostsError> {
+        let known = (self.read.iter()).find(|(read, kept, _)| read == path && *kept == secret);
+        if let Some((_, _, bytes)) = known {
             return Ok(bytes.clone());
         }
-        let bytes = std::fs::read(path).map_err(|error| HostsError::Read {
-            what,
-            path: path.into(),
-            error,
-        })?;
-        self.read.push((path.into(), bytes.clone()));
-        Ok(bytes)
-    }
-
-    /// A file that must stay private: a warning when its group or others may read or change
-    /// it (as ssh says of a key), but it is used.
-    fn secret(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
-        let first = !self.read.iter().any(|(read, _)| read == path);
-        let bytes = self.read(what, path)?;
-        if first && let Ok(metadata) = std::fs::metadata(path) {
-            let mode = metadata.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                self.warnings.push(format!(
-                    "taskctl: warning: the {what} {} may be read or changed by others \
-                     (mode {mode:03o}); `chmod 600` it",
-                    path.display()
-                ));
-            }
-        }
+        let bytes = read(path).map_err(|problem| HostsError::Credential { what, problem })?;
+        self.read.push((path.into(), secret, bytes.clone()));
         Ok(bytes)
     }
 
     /// A PEM file of certificates: refused when it holds none (tonic would trust nothing).
     fn certificates(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let bytes = self.read(what, path)?;
-        match CertificateDer::pem_slice_iter(&bytes).next() {
-            Some(Ok(_)) => Ok(bytes),
-            _ => Err(HostsError::NotPem {
-                what,
-                path: path.into(),
-                expected: "certificate",
-            }),
-        }
+        self.read(what, path, false, secret::certificates)
     }
 
-    /// A PEM private key, which must stay private.
+    /// A PEM private key, a secret file.
     fn key(&mut self, what: &'static str, path: &Path) -> Result<Vec<u8>, HostsError> {
-        use rustls::pki_types::{PrivateKeyDer, pem::PemObject};
-        let bytes = self.secret(what, path)?;
-        match PrivateKeyDer::from_pem_slice(&bytes) {
-            Ok(_) => Ok(bytes),
-            Err(_) => Err(HostsError::NotPem {
-                what,
-                path: path.into(),
-                expected: "private key",
-            }),
-        }
+        self.read(what, path, true, secret::private_key)
     }
 
+    /// The token in a secret file.
     fn token(&mut self, path: &Path, from: String) -> Result<Token, HostsError> {
-        let bytes = self.secret("token file", path)?;
-        let text = String::from_utf8(bytes).map_err(|_| HostsError::Token {
-            from: from.clone(),
-            reason: "is not text",
+        let bytes = self.read("token file", path, true, |path| {
+            secret::read_file(path, true)
         })?;
-        Token::new(&text).map_err(|error| token_error(error, &from))
+        Token::new(bytes).map_err(|error| token_error(error, &from))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn target(word: &str) -> Target {
@@ -403,8 +353,8 @@ mod tests {
     #[test]
     fn a_flag_beats_the_entry_which_beats_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let flag = secret_file(dir.path(), "flag.token", "from-flag\n", 0o600);
-        secret_file(dir.path(), "prod.token", "from-entry\n", 0o600);
+        let flag = secret_file(dir.path(), "flag.token", "from-flag-0123456789\n", 0o600);
+        secret_file(dir.path(), "prod.token", "from-entry-0123456789\n", 0o640);
         let hosts = dir.path().join("hosts.yaml");
         std::fs::write(
             &hosts,
@@ -412,7 +362,7 @@ mod tests {
         )
         .unwrap();
         let mut credentials = Credentials {
-            env_token: Some("from-env".into()),
+            env_token: Some("from-env-0123456789".into()),
             ..Credentials::default()
         };
         let resolved = resolve(
@@ -422,7 +372,6 @@ mod tests {
         )
         .unwrap();
         let froms: Vec<_> = resolved
-            .hosts
             .iter()
             .map(|host| (host.name.as_str(), host.token_from.clone().unwrap()))
             .collect();
@@ -438,11 +387,10 @@ mod tests {
                 ("x:1", "TASKMASTER_TOKEN".into()),
             ]
         );
-        assert!(resolved.warnings.is_empty());
         credentials.token_file = Some(flag.clone());
         let resolved = resolve(vec![named("prod")], &credentials, Some(&hosts)).unwrap();
         assert_eq!(
-            resolved.hosts[0].token_from.as_deref(),
+            resolved[0].token_from.as_deref(),
             Some(format!("--token-file {}", flag.display()).as_str())
         );
     }
@@ -450,19 +398,31 @@ mod tests {
     #[test]
     fn token_files_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let wide = secret_file(dir.path(), "wide.token", "secret\n", 0o644);
+        let wide = secret_file(dir.path(), "wide.token", "secret-0123456789\n", 0o644);
         let with = |path: &Path| Credentials {
             token_file: Some(path.into()),
             ..Credentials::default()
         };
-        let resolved = resolve(vec![named("x:1")], &with(&wide), None).unwrap();
+        // The daemon's rules: every user may read it, so it is refused; its group may.
+        let error = resolve(vec![named("x:1")], &with(&wide), None).unwrap_err();
         assert_eq!(
-            resolved.warnings,
-            [format!(
-                "taskctl: warning: the token file {} may be read or changed by others \
-                 (mode 644); `chmod 600` it",
+            error.to_string(),
+            format!(
+                "the token file {0} can be read or changed by every user (mode 0644); make it \
+                 private: chmod o-rwx {0}",
                 wide.display()
-            )]
+            )
+        );
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(resolve(vec![named("x:1")], &with(&wide), None).is_ok());
+        let short = secret_file(dir.path(), "short.token", "secret\n", 0o600);
+        let error = resolve(vec![named("x:1")], &with(&short), None).unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "the token of --token-file {} is 6 characters long; a token takes at least 16",
+                short.display()
+            )),
+            "{error}"
         );
         let empty = secret_file(dir.path(), "empty.token", "\n", 0o600);
         let error = resolve(vec![named("x:1")], &with(&empty), None).unwrap_err();
@@ -486,7 +446,8 @@ mod tests {
         let error = resolve(vec![named("x:1")], &spaced, None).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "the token of TASKMASTER_TOKEN may hold only visible ASCII characters (no spaces)"
+            "the token of TASKMASTER_TOKEN holds a blank, a control character or non-ASCII: a \
+             token is printable ASCII (it travels in an HTTP header)"
         );
     }
 

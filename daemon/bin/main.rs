@@ -100,12 +100,13 @@ async fn serve(args: &Args, config: config::Config, settings: &Settings) -> anyh
         (Some(_), Some(tls)) => Some(endpoint::server_tls(tls)?),
         _ => None,
     };
-    let access = endpoint::SocketAccess::of(daemon);
-    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket, access)?;
+    // TCP first: a client that finds the Unix socket answering finds every listener bound.
     let tcp = match &settings.listen {
         Some(address) => Some(endpoint::bind_tcp(address, daemon).await?),
         None => None,
     };
+    let access = endpoint::SocketAccess::of(daemon);
+    let (unix, _socket_file) = endpoint::bind_unix(&settings.socket, access)?;
     let also_stderr = args.foreground && !args.notify_ready;
     let (_log_guard, event_log) = event_log::start_event_log(&settings.logfile, also_stderr)
         .with_context(|| format!("opening event log {}", settings.logfile.display()))?;

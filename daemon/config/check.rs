@@ -17,7 +17,7 @@ use super::preflight::{self, ExecutableProblem, SearchPath};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
     account, autorestart, boolean, byte_size, command_line, count, describe, duration, expected,
-    file_mode, file_path, listen, output, output_path, signal, socket_path, umask,
+    file_mode, file_path, listen, output, output_path, signal, socket_path, umask, variable_name,
 };
 
 /// Keys allowed at the top level.
@@ -38,6 +38,9 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("logfile", |c, key, value, d| d.logfile = c.path(key, value)),
     ("pidfile", |c, key, value, d| d.pidfile = c.path(key, value)),
     ("logdir", |c, key, value, d| d.logdir = c.path(key, value)),
+    ("cgroups", |c, key, value, d| {
+        d.cgroups = c.check(key, boolean(value));
+    }),
     ("socket_mode", |c, key, value, d| {
         let written = c.index.get().plain(key);
         d.socket_mode = c.check(key, file_mode(value, written)).flatten();
@@ -45,7 +48,10 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
     ("socket_group", |c, key, value, d| {
         d.socket_group = match value {
             Value::Null => None,
-            _ => c.check(key, access::group(value)),
+            _ => {
+                let group = c.principal(value, Key::Group);
+                c.check(key, group)
+            }
         };
     }),
     ("operators", |c, key, value, d| {
@@ -58,7 +64,30 @@ const DAEMON_KEYS: &[(&str, Read<DaemonSettings>)] = &[
         set(&mut d.tokens, c.tokens(key, value))
     }),
     ("tls", |c, key, value, d| d.tls = c.tls(key, value)),
+    ("tcp_max_connections", |c, key, value, d| {
+        let connections = count(value, 1, MAX_TCP_CONNECTIONS);
+        d.tcp_max_connections = c.check(key, connections);
+    }),
+    ("tcp_idle_timeout", |c, key, value, d| {
+        d.tcp_idle_timeout = c.check(key, idle_timeout(value));
+    }),
 ];
+
+/// The most `daemon.tcp_max_connections` may be.
+const MAX_TCP_CONNECTIONS: u32 = 65_536;
+
+/// `daemon.tcp_idle_timeout`: a duration of at least a second (the daemon pings every quarter
+/// of it; more often would be traffic for nothing).
+fn idle_timeout(value: &Value) -> Result<std::time::Duration, String> {
+    let timeout = duration(value)?;
+    if timeout < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "must be at least 1 second, found {}",
+            describe(value)
+        ));
+    }
+    Ok(timeout)
+}
 
 /// The keys allowed in a program, each with how its value is read into the program's settings
 /// (which start at the defaults of [`ProgramConfig::with_command`]). A new program key is a
@@ -623,10 +652,7 @@ impl Checker<'_> {
         let mut env = BTreeMap::new();
         for (path, value) in self.entries(path, vars) {
             let name = last(&path);
-            if name.is_empty() || name.contains(['=', '\0']) {
-                let message = format!(
-                    "invalid variable name {name:?}: it must be non-empty, without `=` or NUL"
-                );
+            if let Err(message) = variable_name(name) {
                 self.report(&path, true, message);
             }
             let written = self.index.get().plain(&path).map(str::to_string);
@@ -697,6 +723,31 @@ mod tests {
     use crate::config::AutoRestart;
     use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
     use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
+
+    #[test]
+    fn tcp_limits_are_read_and_checked() {
+        let daemon =
+            ok("daemon:\n  tcp_max_connections: 8\n  tcp_idle_timeout: 90s\nprograms: {}\n").daemon;
+        assert_eq!(daemon.tcp_max_connections, Some(8));
+        assert_eq!(daemon.tcp_idle_timeout, Some(Duration::from_secs(90)));
+        let defaults = ok("programs: {}\n").daemon;
+        assert_eq!(
+            (defaults.tcp_max_connections, defaults.tcp_idle_timeout),
+            (None, None)
+        );
+        let found =
+            issues("daemon:\n  tcp_max_connections: 0\n  tcp_idle_timeout: 0.5\nprograms: {}\n");
+        let found: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("2:24: daemon.tcp_max_connections: "),
+            "{found:?}"
+        );
+        assert_eq!(
+            found[1],
+            "3:21: daemon.tcp_idle_timeout: must be at least 1 second, found number `0.5`"
+        );
+    }
 
     #[test]
     fn program_names_follow_one_grammar() {

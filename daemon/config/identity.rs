@@ -1,6 +1,9 @@
-//! Who a program runs as: `user:` and `group:` looked up in the user and group databases (each
-//! name or number once per load), the supplementary groups `initgroups(3)` would give, and the
-//! rule that only root may run a program as anyone but itself.
+//! Users and groups as a config names them, looked up in the user and group databases (each
+//! name or number once per load): who a program runs as (`user:` and `group:`, the
+//! supplementary groups `initgroups(3)` would give, and the rule that only root may run a
+//! program as anyone but itself), and who may control the daemon (`daemon.socket_group`,
+//! `daemon.operators`, `daemon.viewers`). Both read a name or number the same way
+//! ([`super::values::account`]) and look it up here, once.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -8,7 +11,7 @@ use std::path::PathBuf;
 
 use nix::unistd::{Gid, Group, Uid, User, getegid, geteuid, getgrouplist};
 
-use super::schema::Identity;
+use super::schema::{Identity, Principal};
 
 /// Who loads the config: the effective uid and gid of the daemon, which decide what identities
 /// it may give its programs.
@@ -30,12 +33,39 @@ impl Credentials {
     }
 }
 
-/// A `user:` or `group:` value as written.
+/// A user or group as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Account {
     /// A name; one made of digits only that no entry has is taken as a number.
     Name(String),
+    /// A uid or gid, below `u32::MAX` (which `setuid`, `chown` and friends read as "none").
     Id(u32),
+}
+
+/// Why an account was not found.
+#[derive(Debug, Clone)]
+enum Missing {
+    /// No entry has this name (nor, for digits, this number).
+    Name(String),
+    /// No entry has this number.
+    Id(u32),
+    /// The database could not be read.
+    Unreadable(String),
+}
+
+impl Missing {
+    /// What is said of it, for a user or a group (`kind`).
+    fn message(&self, kind: Key) -> String {
+        let (what, id, database) = match kind {
+            Key::User => ("user", "uid", "user database"),
+            Key::Group => ("group", "gid", "group database"),
+        };
+        match self {
+            Missing::Name(name) => format!("no {what} named {name:?} in the {database}"),
+            Missing::Id(number) => format!("no {what} with {id} {number} in the {database}"),
+            Missing::Unreadable(reason) => format!("cannot read the {database}: {reason}"),
+        }
+    }
 }
 
 /// A user's entry.
@@ -71,9 +101,9 @@ pub(super) struct Accounts {
     /// Who loads the config.
     daemon: Credentials,
     /// Each user looked up, or why it was not found.
-    users: HashMap<Account, Result<UserEntry, String>>,
+    users: HashMap<Account, Result<UserEntry, Missing>>,
     /// Each group looked up, or why it was not found.
-    groups: HashMap<Account, Result<GroupEntry, String>>,
+    groups: HashMap<Account, Result<GroupEntry, Missing>>,
     /// Supplementary groups by user name and group.
     lists: HashMap<(String, u32), Result<Vec<u32>, String>>,
 }
@@ -88,24 +118,53 @@ impl Accounts {
         }
     }
 
-    /// The entry of the user `account`, or why there is none.
-    pub(super) fn user(&mut self, account: &Account) -> Result<UserEntry, String> {
-        if let Some(known) = self.users.get(account) {
-            return known.clone();
-        }
-        let found = look_up_user(account);
-        self.users.insert(account.clone(), found.clone());
-        found
+    /// The entry of the user `account`, looked up once.
+    fn find_user(&mut self, account: &Account) -> Result<UserEntry, Missing> {
+        once(&mut self.users, account, look_up_user)
     }
 
-    /// The entry of the group `account`, or why there is none.
+    /// The entry of the group `account`, looked up once.
+    fn find_group(&mut self, account: &Account) -> Result<GroupEntry, Missing> {
+        once(&mut self.groups, account, look_up_group)
+    }
+
+    /// The entry of the user `account` (a program's `user:`), or why there is none: a program's
+    /// user needs an entry, for its groups and HOME.
+    pub(super) fn user(&mut self, account: &Account) -> Result<UserEntry, String> {
+        self.find_user(account).map_err(|missing| {
+            let message = missing.message(Key::User);
+            match missing {
+                Missing::Id(_) => {
+                    format!("{message} (a program's user needs an entry, for its groups and HOME)")
+                }
+                _ => message,
+            }
+        })
+    }
+
+    /// The entry of the group `account` (a program's `group:`), or why there is none.
     pub(super) fn group(&mut self, account: &Account) -> Result<GroupEntry, String> {
-        if let Some(known) = self.groups.get(account) {
-            return known.clone();
-        }
-        let found = look_up_group(account);
-        self.groups.insert(account.clone(), found.clone());
-        found
+        (self.find_group(account)).map_err(|missing| missing.message(Key::Group))
+    }
+
+    /// The user or group (`kind`) `account` as a principal (the socket's group, an operator, a
+    /// viewer): named as written; a number that no entry has is allowed (as chown allows it),
+    /// a name that none has is not.
+    pub(super) fn principal(&mut self, kind: Key, account: &Account) -> Result<Principal, String> {
+        let found = match kind {
+            Key::User => self.find_user(account).map(|user| user.uid),
+            Key::Group => self.find_group(account).map(|group| group.gid),
+        };
+        let id = match found {
+            Ok(id) => id,
+            Err(Missing::Id(id)) => id,
+            Err(missing) => return Err(missing.message(kind)),
+        };
+        let name = match account {
+            Account::Name(name) => name.clone(),
+            Account::Id(id) => id.to_string(),
+        };
+        Ok(Principal { id, name })
     }
 
     /// The identity of a program with `user` and `group` (each `None` when not set; not both),
@@ -210,26 +269,56 @@ fn only_root_may_change(
     Ok(())
 }
 
-fn look_up_user(account: &Account) -> Result<UserEntry, String> {
-    let unreadable =
-        |errno: nix::errno::Errno| format!("cannot read the user database: {}", errno.desc());
+/// What `look_up` says of `account`, asked once: `known` keeps it.
+fn once<T: Clone>(
+    known: &mut HashMap<Account, Result<T, Missing>>,
+    account: &Account,
+    look_up: fn(&Account) -> Result<T, Missing>,
+) -> Result<T, Missing> {
+    if let Some(found) = known.get(account) {
+        return found.clone();
+    }
+    let found = look_up(account);
+    known.insert(account.clone(), found.clone());
+    found
+}
+
+/// A name made of digits that no entry has, as the number it spells (below `u32::MAX`).
+fn as_number(name: &str) -> Option<Account> {
+    let number: u32 = name.parse().ok()?;
+    (number != u32::MAX).then_some(Account::Id(number))
+}
+
+/// Looks `account` up with `by_id` or `by_name` (a name of digits that no entry has, as the
+/// number it spells).
+fn look_up<T>(
+    account: &Account,
+    by_id: fn(u32) -> nix::Result<Option<T>>,
+    by_name: fn(&str) -> nix::Result<Option<T>>,
+) -> Result<T, Missing> {
+    let unreadable = |errno: nix::errno::Errno| Missing::Unreadable(errno.desc().to_string());
     let found = match account {
-        Account::Id(uid) => User::from_uid(Uid::from_raw(*uid)).map_err(unreadable)?,
-        Account::Name(name) => match User::from_name(name).map_err(unreadable)? {
-            None => match name.parse::<u32>() {
-                Ok(uid) => return look_up_user(&Account::Id(uid)),
-                Err(_) => None,
+        Account::Id(id) => by_id(*id).map_err(unreadable)?,
+        Account::Name(name) => match by_name(name).map_err(unreadable)? {
+            None => match as_number(name) {
+                Some(number) => return look_up(&number, by_id, by_name),
+                None => None,
             },
             found => found,
         },
     };
-    let user = found.ok_or_else(|| match account {
-        Account::Name(name) => format!("no user named {name:?} in the user database"),
-        Account::Id(uid) => format!(
-            "no user with uid {uid} in the user database (a program's user needs an entry, \
-             for its groups and HOME)"
-        ),
-    })?;
+    found.ok_or_else(|| match account {
+        Account::Name(name) => Missing::Name(name.clone()),
+        Account::Id(id) => Missing::Id(*id),
+    })
+}
+
+fn look_up_user(account: &Account) -> Result<UserEntry, Missing> {
+    let user = look_up(
+        account,
+        |uid| User::from_uid(Uid::from_raw(uid)),
+        User::from_name,
+    )?;
     Ok(UserEntry {
         name: user.name,
         uid: user.uid.as_raw(),
@@ -238,23 +327,12 @@ fn look_up_user(account: &Account) -> Result<UserEntry, String> {
     })
 }
 
-fn look_up_group(account: &Account) -> Result<GroupEntry, String> {
-    let unreadable =
-        |errno: nix::errno::Errno| format!("cannot read the group database: {}", errno.desc());
-    let found = match account {
-        Account::Id(gid) => Group::from_gid(Gid::from_raw(*gid)).map_err(unreadable)?,
-        Account::Name(name) => match Group::from_name(name).map_err(unreadable)? {
-            None => match name.parse::<u32>() {
-                Ok(gid) => return look_up_group(&Account::Id(gid)),
-                Err(_) => None,
-            },
-            found => found,
-        },
-    };
-    let group = found.ok_or_else(|| match account {
-        Account::Name(name) => format!("no group named {name:?} in the group database"),
-        Account::Id(gid) => format!("no group with gid {gid} in the group database"),
-    })?;
+fn look_up_group(account: &Account) -> Result<GroupEntry, Missing> {
+    let group = look_up(
+        account,
+        |gid| Group::from_gid(Gid::from_raw(gid)),
+        Group::from_name,
+    )?;
     Ok(GroupEntry {
         name: group.name,
         gid: group.gid.as_raw(),
@@ -384,7 +462,11 @@ mod tests {
         for (line, message) in [
             ("user: [a]", "expected a user name or number, found a list"),
             ("user: ''", "the user name is empty"),
-            ("user: -1", "a user id is from 0 to 4294967295, found -1"),
+            ("user: -1", "a user id is from 0 to 4294967294, found -1"),
+            (
+                "user: 4294967295",
+                "a user id is from 0 to 4294967294, found 4294967295",
+            ),
             (
                 "group: 1.5",
                 "expected a group name or number, found number `1.5`",

@@ -4,7 +4,8 @@
 //! file at once (each with line, column and dotted key) in `check` (with the value parsers in
 //! `values`, the user and group lookups in `identity`, the key positions in `positions`, and
 //! the executable and `workingdir` checks that give warnings in `preflight`), and where the
-//! file is found in `find`.
+//! file is found in `find`. The rules for tokens and credential files, which taskctl keeps
+//! too, are in [`secret`].
 //!
 //! `serde_yaml` parses the text into a [`serde_yaml::Value`] (YAML 1.2 scalars: `yes` is a
 //! string, `022` the string "022"; merge keys `<<` applied), which is then checked setting by
@@ -20,6 +21,7 @@ pub mod output;
 mod positions;
 pub mod preflight;
 mod schema;
+pub mod secret;
 #[cfg(test)]
 mod testing;
 mod values;
@@ -33,9 +35,10 @@ pub use find::{DEFAULT_FILE_NAME, find};
 pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
 pub use schema::{
-    AutoRestart, Config, DaemonSettings, Identity, MIN_TOKEN_LEN, Principal, Principals,
-    ProgramConfig, Secret, TlsSettings, TokenConfig, TokenSource,
+    AutoRestart, Config, DaemonSettings, Identity, Principal, Principals, ProgramConfig, Secret,
+    TlsSettings, TokenConfig, TokenSource,
 };
+pub use secret::MIN_TOKEN_LEN;
 pub use values::parse_signal;
 
 use find::{absolute, clean};
@@ -97,24 +100,41 @@ fn join_issues(path: &Path, issues: &[ConfigIssue]) -> String {
 }
 
 /// The token variables (`daemon.tokens[].env`) taken out of the environment by
-/// [`take_token_variables`], by name, so that a later reload still finds them.
-static TAKEN_VARIABLES: std::sync::Mutex<BTreeMap<String, String>> =
-    std::sync::Mutex::new(BTreeMap::new());
+/// [`take_token_variables`], by name; `None` until then. Once taken, token variables are
+/// found here only: a reload finds the ones the daemon started with, and no other.
+static TAKEN_VARIABLES: std::sync::Mutex<Option<BTreeMap<String, String>>> =
+    std::sync::Mutex::new(None);
 
-/// The value of the token variable `name`: from the environment, or taken from it before.
-pub(crate) fn token_variable(name: &str) -> Option<String> {
-    if let Ok(value) = std::env::var(name) {
-        return Some(value);
-    }
+/// The value of the token variable `name`: from the environment, or once the daemon has taken
+/// its token variables ([`take_token_variables`]), from those it took. A variable a reload
+/// names for the first time is refused then: it was never taken out of the environment (the
+/// environment of a process with threads cannot safely be changed), so every program started
+/// since has inherited it, and will.
+pub(crate) fn token_variable(name: &str) -> Result<String, String> {
     let taken = TAKEN_VARIABLES
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
-    taken.get(name).cloned()
+    let Some(taken) = &*taken else {
+        return std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"));
+    };
+    taken.get(name).cloned().ok_or_else(|| {
+        let set = match std::env::var_os(name) {
+            Some(_) => "is set, but",
+            None => "is not set, and",
+        };
+        format!(
+            "the environment variable {name} {set} it was not a token variable when the daemon \
+             started: the daemon reads token variables at start only (and takes them out of its \
+             environment, so that no program inherits them); restart the daemon to use it, or \
+             keep the token in a `file`"
+        )
+    })
 }
 
 /// Takes every environment variable that holds a token of `config` out of the process's
 /// environment, so that no program the daemon starts inherits it; the config reader still finds
-/// them (a reload reads the file again).
+/// them (a reload reads the file again), and no other ([`token_variable`]).
 ///
 /// # Safety
 /// No other thread may exist: it changes the process's environment (`std::env::remove_var`).
@@ -122,6 +142,7 @@ pub unsafe fn take_token_variables(config: &Config) {
     let mut taken = TAKEN_VARIABLES
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
+    let taken = taken.get_or_insert_default();
     for token in &config.daemon.tokens {
         if let TokenSource::Env(name) = &token.source
             && let Ok(value) = std::env::var(name)

@@ -66,6 +66,9 @@ pub struct DaemonSettings {
     pub pidfile: Option<PathBuf>,
     /// The folder of captured output files; default: `logs/` beside the event log.
     pub logdir: Option<PathBuf>,
+    /// `false`: no cgroup per instance even where cgroup v2 could be used (process groups
+    /// and the child subreaper only); `None`: use them when they can be.
+    pub cgroups: Option<bool>,
     /// The Unix socket's permission bits, at most 0o777; `None`: 0o600.
     pub socket_mode: Option<u32>,
     /// The group the Unix socket is given (the group that may connect, with `socket_mode`
@@ -79,6 +82,11 @@ pub struct DaemonSettings {
     pub tokens: Vec<TokenConfig>,
     /// TLS for the TCP listener.
     pub tls: Option<TlsSettings>,
+    /// The most TCP connections open at once; `None`: 256. One more is closed as it comes.
+    pub tcp_max_connections: Option<u32>,
+    /// A TCP connection whose peer sends nothing for this long is closed; `None`: 60 s. At least
+    /// a second.
+    pub tcp_idle_timeout: Option<Duration>,
 }
 
 impl DaemonSettings {
@@ -137,35 +145,44 @@ pub enum TokenSource {
     Env(String),
 }
 
-/// A token's bytes: printable ASCII without blanks, at least [`MIN_TOKEN_LEN`] of them. Never
-/// shown (`Debug` prints its length), compared in constant time.
+/// A token, kept only as its SHA-256 digest: printable ASCII without blanks, at least
+/// [`MIN_TOKEN_LEN`] characters when it was read. Never shown (`Debug` prints nothing of it),
+/// compared in constant time. Digests are compared rather than the tokens themselves so that
+/// the comparison takes the same time whatever the lengths (comparing slices of unequal
+/// lengths returns at once, which would tell a caller how long the token is).
 #[derive(Clone, Eq)]
-pub struct Secret(Box<[u8]>);
+pub struct Secret([u8; SECRET_DIGEST_LEN]);
 
-/// The shortest token accepted: 16 characters (a random token of 32 hex digits is 128 bits).
-pub const MIN_TOKEN_LEN: usize = 16;
+/// The length of a SHA-256 digest.
+const SECRET_DIGEST_LEN: usize = 32;
 
 impl Secret {
-    pub(super) fn new(bytes: &[u8]) -> Secret {
-        Secret(bytes.into())
+    /// The secret whose token is `bytes` (any bytes: a token a caller presents is made a
+    /// `Secret` to be compared).
+    pub fn new(bytes: &[u8]) -> Secret {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut kept = [0; SECRET_DIGEST_LEN];
+        kept.copy_from_slice(digest.as_ref());
+        Secret(kept)
     }
 
-    /// Whether `presented` is this secret, in time that depends on its length only.
+    /// Whether `presented` is this token, in constant time (see [`Secret`]).
     pub fn matches(&self, presented: &[u8]) -> bool {
-        use subtle::ConstantTimeEq;
-        bool::from(self.0.ct_eq(presented))
+        *self == Secret::new(presented)
     }
 }
 
+/// In constant time.
 impl PartialEq for Secret {
     fn eq(&self, other: &Secret) -> bool {
-        self.matches(&other.0)
+        use subtle::ConstantTimeEq;
+        bool::from(self.0.ct_eq(&other.0))
     }
 }
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret({} bytes)", self.0.len())
+        f.write_str("Secret(..)")
     }
 }
 

@@ -337,6 +337,17 @@ fn octal_bits(
     }
 }
 
+/// The name of an environment variable (a program's `env` key, a token's `env`): non-empty,
+/// without `=` or NUL, which no environment can hold in a name.
+pub(super) fn variable_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['=', '\0']) {
+        return Err(format!(
+            "invalid variable name {name:?}: it must be non-empty, without `=` or NUL"
+        ));
+    }
+    Ok(())
+}
+
 /// A user or group (`what`): a name, or a number (a uid or gid); null means not set.
 pub(super) fn account(value: &Value, what: &str) -> Result<Option<Account>, String> {
     match value {
@@ -346,10 +357,12 @@ pub(super) fn account(value: &Value, what: &str) -> Result<Option<Account>, Stri
             Err(format!("the {what} name contains a NUL character"))
         }
         Value::String(name) => Ok(Some(Account::Name(name.clone()))),
+        // u32::MAX is "no id" to setuid(2), chown(2) and friends.
         Value::Number(n) if !n.is_f64() => (n.as_u64())
             .and_then(|id| u32::try_from(id).ok())
+            .filter(|id| *id != u32::MAX)
             .map(|id| Some(Account::Id(id)))
-            .ok_or_else(|| format!("a {what} id is from 0 to {}, found {n}", u32::MAX)),
+            .ok_or_else(|| format!("a {what} id is from 0 to {}, found {n}", u32::MAX - 1)),
         _ => Err(expected(&format!("a {what} name or number"), value)),
     }
 }

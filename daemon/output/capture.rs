@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{
     Notice, lock,
-    sink::{Sink, Spliced},
+    sink::{ReadBack, Sink, Spliced},
 };
 
 /// Which stream of a process.
@@ -277,22 +277,30 @@ impl Capture {
         chosen.to_string()
     }
 
-    /// The end of the output so far (the file's last `bytes` and the waiting partial line),
-    /// and a feed of what comes after it: taken together under the capture's lock, so nothing
-    /// is missed or repeated between them.
-    pub fn snapshot(&self, bytes: u64) -> io::Result<Snapshot> {
+    /// The output so far (the file as it is now, opened to be read later, and the waiting
+    /// partial line), and a feed of what comes after it: taken together under the capture's
+    /// lock, so nothing is missed or repeated between them. Cheap (an open and a stat under the
+    /// locks); the file is read outside them, with [`Capture::emptied_since`] telling whether
+    /// what was read is still what the snapshot saw.
+    pub fn snapshot(&self) -> io::Result<Snapshot> {
         let mut state = self.state();
+        let file = self.sink().read_back()?;
         let live = state
             .followers
             .get_or_insert_with(|| broadcast::channel(FOLLOWER_BACKLOG).0)
             .subscribe();
-        let mut data = self.sink().read_end(bytes)?;
-        data.extend_from_slice(&state.partial);
         Ok(Snapshot {
-            data,
+            file,
+            partial: state.partial.clone(),
             next_offset: state.received,
             live,
         })
+    }
+
+    /// Whether the file of `back` was emptied in place since it was taken (rotation without
+    /// backups, clear): bytes read from it since may be new ones.
+    pub fn emptied_since(&self, back: &ReadBack) -> bool {
+        self.sink().emptied() != back.emptied
     }
 
     /// Empties the files and the kept output.
@@ -316,9 +324,12 @@ pub fn last_lines(data: &[u8], lines: usize) -> &[u8] {
     &data[start..]
 }
 
-/// The end of a stream's output and the feed of what follows.
+/// A stream's output up to one moment and the feed of what follows.
 pub struct Snapshot {
-    pub data: Vec<u8>,
+    /// Its file as it was then; `None`: nothing to read back (no file yet, a FIFO).
+    pub file: Option<ReadBack>,
+    /// The partial line that waited then: it comes after the file's bytes.
+    pub partial: Vec<u8>,
     /// The offset of the first byte the feed will bring.
     pub next_offset: u64,
     pub live: broadcast::Receiver<Chunk>,

@@ -20,10 +20,10 @@ use std::{
 
 use tokio::sync::mpsc;
 
-pub use capture::{Capture, Chunk, Drained, Pipe, StreamKind, last_lines};
+pub use capture::{Capture, Chunk, Drained, Pipe, Snapshot, StreamKind, last_lines};
 use drainer::Drainer;
-pub use sink::FileOwner;
 use sink::Sink;
+pub use sink::{FileOwner, ReadBack};
 
 use crate::config::{self, Output, OutputPath};
 

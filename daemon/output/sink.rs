@@ -52,6 +52,10 @@ pub struct Sink {
     splice_file: Option<File>,
     /// Who the files it creates belong to; `None`: the daemon.
     owner: Option<FileOwner>,
+    /// How many times the file was emptied in place (rotation without backups, clear): a
+    /// reader of an earlier [`Sink::read_back`] knows from it that what it reads now may be
+    /// new bytes at old offsets.
+    emptied: u64,
 }
 
 /// What a splice into the file did.
@@ -86,6 +90,7 @@ impl Sink {
             regular: false,
             splice_file: None,
             owner: None,
+            emptied: 0,
         }
     }
 
@@ -248,6 +253,7 @@ impl Sink {
         }
         self.open()?;
         if let Some(file) = &self.file {
+            self.emptied += 1;
             file.set_len(0)?;
         }
         self.size = 0;
@@ -257,28 +263,41 @@ impl Sink {
 
     /// The last `bytes` bytes of the current file (fewer if it is shorter).
     pub fn read_end(&self, bytes: u64) -> io::Result<Vec<u8>> {
-        use std::io::{Read, Seek, SeekFrom};
+        let Some(back) = self.read_back()? else {
+            return Ok(Vec::new());
+        };
+        back.read(back.length.saturating_sub(bytes), back.length)
+    }
+
+    /// The current file opened for reading and its length now; `None` when there is nothing
+    /// to read back (no file yet, a FIFO or a device). Cheap (an open and a stat): made under
+    /// the sink's lock, read outside it.
+    pub fn read_back(&self) -> io::Result<Option<ReadBack>> {
         // Non-blocking: opening a FIFO for reading would wait for a writer.
         let opened = OpenOptions::new()
             .read(true)
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
             .open(&self.path);
-        let mut file = match opened {
+        let file = match opened {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error),
         };
         let metadata = file.metadata()?;
         // A FIFO or a device keeps nothing to read back.
         if !metadata.file_type().is_file() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let length = metadata.len();
-        let start = length.saturating_sub(bytes);
-        file.seek(SeekFrom::Start(start))?;
-        let mut data = Vec::with_capacity((length - start) as usize);
-        file.take(length - start).read_to_end(&mut data)?;
-        Ok(data)
+        Ok(Some(ReadBack {
+            file,
+            length: metadata.len(),
+            emptied: self.emptied,
+        }))
+    }
+
+    /// How many times the file was emptied in place so far (see [`ReadBack`]).
+    pub fn emptied(&self) -> u64 {
+        self.emptied
     }
 
     fn append(&mut self, parts: &[&[u8]]) -> Result<(), Dropped> {
@@ -377,6 +396,7 @@ impl Sink {
     fn rotate(&mut self) -> io::Result<()> {
         if self.backups == 0 {
             if let Some(file) = &self.file {
+                self.emptied += 1;
                 file.set_len(0)?;
             }
             self.size = 0;
@@ -400,6 +420,44 @@ impl Sink {
         // The file may be gone (its folder removed): the next open makes it again.
         gone(std::fs::rename(&self.path, numbered(&self.path, 1)))?;
         self.open()
+    }
+}
+
+/// A file's first `length` bytes as they were at one moment, to read without the sink's lock.
+/// Bytes are only ever appended, and a rotation renames the file (this handle keeps it), so
+/// they stay as they were, unless the file is emptied in place: `emptied` is the sink's count
+/// at that moment, to compare with [`Sink::emptied`] after a read.
+#[derive(Debug)]
+pub struct ReadBack {
+    file: File,
+    /// The file's length at that moment.
+    pub length: u64,
+    /// [`Sink::emptied`] at that moment.
+    pub emptied: u64,
+}
+
+impl ReadBack {
+    /// Bytes `start..end` (within `length`; fewer if the file was emptied meanwhile). A file
+    /// read: call it off the async runtime.
+    pub fn read(&self, start: u64, end: u64) -> io::Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let end = end.min(self.length);
+        let start = start.min(end);
+        let mut data = vec![0; (end - start) as usize];
+        let mut filled = 0;
+        while filled < data.len() {
+            match self
+                .file
+                .read_at(&mut data[filled..], start + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        data.truncate(filled);
+        Ok(data)
     }
 }
 
@@ -590,6 +648,28 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         assert!(!numbered(&path, 1).exists());
         assert_eq!(sink.read_end(100).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_read_back_is_the_file_as_it_was_through_appends_and_rotations_and_tells_an_emptying() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut sink = Sink::new(path.clone(), 12, 1);
+        assert!(sink.read_back().unwrap().is_none(), "no file yet");
+        sink.write(b"one\ntwo\n", b"").unwrap();
+        let back = sink.read_back().unwrap().unwrap();
+        assert_eq!(back.length, 8);
+        // Appended, then rotated away: the read back still reads what it saw.
+        sink.write(b"three\n", b"").unwrap();
+        assert!(numbered(&path, 1).exists());
+        assert_eq!(back.read(0, u64::MAX).unwrap(), b"one\ntwo\n");
+        assert_eq!(back.read(4, 8).unwrap(), b"two\n");
+        assert_eq!(back.emptied, sink.emptied());
+        // Emptied in place: the count says so.
+        let back = sink.read_back().unwrap().unwrap();
+        sink.clear().unwrap();
+        assert_ne!(back.emptied, sink.emptied());
+        assert_eq!(back.read(0, back.length).unwrap(), b"");
     }
 
     /// `nobody`'s uid and gid, when the test runs as root (it gives files away); else skipped.

@@ -1,7 +1,8 @@
 //! What the API accepts from a client, so that no request can cost the daemon much: the size
 //! of a request message (checked as its length prefix arrives, before any of it is buffered),
-//! how many names one request may hold, and what a name may be. Streams per connection are
-//! limited where the servers are built (`run`).
+//! how many names one request may hold, and what a name may be. Streams per connection and
+//! HTTP/2 pings are set where the servers are built (`run`), the TCP connections open at once
+//! and their idle timeout where they are accepted ([`super::connection::tcp`]).
 
 use std::{
     pin::Pin,
@@ -23,6 +24,12 @@ pub const MAX_NAMES: usize = 10_000;
 pub const MAX_NAME: usize = 255;
 /// The most streams (calls in progress) on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+/// The most TCP connections open at once unless `daemon.tcp_max_connections` says otherwise:
+/// well below the open-files limit, so that descriptors remain for the programs' pipes and
+/// files whatever reaches the port.
+pub const DEFAULT_TCP_MAX_CONNECTIONS: u32 = 256;
+/// How long a TCP peer may send nothing unless `daemon.tcp_idle_timeout` says otherwise.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Length of the prefix of each gRPC message: a compression flag and a 4-byte big-endian length.
 const PREFIX: usize = 5;

@@ -6,20 +6,18 @@
 pub mod authorize;
 pub mod connection;
 pub mod limits;
+mod tail;
 pub mod wire;
 
 use std::{pin::Pin, sync::Arc, time::SystemTime};
 
 use tokio::sync::mpsc;
-use tokio_stream::{
-    Stream, StreamExt,
-    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
-};
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::{
     access::Caller,
-    output::{Capture, StreamKind, last_lines},
+    output::{Capture, StreamKind},
     proto::{self, taskmaster_server::Taskmaster},
     supervisor::{Actor, Handle, SupervisorError, Wait, Watch},
 };
@@ -31,6 +29,8 @@ pub struct TaskmasterService {
     /// Told by the Shutdown RPC who asked; the daemon's run loop then stops everything.
     shutdown_requested: mpsc::Sender<Actor>,
     daemon: Arc<proto::DaemonInfo>,
+    /// Tail and MainTail: their turns to read files.
+    tails: tail::Tails,
 }
 
 impl TaskmasterService {
@@ -47,6 +47,7 @@ impl TaskmasterService {
             supervisor,
             shutdown_requested,
             daemon: Arc::new(daemon),
+            tails: tail::Tails::default(),
         }
     }
 }
@@ -151,7 +152,7 @@ fn actor<T>(request: &Request<T>) -> Actor {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::Event, Status>> + Send>>;
-type OutputStream = Pin<Box<dyn Stream<Item = Result<proto::OutputChunk, Status>> + Send>>;
+use tail::{OutputStream, Start};
 
 #[tonic::async_trait]
 impl Taskmaster for TaskmasterService {
@@ -257,7 +258,7 @@ impl Taskmaster for TaskmasterService {
             .await
             .map_err(to_status)?;
         let start = Start::of(request.lines, request.bytes);
-        let stream = self.output_stream(capture, start, request.follow)?;
+        let stream = self.output_stream(capture, start, request.follow).await?;
         Ok(Response::new(stream))
     }
 
@@ -273,7 +274,7 @@ impl Taskmaster for TaskmasterService {
             .event_log()
             .ok_or_else(|| Status::failed_precondition("this daemon writes no event log"))?;
         let start = Start::of(request.lines, request.bytes);
-        let stream = self.output_stream(capture, start, request.follow)?;
+        let stream = self.output_stream(capture, start, request.follow).await?;
         Ok(Response::new(stream))
     }
 
@@ -318,81 +319,18 @@ impl Taskmaster for TaskmasterService {
     }
 }
 
-/// Where a tail begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
-    /// The last this many lines.
-    Lines(usize),
-    /// The last this many bytes.
-    Bytes(u64),
-}
-
-/// Lines shown when none are asked for, as supervisorctl's tail.
-const DEFAULT_LINES: usize = 20;
-/// The most a tail sends before following (it is read into memory first).
-const LONGEST_TAIL: u64 = 64 * 1024 * 1024;
-/// How far back a tail of lines looks for them.
-const LINES_LOOK_BACK: u64 = 256 * 1024;
-
-impl Start {
-    fn of(lines: u32, bytes: Option<u64>) -> Start {
-        match (bytes, lines) {
-            (Some(bytes), _) => Start::Bytes(bytes.min(LONGEST_TAIL)),
-            (None, 0) => Start::Lines(DEFAULT_LINES),
-            (None, lines) => Start::Lines(lines as usize),
-        }
-    }
-}
-
 impl TaskmasterService {
     /// The start of `capture`'s output as `start` says, then (with `follow`) what comes, until
     /// the client hangs up or the supervisor ends.
-    fn output_stream(
+    async fn output_stream(
         &self,
         capture: Arc<Capture>,
         start: Start,
         follow: bool,
     ) -> Result<OutputStream, Status> {
-        let look_back = match start {
-            Start::Bytes(bytes) => bytes,
-            Start::Lines(_) => LINES_LOOK_BACK,
-        };
-        let snapshot = capture
-            .snapshot(look_back)
-            .map_err(|error| Status::internal(format!("reading {}: {error}", capture.label)))?;
-        let first = match start {
-            Start::Bytes(bytes) => {
-                let skip = snapshot.data.len().saturating_sub(bytes as usize);
-                snapshot.data[skip..].to_vec()
-            }
-            Start::Lines(lines) => last_lines(&snapshot.data, lines).to_vec(),
-        };
-        let head = tokio_stream::iter([Ok(proto::OutputChunk {
-            data: first,
-            missed_bytes: 0,
-        })]);
-        if !follow {
-            return Ok(Box::pin(head));
-        }
-        let mut expected = snapshot.next_offset;
-        let live = BroadcastStream::new(snapshot.live).filter_map(move |item| match item {
-            Ok(chunk) => {
-                let missed = chunk.offset.saturating_sub(expected);
-                expected = chunk.offset + chunk.data.len() as u64;
-                Some(Ok(proto::OutputChunk {
-                    data: chunk.data.to_vec(),
-                    missed_bytes: missed,
-                }))
-            }
-            // The next chunk's offset tells how much was missed.
-            Err(BroadcastStreamRecvError::Lagged(_)) => None,
-        });
         let supervisor = self.supervisor.clone();
         let ended = async move { supervisor.closed().await };
-        Ok(Box::pin(futures_util::StreamExt::take_until(
-            head.chain(live),
-            ended,
-        )))
+        self.tails.stream(capture, start, follow, ended).await
     }
 }
 

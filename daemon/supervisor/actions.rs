@@ -232,7 +232,15 @@ impl<O: Os> Supervisor<O> {
                 return Err(SupervisorError::ConfigRejected(error));
             }
         };
-        let summary = self.apply_config(config);
+        // Before the answer: a caller the new policy refuses is refused from the next call.
+        let daemon_warnings: Vec<String> = ((self.daemon_reload)(&config.daemon).iter())
+            .map(|warning| format!("{}: {warning}", config.path.display()))
+            .collect();
+        for warning in &daemon_warnings {
+            tracing::warn!("config: {warning}");
+        }
+        let mut summary = self.apply_config(config);
+        summary.warnings.extend(daemon_warnings);
         let list = |names: &[String]| {
             if names.is_empty() {
                 "none".to_string()

@@ -130,17 +130,59 @@ impl Cgroups {
 }
 
 impl Drop for Cgroups {
-    /// The daemon ends with every program stopped: the tree goes with it (what is not empty
-    /// stays for the successor to clean).
+    /// The daemon ends with every program stopped: the tree goes with it. The last processes
+    /// killed may take a moment to be gone; each folder is waited for (its `cgroup.events`
+    /// says when it empties), for at most [`EMPTY_WAIT`] in all; what is not empty by then
+    /// stays for the successor to clean.
     fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + EMPTY_WAIT;
         if let Ok(entries) = std::fs::read_dir(&self.base) {
             for entry in entries.flatten() {
-                if entry.path().is_dir() {
-                    let _ = std::fs::remove_dir(entry.path());
+                let folder = entry.path();
+                if folder.is_dir() {
+                    wait_empty(&folder, deadline);
+                    let _ = std::fs::remove_dir(&folder);
                 }
             }
         }
         let _ = std::fs::remove_dir(&self.base);
+    }
+}
+
+/// How long an ending daemon waits for its cgroups to empty.
+const EMPTY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Returns once `folder` holds no process, or at `deadline`: the kernel signals a change of
+/// `cgroup.events` (`populated 0`) as an exceptional condition on it, so this sleeps in
+/// `poll` rather than looking again and again.
+fn wait_empty(folder: &Path, deadline: std::time::Instant) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::{
+        io::{Read, Seek},
+        os::fd::AsFd,
+    };
+    let Ok(mut events) = std::fs::File::open(folder.join("cgroup.events")) else {
+        return;
+    };
+    loop {
+        let mut text = String::new();
+        if events.rewind().is_err() || events.read_to_string(&mut text).is_err() {
+            return;
+        }
+        if text.lines().any(|line| line == "populated 0") {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(timeout) = PollTimeout::try_from(left) else {
+            return;
+        };
+        if left.is_zero() {
+            return;
+        }
+        let mut fds = [PollFd::new(events.as_fd(), PollFlags::POLLPRI)];
+        if poll(&mut fds, timeout).is_err() {
+            return;
+        }
     }
 }
 

@@ -22,6 +22,7 @@ pub mod cgroups;
 pub mod children;
 pub mod event;
 pub mod handle;
+mod ledger;
 pub mod os;
 pub mod plan;
 pub mod process;
@@ -44,7 +45,7 @@ use tokio::{
 };
 
 use crate::{
-    config::Config,
+    config::{Config, DaemonSettings},
     output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use backlog::{Backlog, Slice, Step};
@@ -69,19 +70,26 @@ pub struct OutputSettings {
     pub event_log: Option<Arc<Capture>>,
 }
 
+/// Told of the `daemon:` section of each config a reload applies, before the reload is
+/// answered: puts in force what of it a reload changes (who may do what) and returns, as
+/// warnings, what it does not. The supervisor owns the programs; the daemon's own settings are
+/// its caller's.
+pub type DaemonReload = Box<dyn FnMut(&DaemonSettings) -> Vec<String> + Send>;
+
 /// Starts the supervisor task on `config` with the real operating system (autostart programs
-/// are started) and returns its handle. The task ends after a shutdown has stopped everything.
-/// Fails only if child exits cannot be watched (no SIGCHLD handler) or the output drainer
-/// cannot start.
+/// are started) and returns its handle; each reload's `daemon:` section goes to
+/// `daemon_reload`. The task ends after a shutdown has stopped everything. Fails only if child
+/// exits cannot be watched (no SIGCHLD handler) or the output drainer cannot start.
 pub fn start(
     config: Config,
     output: OutputSettings,
     socket: Option<&std::path::Path>,
+    daemon_reload: DaemonReload,
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     // Installed before the first spawn: no exit can go unnoticed. The cgroups of the daemon of
     // `socket`, cleaned of what an earlier daemon left, before anything starts.
-    let os = process::System::new(socket)?;
-    start_with(os, config, output)
+    let os = process::System::new(socket, config.daemon.cgroups != Some(false))?;
+    start_with(os, config, output, daemon_reload)
 }
 
 /// [`start`] on any [`Os`].
@@ -89,6 +97,7 @@ pub fn start_with<O: Os>(
     os: O,
     config: Config,
     output: OutputSettings,
+    daemon_reload: DaemonReload,
 ) -> std::io::Result<(Handle, JoinHandle<()>)> {
     let (requests, requests_rx) = mpsc::channel(256);
     let (notices, notices_rx) = mpsc::unbounded_channel();
@@ -117,9 +126,12 @@ pub fn start_with<O: Os>(
         timers: Timers::default(),
         waiters: Waiters::default(),
         backlog: Backlog::default(),
-        exits_pending: false,
+        // Children that exited before the SIGCHLD handler was installed (inherited ones, at
+        // start-up) sent their signal to nobody: looked for at the first turn.
+        exits_pending: true,
         journal,
         shutdown: None,
+        daemon_reload,
     };
     let task = tokio::spawn(async move {
         supervisor.journal.publish(Record::daemon(
@@ -162,6 +174,8 @@ struct Supervisor<O: Os> {
     journal: Journal,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
+    /// Where the `daemon:` section of a reloaded config goes.
+    daemon_reload: DaemonReload,
 }
 
 impl<O: Os> Supervisor<O> {
@@ -362,16 +376,20 @@ impl<O: Os> Supervisor<O> {
                 Some(Owner::Instance(id)) => self
                     .registry
                     .get(id)
-                    .filter(|instance| instance.config.kill_leftovers)
-                    .map(|instance| instance.name.clone()),
+                    .map(|instance| (instance.name.clone(), instance.config.kill_leftovers)),
                 None => None,
             };
-            if let Some(name) = leftovers {
+            if let Some((name, kill)) = leftovers {
                 // Nothing of an instance survives its leader, stopped or not: its process
-                // group, and its cgroup for what left the group or the session. Not yet
-                // reaped, the leader keeps its pid, and so the group id, from being reused.
-                self.os.signal_group(pid, Signal::SIGKILL);
-                self.os.kill_contained(&name);
+                // group, and (its cgroup, or the orphans it left) what left the group or the
+                // session. Not yet reaped, the leader keeps its pid, and so the group id, from
+                // being reused.
+                if kill {
+                    self.os.signal_group(pid, Signal::SIGKILL);
+                }
+                let children = &self.children;
+                self.os
+                    .end_leftovers(&name, kill, &|pid| children.owner(pid).is_some());
             }
             let Some(exit) = self.os.reap(pid) else {
                 // Reaped elsewhere in between (then the next peek moves on), or, never seen,

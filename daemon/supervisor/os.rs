@@ -41,9 +41,11 @@ pub trait Os: Send + 'static {
     /// one notice may stand for many exits. `None` once no notice can come any more.
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>>;
 
-    /// Kills every process left in `instance`'s container: what its leader left behind when it
-    /// ended, wherever in the session or process groups it went.
-    fn kill_contained(&mut self, instance: &str);
+    /// Ends what the leader of `instance` left behind when it ended, wherever in the session
+    /// or process groups it went: every process in its container, or, without containers, the
+    /// orphans it left to the daemon (a child subreaper) that `ours` does not know. With
+    /// `kill` false they are kept, and never taken for another instance's leftovers.
+    fn end_leftovers(&mut self, instance: &str, kill: bool, ours: &dyn Fn(u32) -> bool);
 
     /// Forgets the container of `instance`, which is gone (removed by a reload).
     fn release(&mut self, instance: &str);

@@ -33,6 +33,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{
     cgroups::Cgroups,
+    ledger::Ledger,
     os::{ChildStdio, Os},
 };
 use crate::config::{
@@ -47,29 +48,63 @@ pub struct System {
     child_exits: tokio::signal::unix::Signal,
     /// The daemon's cgroups, or why there are none.
     cgroups: Result<Cgroups, String>,
+    /// Without cgroups: orphans a program with `kill_leftovers: false` left to the daemon, by
+    /// pid with their start time (a pid reused since is not one of them).
+    kept: std::collections::HashMap<u32, u64>,
+    /// Without cgroups: the file of live children a successor reads after a SIGKILL.
+    ledger: Option<Ledger>,
 }
 
 impl System {
-    /// Installs the SIGCHLD handler and, for the daemon of `socket`, opens its cgroup tree
-    /// (killing what an earlier daemon on that socket left there, and logging it); fails only
-    /// if signals cannot be watched.
-    pub fn new(socket: Option<&Path>) -> std::io::Result<System> {
+    /// Installs the SIGCHLD handler, makes the daemon a child subreaper, and opens the cgroup
+    /// tree of the daemon of socket `cgroups_of` (killing what an earlier daemon on that socket
+    /// left there, and logging it); `Err` says why there are no cgroups. Fails only if signals
+    /// cannot be watched.
+    pub fn new(socket: Option<&Path>, cgroups_wanted: bool) -> std::io::Result<System> {
+        let cgroups_of = match (socket, cgroups_wanted) {
+            (_, false) => Err("turned off by daemon.cgroups: false"),
+            (None, _) => Err("no socket to name the daemon's cgroups by"),
+            (Some(socket), true) => Ok(socket),
+        };
         let child_exits = signal(SignalKind::child())?;
-        let cgroups = match socket {
-            Some(socket) => Cgroups::open(socket).map(|(cgroups, found)| {
+        // What a program's leader leaves behind when it ends is the daemon's child then, not
+        // init's: found, and reaped, here.
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer and changes nothing else.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            tracing::warn!(
+                "cannot become a child subreaper: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let cgroups = match cgroups_of {
+            Ok(socket) => Cgroups::open(socket).map(|(cgroups, found)| {
                 for line in found {
                     tracing::warn!("{line}");
                 }
                 cgroups
             }),
-            None => Err("no socket to name the daemon's cgroups by".to_string()),
+            Err(reason) => Err(reason.to_string()),
         };
+        let mut ledger = None;
         if let Err(reason) = &cgroups {
             tracing::info!("instances are tracked by process group only: {reason}");
+            // What an earlier daemon on this socket left running is ended by pid.
+            match socket.map(Ledger::open) {
+                Some(Ok((opened, found))) => {
+                    for line in found {
+                        tracing::warn!("{line}");
+                    }
+                    ledger = Some(opened);
+                }
+                Some(Err(error)) => tracing::warn!("no ledger of children: {error}"),
+                None => {}
+            }
         }
         Ok(System {
             child_exits,
             cgroups,
+            kept: std::collections::HashMap::new(),
+            ledger,
         })
     }
 }
@@ -82,7 +117,11 @@ impl Os for System {
         stdio: ChildStdio,
     ) -> Result<u32, SpawnError> {
         let Ok(cgroups) = &self.cgroups else {
-            return spawn(config, stdio);
+            let spawned = spawn(config, stdio);
+            if let (Ok(pid), Some(ledger)) = (&spawned, &mut self.ledger) {
+                ledger.spawned(*pid);
+            }
+            return spawned;
         };
         // Born in its cgroup, with all it will fork: the daemon steps in for the spawn.
         let entered = cgroups.enter(instance);
@@ -107,18 +146,43 @@ impl Os for System {
     }
 
     fn reap(&mut self, pid: u32) -> Option<ExitInfo> {
-        reap(pid)
+        let exit = reap(pid);
+        if exit.is_some()
+            && let Some(ledger) = &mut self.ledger
+        {
+            ledger.reaped(pid);
+        }
+        exit
     }
 
     fn poll_exits(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         self.child_exits.poll_recv(cx)
     }
 
-    fn kill_contained(&mut self, instance: &str) {
-        if let Ok(cgroups) = &self.cgroups
-            && let Err(error) = cgroups.kill(instance)
-        {
-            tracing::warn!("{instance}: its cgroup could not be killed: {error}");
+    fn end_leftovers(&mut self, instance: &str, kill: bool, ours: &dyn Fn(u32) -> bool) {
+        if let Ok(cgroups) = &self.cgroups {
+            if kill && let Err(error) = cgroups.kill(instance) {
+                tracing::warn!("{instance}: its cgroup could not be killed: {error}");
+            }
+            return;
+        }
+        // Its orphans are the daemon's children now; the ones it knows are its own.
+        self.kept
+            .retain(|pid, start| start_time(*pid) == Some(*start));
+        for pid in own_children() {
+            if ours(pid) || self.kept.contains_key(&pid) {
+                continue;
+            }
+            let Some(start) = start_time(pid) else {
+                continue;
+            };
+            if kill {
+                let what = command_line(pid);
+                kill_tree(pid);
+                tracing::warn!("{instance}: killed pid {pid} ({what}) that it left behind");
+            } else {
+                self.kept.insert(pid, start);
+            }
         }
     }
 
@@ -133,6 +197,67 @@ impl Os for System {
             Ok(cgroups) => format!("cgroup v2 at {}", cgroups.base().display()),
             Err(reason) => format!("process groups only ({reason})"),
         }
+    }
+}
+
+/// The daemon's own children, from `/proc/self/task/*/children` (every thread's: an orphan is
+/// given to one of them).
+fn own_children() -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return children;
+    };
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse::<u32>().ok()),
+        );
+    }
+    children
+}
+
+/// When `pid` started (field 22 of its stat, in clock ticks since boot); `None` once it is gone.
+pub(super) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command may hold spaces and parentheses: the fields follow its last `)`.
+    let (_, fields) = stat.rsplit_once(") ")?;
+    fields.split(' ').nth(19)?.parse().ok()
+}
+
+/// `pid`'s command line, words joined by spaces, for the event log.
+pub(super) fn command_line(pid: u32) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<String> = raw
+        .split(|byte| *byte == 0)
+        .filter(|word| !word.is_empty())
+        .map(|word| String::from_utf8_lossy(word).into_owned())
+        .collect();
+    words.join(" ")
+}
+
+/// SIGKILLs `pid` and everything below it. Children first are found, then all are killed, so
+/// that none is orphaned to elsewhere in between; `pid` is the daemon's child and not reaped,
+/// so it cannot be another process by then.
+fn kill_tree(pid: u32) {
+    let mut tree = vec![pid];
+    let mut next = 0;
+    while next < tree.len() {
+        let parent = tree[next];
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                list.split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok()),
+            );
+        }
+    }
+    for member in tree {
+        let _ = nix::sys::signal::kill(Pid::from_raw(member as i32), Signal::SIGKILL);
     }
 }
 

@@ -2,10 +2,7 @@
 //! `--token-file`, `TASKMASTER_TOKEN` or the hosts file) on every call, streams included; TLS
 //! with the test's CA; mutual TLS. Each refusal says what is missing.
 
-use std::{
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-};
+use std::os::unix::fs::PermissionsExt;
 
 use taskmaster::{
     endpoint::{self, ClientOptions, Target, TlsProblem},
@@ -20,32 +17,13 @@ use crate::{
 const OPERATOR: &str = "deploy-0123456789-abcdef";
 const VIEWER: &str = "monitor-0123456789-abcdef";
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Writes `text` to `dir/name` with `mode`; returns the path.
-fn file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
-
 /// A daemon on a TCP port of loopback with an operator and a viewer token, its `daemon:` keys
 /// besides those being `more`; the files of `certificates` are in its directory.
 async fn daemon_with(port: u16, certificates: &Certificates, more: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
-    file(dir.path(), "deploy.token", &format!("{OPERATOR}\n"), 0o600);
-    file(dir.path(), "monitor.token", &format!("{VIEWER}\n"), 0o600);
-    file(dir.path(), "ca.pem", &certificates.ca, 0o644);
-    file(dir.path(), "server.pem", &certificates.server_cert, 0o644);
-    file(dir.path(), "server.key", &certificates.server_key, 0o600);
+    write_file(dir.path(), "deploy.token", &format!("{OPERATOR}\n"), 0o600);
+    write_file(dir.path(), "monitor.token", &format!("{VIEWER}\n"), 0o600);
+    certificates.write_server_files(dir.path());
     let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
         "listen: {port}\n{more}tokens: [{{name: deploy, role: operator, file: deploy.token}}, \
          {{name: monitor, role: viewer, file: monitor.token}}]\n"
@@ -68,17 +46,17 @@ struct ClientFiles {
 impl ClientFiles {
     fn new(certificates: &Certificates) -> ClientFiles {
         let dir = tempfile::tempdir().unwrap();
-        file(dir.path(), "deploy.token", &format!("{OPERATOR}\n"), 0o600);
-        file(dir.path(), "monitor.token", &format!("{VIEWER}\n"), 0o600);
-        file(
+        write_file(dir.path(), "deploy.token", &format!("{OPERATOR}\n"), 0o600);
+        write_file(dir.path(), "monitor.token", &format!("{VIEWER}\n"), 0o600);
+        write_file(
             dir.path(),
             "wrong.token",
             "not-the-token-0123456789\n",
             0o600,
         );
-        file(dir.path(), "ca.pem", &certificates.ca, 0o644);
-        file(dir.path(), "client.pem", &certificates.client_cert, 0o644);
-        file(dir.path(), "client.key", &certificates.client_key, 0o600);
+        write_file(dir.path(), "ca.pem", &certificates.ca, 0o644);
+        write_file(dir.path(), "client.pem", &certificates.client_cert, 0o644);
+        write_file(dir.path(), "client.key", &certificates.client_key, 0o600);
         ClientFiles { dir }
     }
 
@@ -187,16 +165,23 @@ async fn tokens_go_on_every_call_and_refusals_say_what_is_missing() {
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("wants a token"), "{}", run.stderr);
 
-    // A token file others may read works, with a warning.
+    // A token file every user may read is refused, as the daemon refuses its own; one its
+    // group may read works.
     std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = ctl(&["-H", &host, "--token-file", &viewer, "pid"]);
-    assert_eq!((run.code, run.stdout), (0, format!("{}\n", daemon.pid())));
+    assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr,
         format!(
-            "taskctl: warning: the token file {viewer} may be read or changed by others (mode \
-             644); `chmod 600` it\n"
+            "taskctl: the token file {viewer} can be read or changed by every user (mode 0644); \
+             make it private: chmod o-rwx {viewer}\n"
         )
+    );
+    std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let run = ctl(&["-H", &host, "--token-file", &viewer, "pid"]);
+    assert_eq!(
+        (run.code, run.stdout, run.stderr.as_str()),
+        (0, format!("{}\n", daemon.pid()), "")
     );
     // One that cannot be read stops taskctl before it calls.
     let missing = files.path("missing.token");
@@ -316,13 +301,17 @@ async fn tls_wants_its_ca_and_mutual_tls_a_client_certificate() {
     let daemon = daemon_with(port, &certificates, mutual).await;
     daemon.wait_running(&["sleeper"]).await;
     let url = format!("https://localhost:{port}");
+    // Without a certificate the handshake succeeds (health answers anyone) and the call is
+    // refused: the daemon says it takes certificates (and its tokens).
     let run = ctl(&["-H", &url, "--tls-ca", &ca, "status"]);
-    assert_eq!(run.code, 3);
     assert_eq!(
-        run.stderr,
-        format!(
-            "no TLS with taskmasterd at {url}: it wants a client certificate, and none was \
-             given; pass --tls-cert and --tls-key\n"
+        (run.code, run.stderr),
+        (
+            1,
+            format!(
+                "taskmasterd at {url} wants a token or a client certificate: pass --token-file \
+                 or set TASKMASTER_TOKEN, or pass --tls-cert and --tls-key\n"
+            )
         )
     );
     let (cert, key) = (files.path("client.pem"), files.path("client.key"));
@@ -342,12 +331,22 @@ async fn tls_wants_its_ca_and_mutual_tls_a_client_certificate() {
         (0, "sleeper: stopped\n", "")
     );
     // What taskctl asks when a call over TLS is cut: the daemon's verdict on the certificate.
+    // None given is no verdict (the daemon takes the handshake); one of another CA is refused.
     let target = Target::Tcp(url.clone());
     let mut options = ClientOptions::default();
     options.tls.ca = Some(certificates.ca.clone().into_bytes());
-    assert_eq!(
-        endpoint::tls_verdict(&target, &options).await,
-        Some(TlsProblem::ClientCertificateRequired)
+    assert_eq!(endpoint::tls_verdict(&target, &options).await, None);
+    let stranger = Certificates::new();
+    options.tls.identity = Some((
+        stranger.client_cert.clone().into_bytes(),
+        stranger.client_key.clone().into_bytes(),
+    ));
+    assert!(
+        matches!(
+            endpoint::tls_verdict(&target, &options).await,
+            Some(TlsProblem::ClientCertificateRefused(_))
+        ),
+        "a certificate of another CA"
     );
     options.tls.identity = Some((
         certificates.client_cert.clone().into_bytes(),

@@ -333,3 +333,65 @@ async fn tail_and_the_shell_want_one_host() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_reload_act_on_each_host_and_report_per_host() {
+    let a = Daemon::start(Program::sleeper("sleeper")).await;
+    let b = Daemon::start(Program::sleeper("sleeper")).await;
+    let a_pid = a.wait_running(&["sleeper"]).await["sleeper"];
+    let b_pid = b.wait_running(&["sleeper"]).await["sleeper"];
+    let home = config_home(&[("a", &a.socket), ("b", &b.socket)]);
+
+    let run = ctl_in(home.path(), &["-H", "a,b", "restart", "sleeper"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "a  sleeper: started\nb  sleeper: started\n", "")
+    );
+    let mut restarted = Vec::new();
+    for (daemon, before) in [(&a, a_pid), (&b, b_pid)] {
+        let mut client = daemon.client().await;
+        let after = instance(&mut client, "sleeper").await;
+        assert_eq!(after.state(), State::Running);
+        assert_ne!(after.pid, before, "a host was not restarted");
+        restarted.push(after.pid);
+    }
+
+    // a's new config adds a program; b's has errors: each host says its own, b's refusal
+    // stops neither a's reload nor the report of it.
+    a.write_config(
+        Config::new()
+            .program(Program::sleeper("sleeper"))
+            .program(Program::sleeper("api")),
+    );
+    b.write_config(Config::yaml(
+        "
+        web:
+          cmd: sleep 1000
+          numprocs: 0
+        ",
+    ));
+    let run = ctl_in(home.path(), &["-H", "a,b", "reload"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        "a  added: api\na  changed: none\na  removed: none\na  unchanged: sleeper\n"
+    );
+    let errors: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{}", run.stderr);
+    assert_eq!(errors[0], "b: reload rejected; the config has errors:");
+    assert!(
+        errors[1].starts_with(&format!("b: {}:", b.config_path.display()))
+            && errors[1].contains("programs.web.numprocs"),
+        "{}",
+        errors[1]
+    );
+    a.wait_running(&["api"]).await;
+    // b kept its config and its process.
+    let mut client = b.client().await;
+    let kept = status(&mut client).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].name.as_str(), kept[0].pid),
+        ("sleeper", restarted[1])
+    );
+}

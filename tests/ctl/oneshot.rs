@@ -364,17 +364,9 @@ async fn the_address_comes_from_the_environment_or_a_config_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_with_host_or_its_environment_variable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let daemon = Daemon::launch(Config::new())
-        .arg("--listen")
-        .arg(&address)
-        .start()
-        .await;
+    let daemon = Daemon::launch(Config::new()).listen(&address).start().await;
     let mut command = taskctl();
     command.args(["-H", &address, "pid"]);
     let run = run(command);

@@ -7,7 +7,7 @@ use std::{
         fs::{MetadataExt, PermissionsExt},
         process::CommandExt,
     },
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -17,35 +17,6 @@ use tonic::{Code, Status, transport::Channel};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use crate::support::*;
-
-/// Whether the test runs as root; a test that needs it says why and returns when not.
-fn root_or_skip(test: &str, why: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipping {test}: it needs root ({why})");
-    }
-    root
-}
-
-/// `nobody` and its group on Debian-like systems.
-const NOBODY: u32 = 65534;
-
-/// A TCP port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A token file in `dir`, private to its owner.
-fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
 
 /// A temporary directory every user may enter (a daemon's socket in it can be reached by
 /// another uid, as far as the socket's own mode allows).
@@ -127,9 +98,10 @@ async fn the_socket_has_its_mode_and_group_under_umask_000() {
     assert!(proc_status.contains("Umask:\t0000"), "{proc_status}");
     drop(daemon);
 
-    // A group that may connect: nogroup as root (any group), else our own group.
+    // A group that may connect: nobody's as root (any group), else our own group.
     let (group, gid) = if nix::unistd::geteuid().is_root() {
-        ("nogroup".to_string(), NOBODY)
+        let (_, group) = nobody();
+        (group.name, group.gid.as_raw())
     } else {
         let gid = nix::unistd::getegid().as_raw();
         (gid.to_string(), gid)
@@ -152,12 +124,13 @@ async fn the_socket_has_its_mode_and_group_under_umask_000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_uid_is_refused_until_it_has_a_role() {
-    if !root_or_skip(
+    let Some((user, group)) = nobody_as_root(
         "another_uid_is_refused_until_it_has_a_role",
         "to run taskctl as nobody",
-    ) {
+    ) else {
         return;
-    }
+    };
+    let (uid, gid) = (user.uid.as_raw(), group.gid.as_raw());
     // Nobody's role is none: the socket's mode lets it connect, the daemon says no.
     let daemon =
         Daemon::launch(Config::from(Program::sleeper("sleeper")).daemon("socket_mode: 0666\n"))
@@ -166,11 +139,11 @@ async fn another_uid_is_refused_until_it_has_a_role() {
             .await;
     daemon.wait_running(&["sleeper"]).await;
     for args in [&["status"][..], &["stop", "sleeper"], &["shutdown", "-y"]] {
-        let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], args);
+        let run = taskctl_as(&daemon, uid, gid, &[], args);
         assert!(!run.success, "{args:?}: {}", run.stdout);
         assert!(
             run.stderr
-                .contains("uid 65534 (nobody) may not use this daemon")
+                .contains(&format!("uid {uid} (nobody) may not use this daemon"))
                 && run
                     .stderr
                     .contains("not in daemon.operators or daemon.viewers"),
@@ -190,20 +163,20 @@ async fn another_uid_is_refused_until_it_has_a_role() {
         .daemon("socket_mode: 0666\nviewers: {users: [nobody]}\noperators: {groups: [4242]}\n");
     let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
     daemon.wait_running(&["sleeper"]).await;
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["status"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["status"]);
     assert!(run.success, "{}", run.stderr);
     assert!(
         run.stdout.contains("sleeper") && run.stdout.contains("RUNNING"),
         "{}",
         run.stdout
     );
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["stop", "sleeper"]);
     assert!(!run.success, "{}", run.stdout);
     assert!(
-        run.stderr.contains(
-            "uid 65534 (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
+        run.stderr.contains(&format!(
+            "uid {uid} (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
              only, not Stop"
-        ),
+        )),
         "{}",
         run.stderr
     );
@@ -212,7 +185,7 @@ async fn another_uid_is_refused_until_it_has_a_role() {
         instance(&mut client, "sleeper").await.state(),
         State::Running
     );
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[4242], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[4242], &["stop", "sleeper"]);
     assert!(run.success, "{}", run.stderr);
     assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
     assert_eq!(
@@ -223,14 +196,16 @@ async fn another_uid_is_refused_until_it_has_a_role() {
 
     // In operators by name: allowed; the socket's group lets another uid connect, and that uid,
     // without a role, is refused.
-    let config = Config::from(Program::sleeper("sleeper"))
-        .daemon("socket_mode: 0660\nsocket_group: nogroup\noperators: {users: [nobody]}\n");
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "socket_mode: 0660\nsocket_group: {}\noperators: {{users: [nobody]}}\n",
+        group.name
+    ));
     let daemon = Daemon::launch(config).in_dir(open_dir()).start().await;
     daemon.wait_running(&["sleeper"]).await;
-    let run = taskctl_as(&daemon, NOBODY, NOBODY, &[], &["stop", "sleeper"]);
+    let run = taskctl_as(&daemon, uid, gid, &[], &["stop", "sleeper"]);
     assert!(run.success, "{}", run.stderr);
     assert!(run.stdout.contains("sleeper: stopped"), "{}", run.stdout);
-    let run = taskctl_as(&daemon, 65533, NOBODY, &[], &["status"]);
+    let run = taskctl_as(&daemon, 65533, gid, &[], &["status"]);
     assert!(!run.success);
     assert!(
         run.stderr.contains("uid 65533 may not use this daemon"),
@@ -247,9 +222,7 @@ async fn another_uid_is_refused_until_it_has_a_role() {
 async fn tcp_beyond_loopback_needs_authentication() {
     let port = free_port();
     for address in [format!("0.0.0.0:{port}"), format!("[::]:{port}")] {
-        let launch = Daemon::launch(Program::sleeper("sleeper"))
-            .arg("--listen")
-            .arg(&address);
+        let launch = Daemon::launch(Program::sleeper("sleeper")).listen(&address);
         let (status, stderr) = launch.refused().await;
         assert!(!status.success());
         assert!(
@@ -579,21 +552,10 @@ async fn every_call_on_tcp_needs_a_valid_token_and_the_role_for_it() {
 async fn tls_with_a_token_and_mutual_tls() {
     const DEPLOY: &str = "deploy-0123456789-abcdef";
     let certificates = Certificates::new();
-    let write = |dir: &Path| {
-        for (name, text) in [
-            ("ca.pem", &certificates.ca),
-            ("server.pem", &certificates.server_cert),
-            ("server.key", &certificates.server_key),
-        ] {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
-        std::fs::set_permissions(dir.join("server.key"), PermissionsExt::from_mode(0o600)).unwrap();
-    };
-
     // TLS and a token, on loopback.
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
+    certificates.write_server_files(dir.path());
     token_file(dir.path(), "deploy.token", DEPLOY);
     let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
         "
@@ -627,19 +589,9 @@ async fn tls_with_a_token_and_mutual_tls() {
     // Mutual TLS: the client certificate is the identity, so no token is needed, even beyond
     // loopback.
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path());
-    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
-        "listen: 0.0.0.0:{port}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
-    ));
-    let daemon = Daemon::launch(config).in_dir(dir).start().await;
-    let identity = (
-        certificates.client_cert.as_str(),
-        certificates.client_key.as_str(),
-    );
-    let channel = tls_channel(port, &certificates.ca, Some(identity))
-        .await
-        .unwrap();
+    let address = format!("0.0.0.0:{port}");
+    let daemon = certificates.mutual_tls_daemon(&address).await;
+    let channel = certificates.client_channel(port).await;
     let outcomes = every_call(&channel, None).await;
     assert_outcomes("a client certificate", &outcomes, OPERATOR, "");
     // A token, when sent, must still be valid.
@@ -648,17 +600,40 @@ async fn tls_with_a_token_and_mutual_tls() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    // Without a certificate, the handshake fails: nothing is answered, health neither.
-    let refused = match tls_channel(port, &certificates.ca, None).await {
+    // Without a certificate, the handshake succeeds: health answers (for load balancers), every
+    // other call is refused and the refusal says what the daemon takes.
+    let anonymous = tls_channel(port, &certificates.ca, None)
+        .await
+        .expect("a TLS handshake without a client certificate");
+    assert!(serving(&anonymous).await);
+    let refused: Vec<(&str, Code)> = (OPERATOR.iter())
+        .map(|(call, _)| (*call, Code::Unauthenticated))
+        .collect();
+    let outcomes = every_call(&anonymous, None).await;
+    assert_outcomes(
+        "no certificate",
+        &outcomes,
+        &refused,
+        "no credentials: this daemon takes calls on TCP with a client certificate that \
+         daemon.tls.client_ca signed",
+    );
+    let status = with_token(anonymous.clone(), None)
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    let takes = status.metadata().get("taskmaster-credentials");
+    assert_eq!(
+        takes.and_then(|value| value.to_str().ok()),
+        Some("certificate")
+    );
+    // A certificate of another CA still fails the handshake.
+    let stranger = Certificates::new();
+    let identity = (stranger.client_cert.as_str(), stranger.client_key.as_str());
+    let refused = match tls_channel(port, &certificates.ca, Some(identity)).await {
         Err(_) => true,
-        Ok(channel) => {
-            let answer = with_token(channel.clone(), None)
-                .status(proto::StatusRequest::default())
-                .await;
-            answer.is_err() && !serving(&channel).await
-        }
+        Ok(channel) => !serving(&channel).await,
     };
-    assert!(refused, "a client without a certificate was answered");
+    assert!(refused, "a certificate of another CA was accepted");
     drop(daemon);
 }
 
@@ -875,8 +850,7 @@ async fn a_thousand_idle_connections_cost_little_and_stop_nothing() {
 async fn a_loopback_listener_without_tokens_stays_open_and_says_so() {
     let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
-        .arg("--listen")
-        .arg(port.to_string())
+        .listen(port)
         .start()
         .await;
     let channel = tcp_channel(port).await;
@@ -986,4 +960,347 @@ async fn running_out_of_descriptors_pauses_accepting_and_stops_nothing() {
     .await;
     let log = daemon.log();
     assert!(log.contains("accepting connections again"), "{log}");
+}
+
+/// Waits on `watch` for the next "config reloaded" event.
+async fn next_reload(watch: &mut tonic::Streaming<proto::Event>) {
+    let reloaded = async {
+        while let Some(event) = watch.message().await.expect("the event stream") {
+            if event.kind() == proto::EventKind::ConfigReloaded {
+                return;
+            }
+        }
+        panic!("the event stream ended before a reload");
+    };
+    tokio::time::timeout(DEADLINE, reloaded)
+        .await
+        .expect("a reload within the deadline");
+}
+
+/// What `token` (if any) gets for a Status over `channel`: its code.
+async fn status_with(channel: &Channel, token: Option<&str>) -> Code {
+    let answer = with_token(channel.clone(), token)
+        .status(proto::StatusRequest::default())
+        .await;
+    answer.map_or_else(|status| status.code(), |_| Code::Ok)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_taken_out_of_the_config_is_refused_after_a_reload() {
+    const DEPLOY: &str = "deploy-0123456789-abcdef";
+    const MONITOR: &str = "monitor-0123456789-abcdef";
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path(), "deploy.token", DEPLOY);
+    token_file(dir.path(), "monitor.token", MONITOR);
+    let file = |name: &str| format!("{{name: {name}, role: operator, file: {name}.token}}");
+    let config = |tokens: &[String], more: &str| {
+        Config::from(Program::sleeper("sleeper")).daemon(&format!(
+            "listen: {port}\ntokens: [{}]\n{more}",
+            tokens.join(", ")
+        ))
+    };
+    let daemon = Daemon::launch(config(&[file("deploy"), file("monitor")], ""))
+        .in_dir(dir)
+        .env("TASKMASTER_TEST_LATE", "late-0123456789-abcdef")
+        .start()
+        .await;
+    // One connection for every call below: the policy is the one in force at each call, not
+    // the one the connection was opened under.
+    let channel = tcp_channel(port).await;
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
+    assert_eq!(status_with(&channel, Some(MONITOR)).await, Code::Ok);
+    let mut watch = with_token(channel.clone(), Some(DEPLOY))
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+
+    // SIGHUP: deploy is taken out.
+    daemon.write_config(config(&[file("monitor")], ""));
+    send(daemon.pid(), nix::sys::signal::Signal::SIGHUP);
+    // A stream opened with it goes on (it was allowed when it began) and tells of the reload.
+    next_reload(&mut watch).await;
+    let status = with_token(channel.clone(), Some(DEPLOY))
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().contains("the bearer token is not valid"),
+        "{status:?}"
+    );
+    assert_eq!(status_with(&channel, Some(MONITOR)).await, Code::Ok);
+
+    // The Reload RPC: deploy is back, monitor is out, and a key only a restart applies says so.
+    daemon.write_config(config(&[file("deploy")], "tcp_idle_timeout: 30\n"));
+    let mut client = daemon.client().await;
+    let answer = client.reload(proto::ReloadRequest {}).await.unwrap();
+    let warnings = answer.into_inner().warnings;
+    assert!(
+        warnings.iter().any(|warning| warning.ends_with(
+            "daemon.tcp_idle_timeout changed since the daemon started: only a restart applies \
+             it (operators, viewers and tokens are in force now)"
+        )),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        status_with(&channel, Some(MONITOR)).await,
+        Code::Unauthenticated
+    );
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
+    let log = daemon.log();
+    assert!(log.contains("daemon.tcp_idle_timeout changed"), "{log}");
+
+    // A token variable the daemon did not take out of its environment at start is refused: its
+    // programs have inherited it.
+    let late = "{name: late, role: viewer, env: TASKMASTER_TEST_LATE}".to_string();
+    daemon.write_config(config(&[file("deploy"), late], ""));
+    let status = client.reload(proto::ReloadRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains(
+            "daemon.tokens.1.env: the environment variable TASKMASTER_TEST_LATE is set, but it \
+             was not a token variable when the daemon started"
+        ),
+        "{status:?}"
+    );
+    assert_eq!(status_with(&channel, Some(DEPLOY)).await, Code::Ok);
+}
+
+/// A Unix connection to `socket` whose peer is `uid` and `gid` without supplementary groups,
+/// for as long as it lasts: made by a thread that takes those as its own effective ids with
+/// the raw system calls (Linux keeps credentials per thread; libc's wrappers would change
+/// every thread's). Needs root.
+fn connect_as(socket: &Path, uid: u32, gid: u32) -> std::os::unix::net::UnixStream {
+    use nix::libc::{SYS_setgroups, SYS_setresgid, SYS_setresuid, c_long, syscall};
+    let socket = socket.to_path_buf();
+    std::thread::spawn(move || {
+        let keep = -1 as c_long;
+        // SAFETY: these change the calling thread's credentials only; the thread ends here.
+        unsafe {
+            assert_eq!(
+                syscall(SYS_setgroups, 0 as c_long, std::ptr::null::<u32>()),
+                0
+            );
+            assert_eq!(syscall(SYS_setresgid, keep, gid as c_long, keep), 0);
+            assert_eq!(syscall(SYS_setresuid, keep, uid as c_long, keep), 0);
+        }
+        std::os::unix::net::UnixStream::connect(socket).expect("connect as another uid")
+    })
+    .join()
+    .unwrap()
+}
+
+/// A channel on `stream` and on nothing else: once it is gone, calls fail rather than
+/// connect again (so every call that works went over this very connection).
+async fn channel_on(stream: std::os::unix::net::UnixStream) -> Channel {
+    stream.set_nonblocking(true).unwrap();
+    let stream = tokio::net::UnixStream::from_std(stream).unwrap();
+    let once = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let stream = once.lock().unwrap().take();
+            async move {
+                (stream.map(hyper_util::rt::TokioIo::new))
+                    .ok_or_else(|| std::io::Error::other("this channel had its one connection"))
+            }
+        }))
+        .await
+        .expect("a channel on the connection")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_taken_out_of_the_config_is_refused_on_a_connection_already_open() {
+    if !root_or_skip(
+        "an_operator_taken_out_of_the_config_is_refused_on_a_connection_already_open",
+        "to connect as nobody",
+    ) {
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("skipping: no user nobody");
+        return;
+    };
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    let config = |roles: &str| {
+        Config::from(Program::sleeper("sleeper")).daemon(&format!("socket_mode: 0666\n{roles}"))
+    };
+    let daemon = Daemon::launch(config("operators: {users: [nobody]}\n"))
+        .in_dir(open_dir())
+        .start()
+        .await;
+    daemon.wait_running(&["sleeper"]).await;
+    let mut theirs = proto::taskmaster_client::TaskmasterClient::new(
+        channel_on(connect_as(&daemon.socket, uid, gid)).await,
+    );
+    let mut ours = daemon.client().await;
+    let mut watch = ours
+        .watch_events(proto::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let restart = proto::RestartRequest {
+        names: vec!["sleeper".into()],
+        no_wait: false,
+    };
+    theirs
+        .restart(restart.clone())
+        .await
+        .expect("an operator restarts");
+
+    // The Reload RPC: nobody is a viewer now, on the connection it already has.
+    daemon.write_config(config("viewers: {users: [nobody]}\n"));
+    ours.reload(proto::ReloadRequest {}).await.unwrap();
+    theirs
+        .status(proto::StatusRequest::default())
+        .await
+        .expect("a viewer looks");
+    let status = theirs.restart(restart.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains(&format!(
+            "uid {uid} (nobody) is a viewer: it may call Status, WatchEvents, Tail and MainTail \
+             only, not Restart"
+        )),
+        "{status:?}"
+    );
+
+    // SIGHUP: no role at all (the stream told of the RPC's reload first).
+    next_reload(&mut watch).await;
+    daemon.write_config(config(""));
+    send(daemon.pid(), nix::sys::signal::Signal::SIGHUP);
+    next_reload(&mut watch).await;
+    let status = theirs
+        .status(proto::StatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains(&format!("uid {uid} (nobody) may not use this daemon")),
+        "{status:?}"
+    );
+}
+
+/// Reads from `stream` until the daemon closes it (end of file or reset); how long that took.
+/// Whatever the daemon sends first (HTTP/2 settings, pings) is read and dropped.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let closed = async {
+        let mut buffer = [0u8; 1024];
+        while let Ok(read) = stream.read(&mut buffer).await
+            && read > 0
+        {}
+    };
+    tokio::time::timeout(DEADLINE, closed)
+        .await
+        .expect("the daemon to close the connection");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_beyond_the_cap_are_closed_and_the_daemon_keeps_serving() {
+    const CAP: usize = 4;
+    let port = free_port();
+    let config = Config::from(Program::sleeper("sleeper"))
+        .daemon(&format!("listen: {port}\ntcp_max_connections: {CAP}\n"));
+    let daemon = Daemon::start(config).await;
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let channel = tcp_channel(port).await;
+        assert!(serving(&channel).await);
+        held.push(channel);
+    }
+    // Beyond the cap: each is closed as soon as it is accepted.
+    for _ in 0..3 {
+        let mut extra = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let took = until_closed(&mut extra).await;
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    }
+    // What is open keeps working, and so does the Unix socket.
+    for channel in &held {
+        assert_eq!(status_with(channel, None).await, Code::Ok);
+    }
+    let mut client = daemon.client().await;
+    assert_eq!(status(&mut client).await.len(), 1);
+    // Said once, not once per connection.
+    let log = daemon.log();
+    let refusal = format!("closed at once: {CAP} are open already (daemon.tcp_max_connections)");
+    assert_eq!(log.matches(&refusal).count(), 1, "{log}");
+    // A connection that ends gives its place to the next.
+    held.pop();
+    expect("a new TCP connection to be served", || async {
+        let channel = tcp_channel(port).await;
+        let answer = tokio::time::timeout(Duration::from_secs(1), serving(&channel)).await;
+        answer.unwrap_or(false).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_tcp_peer_is_dropped_after_the_idle_timeout_and_a_live_one_is_not() {
+    let port = free_port();
+    // Two places: a live client and one silent peer at a time.
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "listen: {port}\ntcp_idle_timeout: 1\ntcp_max_connections: 2\n"
+    ));
+    let daemon = Daemon::start(config).await;
+    daemon.wait_running(&["sleeper"]).await;
+    // A live client with a stream open and nothing to say: it only answers the daemon's pings.
+    let live = tcp_channel(port).await;
+    let mut watch = with_token(live.clone(), None)
+        .watch_events(proto::WatchEventsRequest {
+            names: vec!["sleeper".into()],
+            since: None,
+            run: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A peer that never says anything, then one that starts HTTP/2 and falls silent (a dead
+    // client): each is closed after the idle timeout, and its place is free again for the next
+    // (beyond the cap it would be closed at once).
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let took = until_closed(&mut silent).await;
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    let mut dead = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        // The client preface and an empty SETTINGS frame.
+        dead.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+    }
+    let took = until_closed(&mut dead).await;
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    // Two idle timeouts later, the live client's stream still carries events.
+    let mut client = daemon.client().await;
+    client
+        .stop(proto::StopRequest {
+            names: vec!["sleeper".into()],
+            no_wait: false,
+        })
+        .await
+        .unwrap();
+    let stopped = async {
+        while let Some(event) = watch.message().await.expect("the live stream") {
+            if event.kind() == proto::EventKind::Stopped {
+                return;
+            }
+        }
+        panic!("the live stream ended");
+    };
+    tokio::time::timeout(DEADLINE, stopped)
+        .await
+        .expect("the stop on the live stream");
+    assert_eq!(status_with(&live, None).await, Code::Ok);
 }

@@ -1,4 +1,5 @@
-//! The API surface: WatchEvents, Shutdown, the socket rules, TCP, reflection and health, and
+//! The API surface: WatchEvents, Shutdown, the caller each action is recorded as (on the Unix
+//! socket and over TCP), the socket rules, TCP, reflection and health, and
 //! the daemon's start-up modes.
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
@@ -167,14 +168,9 @@ async fn a_stale_socket_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_reflection_and_health() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let daemon = Daemon::launch(Program::sleeper("sleeper"))
-        .arg("--listen")
-        .arg(port.to_string())
+        .listen(port)
         .start()
         .await;
     let channel = endpoint::connect(&Target::Tcp(format!("http://127.0.0.1:{port}")))
@@ -308,15 +304,7 @@ async fn every_control_action_records_who_did_it() {
     let mut daemon = Daemon::start(Program::sleeper("sleeper").autorestart("always")).await;
     let mut client = daemon.client().await;
     let first = wait_state(&mut client, "sleeper", State::Running).await;
-    let mut watch = client
-        .watch_events(proto::WatchEventsRequest {
-            names: Vec::new(),
-            since: Some(0),
-            run: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = all_events(&daemon).await;
     // Autostart is policy; the start that held is nobody's doing.
     let spawned = next_of(&mut watch, EventKind::Spawned, "sleeper").await;
     assert_eq!(spawned.actor, "policy");
@@ -396,13 +384,11 @@ async fn every_control_action_records_who_did_it() {
     assert!(log.contains(&format!("by=\"{me}")), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resume_from_another_daemon_run_is_told_the_history_restarted() {
-    let mut daemon = Daemon::start(Program::sleeper("sleeper")).await;
-    let mut client = daemon.client().await;
-    wait_state(&mut client, "sleeper", State::Running).await;
-    let first_run = daemon_info(&mut client).await.run;
-    let mut watch = client
+/// Every event of `daemon` from its first, watched on its Unix socket.
+async fn all_events(daemon: &Daemon) -> tonic::Streaming<proto::Event> {
+    daemon
+        .client()
+        .await
         .watch_events(proto::WatchEventsRequest {
             names: Vec::new(),
             since: Some(0),
@@ -410,7 +396,112 @@ async fn a_resume_from_another_daemon_run_is_told_the_history_restarted() {
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+/// How the daemon names this test's process on its Unix socket: `uid 0 (root)` in CI.
+fn this_caller() -> String {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid).unwrap().expect("our user");
+    format!("uid {uid} ({})", user.name)
+}
+
+/// Sends Stop, Start and Reload through `client` (on any transport), checking that the events
+/// they cause name `caller`.
+async fn act_as<T>(
+    client: &mut proto::taskmaster_client::TaskmasterClient<T>,
+    watch: &mut tonic::Streaming<proto::Event>,
+    caller: &str,
+) where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::transport::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::transport::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let names = || vec!["sleeper".to_string()];
+    (client.stop(proto::StopRequest {
+        names: names(),
+        no_wait: false,
+    }))
+    .await
+    .unwrap();
+    let stopping = next_of(watch, EventKind::Stopping, "sleeper").await;
+    assert_eq!(stopping.actor, caller, "Stop");
+    (client.start(proto::StartRequest {
+        names: names(),
+        no_wait: false,
+    }))
+    .await
+    .unwrap();
+    let spawned = next_of(watch, EventKind::Spawned, "sleeper").await;
+    assert_eq!(spawned.actor, caller, "Start");
+    client.reload(proto::ReloadRequest {}).await.unwrap();
+    let reloaded = next_of(watch, EventKind::ConfigReloaded, "").await;
+    assert_eq!(reloaded.actor, caller, "Reload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_stop_reload_and_shutdown_on_the_unix_socket_name_the_callers_uid() {
+    let mut daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let mut watch = all_events(&daemon).await;
+    next_of(&mut watch, EventKind::Started, "sleeper").await;
+    let me = this_caller();
+    let mut client = daemon.client().await;
+    act_as(&mut client, &mut watch, &me).await;
+    client.shutdown(proto::ShutdownRequest {}).await.unwrap();
+    let stopping = next_of(&mut watch, EventKind::DaemonStopping, "").await;
+    assert_eq!(stopping.actor, me, "Shutdown");
+    drop(client);
+    assert!(daemon.wait_exit().await.success());
+    // The event log says the same, action by action.
+    let log = daemon.log();
+    for action in [
+        "sleeper: stopping",
+        "sleeper: spawned",
+        "taskmasterd: config reloaded",
+        "taskmasterd: daemon stopping",
+    ] {
+        let line = (log.lines().rev())
+            .find(|line| line.contains(action))
+            .unwrap_or_else(|| panic!("no {action:?} in {log}"));
+        assert!(line.contains(&format!("by=\"{me}\"")), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tcp_the_actor_is_the_tokens_name_or_the_certificates_subject() {
+    const DEPLOY: &str = "deploy-0123456789-abcdef";
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    token_file(dir.path(), "deploy.token", DEPLOY);
+    let config = Config::from(Program::sleeper("sleeper")).daemon(&format!(
+        "listen: {port}\ntokens: [{{name: deploy, role: operator, file: deploy.token}}]\n"
+    ));
+    let daemon = Daemon::launch(config).in_dir(dir).start().await;
+    let mut watch = all_events(&daemon).await;
+    next_of(&mut watch, EventKind::Started, "sleeper").await;
+    let mut client = with_token(tcp_channel(port).await, Some(DEPLOY));
+    act_as(&mut client, &mut watch, "token deploy").await;
+    drop(daemon);
+
+    // Mutual TLS: the client certificate's subject.
+    let certificates = Certificates::new();
+    let port = free_port();
+    let daemon = certificates.mutual_tls_daemon(&port.to_string()).await;
+    let mut watch = all_events(&daemon).await;
+    next_of(&mut watch, EventKind::Started, "sleeper").await;
+    let channel = certificates.client_channel(port).await;
+    let mut client = proto::taskmaster_client::TaskmasterClient::new(channel);
+    act_as(&mut client, &mut watch, "cert CN=ops,O=Taskmaster tests").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_another_daemon_run_is_told_the_history_restarted() {
+    let mut daemon = Daemon::start(Program::sleeper("sleeper")).await;
+    let mut client = daemon.client().await;
+    wait_state(&mut client, "sleeper", State::Running).await;
+    let first_run = daemon_info(&mut client).await.run;
+    let mut watch = all_events(&daemon).await;
     let started = next_of(&mut watch, EventKind::Started, "sleeper").await;
     assert_eq!(started.run, first_run);
     // The same run resumes where it was.

@@ -197,19 +197,12 @@ async fn a_leader_killed_takes_its_tree_with_it_before_the_replacement_starts() 
     let (_, _guard) = the_process(&["sleep", "72005"]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_daemon_killed_with_sigkill_leaves_no_duplicates_to_its_successor() {
-    if !cgroups_or_skip("a_daemon_killed_with_sigkill_leaves_no_duplicates_to_its_successor") {
-        return;
-    }
-    let words = ["sleep", "73001"];
-    let mut daemon = Daemon::start(
-        Program::new("pool", "sleep 73001")
-            .numprocs(5)
-            .starttime(0.2)
-            .stoptime(1.0),
-    )
-    .await;
+/// A daemon on `program` (five instances of `sleep SECONDS`) killed with SIGKILL: its
+/// successor on the same config ends what it left running before starting its own, and says
+/// so in the event log with `said`.
+async fn no_duplicates_after_sigkill(config: Config, seconds: &str, said: &str) {
+    let words = ["sleep", seconds];
+    let mut daemon = Daemon::start(config).await;
     daemon.wait_running(&["pool"]).await;
     let orphans: Vec<u32> = processes_running(&words);
     assert_eq!(orphans.len(), 5, "{orphans:?}");
@@ -237,10 +230,33 @@ async fn a_daemon_killed_with_sigkill_leaves_no_duplicates_to_its_successor() {
     }
     assert_eq!(processes_running(&words).len(), 5);
     let log = daemon.log();
-    assert!(
-        log.contains("left by an earlier taskmasterd") && log.contains("killed"),
-        "{log}"
-    );
+    assert!(log.contains(said), "{log}");
+}
+
+fn pool(seconds: &str) -> Program {
+    Program::new("pool", &format!("sleep {seconds}"))
+        .numprocs(5)
+        .starttime(0.2)
+        .stoptime(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_with_sigkill_leaves_no_duplicates_to_its_successor() {
+    if !cgroups_or_skip("a_daemon_killed_with_sigkill_leaves_no_duplicates_to_its_successor") {
+        return;
+    }
+    let config = Config::from(pool("73001"));
+    no_duplicates_after_sigkill(config, "73001", "left by an earlier taskmasterd (pids").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_a_daemon_killed_with_sigkill_leaves_no_duplicates_either() {
+    // The ledger of children beside the socket does it, by pid and start time.
+    let config = Config::new()
+        .daemon("cgroups: false")
+        .program(pool("73002"));
+    let said = "(sleep 73002) left by an earlier taskmasterd on this socket: killed";
+    no_duplicates_after_sigkill(config, "73002", said).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,6 +288,79 @@ async fn a_program_may_keep_what_it_leaves() {
         alive(worker),
         "the worker it leaves behind on purpose was killed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cgroups_the_orphans_a_leader_leaves_are_killed_by_pid() {
+    // `daemon.cgroups: false` stands for a system without usable cgroups: the daemon is a
+    // child subreaper, so what a leader leaves becomes its child, and it kills those it does
+    // not know when the leader ends.
+    let mut daemon = Daemon::start(
+        Config::new()
+            .daemon("cgroups: false")
+            .program(
+                Program::new(
+                    "escaper",
+                    "/bin/sh -c 'setsid sleep 75005 & exec sleep 75006'",
+                )
+                .starttime(0.2)
+                .stoptime(1.0),
+            )
+            .program(
+                Program::new(
+                    "keeper",
+                    "/bin/sh -c 'setsid sleep 75007 & exec sleep 75008'",
+                )
+                .starttime(0.2)
+                .stoptime(1.0)
+                .set("kill_leftovers", "false"),
+            ),
+    )
+    .await;
+    let mut client = daemon.client().await;
+    let info = daemon_info(&mut client).await;
+    assert!(
+        info.containment.starts_with("process groups only"),
+        "{info:?}"
+    );
+    daemon.wait_running(&["escaper", "keeper"]).await;
+    let (escaped, _guard) = the_process(&["sleep", "75005"]).await;
+    let (kept, _kept_guard) = the_process(&["sleep", "75007"]).await;
+    // The kept one goes first: its orphan must not be taken for the other's.
+    for name in ["keeper", "escaper"] {
+        client
+            .stop(taskmaster::proto::StopRequest {
+                names: vec![name.into()],
+                no_wait: false,
+            })
+            .await
+            .unwrap();
+    }
+    wait_gone("the process that left the session", escaped).await;
+    assert!(alive(kept), "a leftover kept on purpose was killed");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!("escaper: killed pid {escaped} (sleep 75005)")),
+        "{log}"
+    );
+    // Kept leftovers are the daemon's children now: it reaps them when they end.
+    send(kept, Signal::SIGKILL);
+    wait_gone("the kept leftover", kept).await;
+    assert!(daemon.try_exit().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_exited_before_the_daemon_watched_for_exits_is_reaped() {
+    // `true &` has exited (a zombie the daemon inherits across exec) before the daemon
+    // installed its SIGCHLD handler: its signal went to nobody, and no other will come.
+    let daemon = Daemon::launch(Config::new())
+        .before_exec("true & :")
+        .start()
+        .await;
+    expect("the inherited zombie reaped", || async {
+        daemon.children().is_empty().then_some(())
+    })
+    .await;
 }
 
 // ---- Faults that already hold (issue 11): failure modes real supervisors are known to meet,

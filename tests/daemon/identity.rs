@@ -13,22 +13,6 @@ use taskmaster::proto::{self, State};
 
 use crate::support::*;
 
-/// True when the test runs as root; otherwise says why it is skipped.
-fn root_or_skip(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("{test}: skipped: it needs root (to run programs as other users)");
-    }
-    root
-}
-
-/// `nobody` and its primary group.
-fn nobody() -> (User, Group) {
-    let user = User::from_name("nobody").unwrap().expect("a user `nobody`");
-    let group = Group::from_gid(user.gid).unwrap().expect("nobody's group");
-    (user, group)
-}
-
 /// The numbers of a `/proc/PID/status` line (`Uid:`, `Gid:`, `Groups:`).
 fn status_ids(pid: u32, field: &str) -> Vec<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -167,7 +151,10 @@ impl Drop for TestUser {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
-    if !root_or_skip("a_program_runs_with_exactly_its_users_uid_gid_and_groups") {
+    if !root_or_skip(
+        "a_program_runs_with_exactly_its_users_uid_gid_and_groups",
+        "to run programs as other users",
+    ) {
         return;
     }
     let created = TestUser::create();
@@ -254,10 +241,12 @@ async fn a_program_runs_with_exactly_its_users_uid_gid_and_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_output_files_of_a_user_program_are_its_own() {
-    if !root_or_skip("the_output_files_of_a_user_program_are_its_own") {
+    let Some((nobody, group)) = nobody_as_root(
+        "the_output_files_of_a_user_program_are_its_own",
+        "to run programs as other users",
+    ) else {
         return;
-    }
-    let (nobody, group) = nobody();
+    };
     let dir = tempfile::tempdir().unwrap();
     // So that nobody can reach the files at all (a temporary directory is root's, mode 0700).
     std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
@@ -359,10 +348,12 @@ async fn an_unknown_user_or_group_is_a_config_error_at_its_line_and_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_is_not_root_runs_programs_only_as_itself() {
-    if !root_or_skip("a_daemon_that_is_not_root_runs_programs_only_as_itself") {
+    let Some((nobody, group)) = nobody_as_root(
+        "a_daemon_that_is_not_root_runs_programs_only_as_itself",
+        "to run programs as other users",
+    ) else {
         return;
-    }
-    let (nobody, group) = nobody();
+    };
     let (uid, gid) = (nobody.uid.as_raw(), group.gid.as_raw());
     // A directory of nobody's, where a daemon run as nobody keeps its socket and logs.
     let owned_by_nobody = || {
@@ -487,7 +478,10 @@ async fn each_spawn_error_says_what_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
-    if !root_or_skip("a_spawn_as_another_user_fails_with_what_that_user_may_not_do") {
+    if !root_or_skip(
+        "a_spawn_as_another_user_fails_with_what_that_user_may_not_do",
+        "to run programs as other users",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -550,7 +544,10 @@ async fn a_spawn_as_another_user_fails_with_what_that_user_may_not_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs() {
-    if !root_or_skip("a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs") {
+    if !root_or_skip(
+        "a_failed_setgroups_or_setuid_fails_the_spawn_before_the_program_runs",
+        "to run programs as other users",
+    ) {
         return;
     }
     if Command::new("setpriv").arg("--version").output().is_err() {

@@ -592,3 +592,169 @@ async fn timestamps_prefix_each_line_with_its_rfc3339_time() {
         assert!(age < Duration::from_secs(60), "{time} is {age:?} old");
     }
 }
+
+/// The number of the last `tick-N` line of `path` (its last 4 KiB), 0 before the first.
+fn last_tick(path: &Path) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let length = file.metadata().map_or(0, |metadata| metadata.len());
+    let _ = file.seek(SeekFrom::Start(length.saturating_sub(4096)));
+    let mut end = String::new();
+    let _ = file.read_to_string(&mut end);
+    end.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("tick-")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads a tail to its end (a tail without follow); the bytes it brought.
+async fn drain_tail(mut stream: tonic::Streaming<proto::OutputChunk>) -> u64 {
+    let mut total = 0;
+    while let Some(chunk) = tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .expect("a chunk within the deadline")
+    {
+        let chunk = chunk.expect("a chunk, not an error");
+        assert_eq!(chunk.missed_bytes, 0);
+        total += chunk.data.len() as u64;
+    }
+    total
+}
+
+/// Checks followed output line by line: 64-byte filler lines, then `tick-N` lines numbered
+/// one after the other (no tick missed or repeated) unless the daemon said it skipped bytes.
+struct Ticks {
+    /// The end of the last chunk that was not a whole line yet.
+    carry: Vec<u8>,
+    /// The last tick seen.
+    last: Option<u64>,
+    /// Bytes the daemon said were skipped.
+    missed: u64,
+    /// Lines seen (the first, maybe cut at the start of the tail, is not checked).
+    lines: u64,
+}
+
+/// The filler line the big writer writes: 63 characters and a newline.
+const FILLER: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde";
+
+impl Ticks {
+    fn take(&mut self, chunk: &proto::OutputChunk) {
+        self.missed += chunk.missed_bytes;
+        self.carry.extend_from_slice(&chunk.data);
+        let Some(end) = self.carry.iter().rposition(|byte| *byte == b'\n') else {
+            return;
+        };
+        let whole: Vec<u8> = self.carry.drain(..=end).collect();
+        for line in whole[..whole.len() - 1].split(|byte| *byte == b'\n') {
+            self.lines += 1;
+            if self.lines == 1 || line == FILLER.as_bytes() {
+                continue;
+            }
+            let line = String::from_utf8_lossy(line);
+            let tick: u64 = line
+                .strip_prefix("tick-")
+                .and_then(|number| number.parse().ok())
+                .unwrap_or_else(|| panic!("a line neither filler nor tick: {line:?}"));
+            if let Some(last) = self.last {
+                if self.missed == 0 {
+                    assert_eq!(tick, last + 1, "a tick missed or repeated");
+                } else {
+                    assert!(tick > last, "tick {tick} after {last}");
+                }
+            }
+            self.last = Some(tick);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_of_64_mib_slows_neither_the_writer_nor_the_daemon_and_misses_nothing() {
+    // 64 MiB of 64-byte lines, then a numbered line every 50 ms, for as long as it runs.
+    let daemon = Daemon::start(
+        Program::new(
+            "big",
+            &format!(
+                "sh -c 'yes {FILLER} | head -c 67108864; i=0; \
+                 while i=$((i+1)); do echo tick-$i; sleep 0.05; done'"
+            ),
+        )
+        .starttime(0.2)
+        .stoptime(1.0)
+        .set("stdout", "{path: '{dir}/big.log', maxbytes: 0}"),
+    )
+    .await;
+    daemon.wait_running(&["big"]).await;
+    let path = daemon.path("big.log");
+    expect("the 64 MiB and the first ticks in the file", || async {
+        (last_tick(&path) >= 2).then_some(())
+    })
+    .await;
+    let mut client = daemon.client().await;
+    let bytes = |bytes: u64, follow: bool| proto::TailRequest {
+        name: "big".into(),
+        stream: proto::Stream::Stdout.into(),
+        lines: 0,
+        bytes: Some(bytes),
+        follow,
+    };
+    // A follower of the last 64 MiB (asked for more: LONGEST_TAIL bounds it) reads one chunk,
+    // then nothing for a while: its head is half sent.
+    let mut big = client
+        .tail(bytes(u64::MAX, true))
+        .await
+        .expect("Tail answers")
+        .into_inner();
+    let mut ticks = Ticks {
+        carry: Vec::new(),
+        last: None,
+        missed: 0,
+        lines: 0,
+    };
+    let first = next_chunk(&mut big).await;
+    assert!(
+        first.data.len() <= 4 * 1024 * 1024,
+        "the head comes in pieces a client takes"
+    );
+    let mut received = first.data.len() as u64;
+    ticks.take(&first);
+    // More tails than may read at once, each to its end, meanwhile.
+    let mut others = Vec::new();
+    for asked in [u64::MAX, 16 << 20, 16 << 20, 16 << 20, 16 << 20] {
+        let stream = client
+            .tail(bytes(asked, false))
+            .await
+            .expect("Tail answers")
+            .into_inner();
+        others.push((asked.min(64 << 20), tokio::spawn(drain_tail(stream))));
+    }
+    // The writer goes on (its lines reach the file), and the daemon answers.
+    let during = last_tick(&path);
+    expect("ticks written while the tails read", || async {
+        (last_tick(&path) >= during + 5).then_some(())
+    })
+    .await;
+    let answered = tokio::time::timeout(DEADLINE, status(&mut client)).await;
+    assert_eq!(answered.expect("Status answers during the tails").len(), 1);
+    // The follower reads on: all 64 MiB, then ticks as they come, none missed or repeated at
+    // the seam between the file and the live feed.
+    while received < 64 << 20 {
+        let chunk = next_chunk(&mut big).await;
+        received += chunk.data.len() as u64;
+        ticks.take(&chunk);
+    }
+    let target = last_tick(&path) + 3;
+    while ticks.last.is_none_or(|last| last < target) {
+        ticks.take(&next_chunk(&mut big).await);
+    }
+    assert!(ticks.lines > 1_000_000, "{} lines", ticks.lines);
+    assert_eq!(ticks.missed, 0, "this follower never fell that far behind");
+    for (asked, reading) in others {
+        assert_eq!(
+            reading.await.unwrap(),
+            asked,
+            "the head of a tail of {asked} bytes"
+        );
+    }
+}

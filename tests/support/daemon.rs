@@ -65,6 +65,11 @@ impl Launch {
         self
     }
 
+    /// Also listening on TCP at `address` (`--listen`: a port of loopback, or HOST:PORT).
+    pub fn listen(self, address: impl std::fmt::Display) -> Launch {
+        self.arg("--listen").arg(address.to_string())
+    }
+
     /// In a directory the test prepared, instead of a new one.
     pub fn in_dir(mut self, dir: tempfile::TempDir) -> Launch {
         self.dir = Some(dir);
@@ -82,6 +87,13 @@ impl Launch {
     /// --reuid=65534 ... --`): the daemon keeps its pid.
     pub fn wrapped(mut self, wrapper: &[&str]) -> Launch {
         self.wrapper = wrapper.iter().map(OsString::from).collect();
+        self
+    }
+
+    /// With `line` run by the shell that then execs the daemon (`true & :`: a child that the
+    /// daemon inherits, already exited).
+    pub fn before_exec(mut self, line: &str) -> Launch {
+        self.before_exec.push(line.to_string());
         self
     }
 

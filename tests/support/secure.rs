@@ -82,6 +82,31 @@ pub struct Certificates {
 }
 
 impl Certificates {
+    /// Writes the daemon's files into `dir`: `ca.pem`, `server.pem` and `server.key` (private,
+    /// as the daemon wants it).
+    pub fn write_server_files(&self, dir: &std::path::Path) {
+        super::write_file(dir, "ca.pem", &self.ca, 0o644);
+        super::write_file(dir, "server.pem", &self.server_cert, 0o644);
+        super::write_file(dir, "server.key", &self.server_key, 0o600);
+    }
+
+    /// A daemon with one sleeper listening on `address` (`PORT` or `HOST:PORT`) with mutual
+    /// TLS: a client must show a certificate of this CA.
+    pub async fn mutual_tls_daemon(&self, address: &str) -> super::Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        self.write_server_files(dir.path());
+        let config = super::Config::from(super::Program::sleeper("sleeper")).daemon(&format!(
+            "listen: {address}\ntls: {{cert: server.pem, key: server.key, client_ca: ca.pem}}\n"
+        ));
+        super::Daemon::launch(config).in_dir(dir).start().await
+    }
+
+    /// A TLS channel to `localhost:port` that shows this CA's client certificate.
+    pub async fn client_channel(&self, port: u16) -> Channel {
+        let identity = (self.client_cert.as_str(), self.client_key.as_str());
+        tls_channel(port, &self.ca, Some(identity)).await.unwrap()
+    }
+
     /// A new CA, with a server and a client certificate.
     pub fn new() -> Certificates {
         use rcgen::{

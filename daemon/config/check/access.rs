@@ -2,22 +2,17 @@
 //! viewers (users and groups looked up when the file is read), bearer tokens (read from their
 //! file or environment variable, never from the config) and TLS.
 
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
 
 use super::{Checker, Read as ReadKey, set};
 use crate::access::Role;
+use crate::config::identity::Key as Kind;
 use crate::config::positions::last;
-use crate::config::schema::{
-    MIN_TOKEN_LEN, Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource,
-};
-use crate::config::values::{expected, file_path};
-
-/// Longest token accepted, in bytes (it travels in a header of at most 16 KiB).
-const MAX_TOKEN_LEN: usize = 1024;
+use crate::config::schema::{Principal, Principals, Secret, TlsSettings, TokenConfig, TokenSource};
+use crate::config::secret;
+use crate::config::values::{account, expected, file_path, variable_name};
 
 /// What is written about a token that is never accepted: the token itself.
 const INLINE_TOKEN: &str = "a token is never written in the config (whoever can read this file \
@@ -27,10 +22,10 @@ const INLINE_TOKEN: &str = "a token is never written in the config (whoever can 
 /// The keys of `daemon.operators` and `daemon.viewers`.
 const PRINCIPAL_KEYS: &[(&str, ReadKey<Principals>)] = &[
     ("users", |c, key, value, p| {
-        set(&mut p.users, c.principal_list(key, value, user));
+        set(&mut p.users, c.principal_list(key, value, Kind::User));
     }),
     ("groups", |c, key, value, p| {
-        set(&mut p.groups, c.principal_list(key, value, group));
+        set(&mut p.groups, c.principal_list(key, value, Kind::Group));
     }),
 ];
 
@@ -63,7 +58,7 @@ const TOKEN_KEYS: &[(&str, ReadKey<TokenDraft>)] = &[
         }
     }),
     ("env", |c, key, value, t| {
-        let read = variable_name(value).and_then(|name| Ok((token_variable(&name)?, name)));
+        let read = variable(value).and_then(|name| Ok((token_variable(&name)?, name)));
         if let Some((secret, name)) = c.check(key, read) {
             t.source = Some((TokenSource::Env(name), secret));
         }
@@ -110,13 +105,26 @@ impl Checker<'_> {
         (self.issues.len() == before).then_some(principals)
     }
 
-    /// A list of users or groups (or just one), each looked up by `lookup` and reported where
-    /// it is written.
+    /// A user or group (`kind`) as a principal, read and looked up as a program's `user:` and
+    /// `group:` are ([`account`], [`crate::config::identity::Accounts::principal`]).
+    pub(super) fn principal(&mut self, value: &Value, kind: Kind) -> Result<Principal, String> {
+        let what = match kind {
+            Kind::User => "user",
+            Kind::Group => "group",
+        };
+        match account(value, what)? {
+            Some(account) => self.accounts.principal(kind, &account),
+            None => Err(expected(&format!("a {what} name or number"), value)),
+        }
+    }
+
+    /// A list of users or groups (`kind`), or just one, each looked up and reported where it is
+    /// written.
     fn principal_list(
         &mut self,
         path: &[String],
         value: &Value,
-        lookup: fn(&Value) -> Result<Principal, String>,
+        kind: Kind,
     ) -> Option<Vec<Principal>> {
         let items: Vec<(Vec<String>, &Value)> = match value {
             Value::Null => return Some(Vec::new()),
@@ -128,7 +136,7 @@ impl Checker<'_> {
         let mut found = Vec::with_capacity(items.len());
         let mut ok = true;
         for (item_path, item) in items {
-            match lookup(item) {
+            match self.principal(item, kind) {
                 Ok(principal) => found.push(principal),
                 Err(message) => {
                     ok = false;
@@ -283,52 +291,6 @@ impl Checker<'_> {
     }
 }
 
-/// A user name, or a uid: what `daemon.operators.users` and `daemon.viewers.users` hold.
-fn user(value: &Value) -> Result<Principal, String> {
-    match value {
-        Value::Number(n) => id(n, "uid"),
-        Value::String(name) => match nix::unistd::User::from_name(name) {
-            Ok(Some(user)) => Ok(Principal {
-                id: user.uid.as_raw(),
-                name: name.clone(),
-            }),
-            Ok(None) => Err(format!("unknown user `{name}`")),
-            Err(error) => Err(format!("looking up user `{name}`: {}", error.desc())),
-        },
-        _ => Err(expected("a user name or uid", value)),
-    }
-}
-
-/// A group name, or a gid: `daemon.socket_group` and the `groups` of operators and viewers.
-pub(super) fn group(value: &Value) -> Result<Principal, String> {
-    match value {
-        Value::Number(n) => id(n, "gid"),
-        Value::String(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(group)) => Ok(Principal {
-                id: group.gid.as_raw(),
-                name: name.clone(),
-            }),
-            Ok(None) => Err(format!("unknown group `{name}`")),
-            Err(error) => Err(format!("looking up group `{name}`: {}", error.desc())),
-        },
-        _ => Err(expected("a group name or gid", value)),
-    }
-}
-
-/// A uid or gid written as a number (one that names nobody is allowed, as chown allows it).
-fn id(n: &serde_yaml::Number, what: &str) -> Result<Principal, String> {
-    match n.as_u64().and_then(|id| u32::try_from(id).ok()) {
-        Some(id) if id != u32::MAX => Ok(Principal {
-            id,
-            name: id.to_string(),
-        }),
-        _ => Err(format!(
-            "expected a {what} from 0 to {}, found {n}",
-            u32::MAX - 1
-        )),
-    }
-}
-
 fn token_name(value: &Value) -> Result<String, String> {
     match value {
         Value::String(name)
@@ -352,97 +314,41 @@ fn role(value: &Value) -> Result<Role, String> {
     }
 }
 
-fn variable_name(value: &Value) -> Result<String, String> {
+/// A token's `env`: the name of a variable, as a program's `env` names one.
+fn variable(value: &Value) -> Result<String, String> {
     match value {
-        Value::String(name) if !name.is_empty() && !name.contains(['=', '\0']) => Ok(name.clone()),
-        _ => Err(expected(
-            "the name of an environment variable (non-empty, without `=`)",
-            value,
-        )),
+        Value::String(name) => variable_name(name).map(|()| name.clone()),
+        _ => Err(expected("the name of an environment variable", value)),
     }
 }
 
-/// The token in the file at `path`, which must be private to the daemon's user and its group.
+/// The token in the file at `path`, a secret file (see [`secret`]).
 fn token_file(path: &Path) -> Result<Secret, String> {
+    let bytes = secret::read_file(path, true).map_err(|problem| problem.to_string())?;
     let shown = path.display();
-    let file =
-        std::fs::File::open(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-    let metadata = file
-        .metadata()
-        .map_err(|error| format!("cannot read {shown}: {error}"))?;
-    if !metadata.is_file() {
-        return Err(format!("{shown} is not a regular file"));
-    }
-    refuse_public(path, &metadata)?;
-    let mut bytes = Vec::new();
-    (file.take(MAX_TOKEN_LEN as u64 + 2))
-        .read_to_end(&mut bytes)
-        .map_err(|error| format!("cannot read {shown}: {error}"))?;
-    secret(&bytes).map_err(|problem| format!("the token in {shown} {problem}"))
+    token(&bytes).map_err(|problem| format!("the token in {shown} {problem}"))
 }
 
 /// The token in environment variable `name` (or taken from it at start, see
 /// [`crate::config::take_token_variables`]).
 fn token_variable(name: &str) -> Result<Secret, String> {
-    let value = crate::config::token_variable(name)
-        .ok_or_else(|| format!("the environment variable {name} is not set"))?;
-    secret(value.as_bytes()).map_err(|problem| format!("the token in ${name} {problem}"))
+    let value = crate::config::token_variable(name)?;
+    token(value.as_bytes()).map_err(|problem| format!("the token in ${name} {problem}"))
 }
 
-/// A token's bytes, blanks at either end removed; what is wrong with them completes "the token
-/// in X ...".
-fn secret(bytes: &[u8]) -> Result<Secret, String> {
-    let token = bytes.trim_ascii();
-    if token.is_empty() {
-        return Err("is empty".to_string());
-    }
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(format!("is longer than {MAX_TOKEN_LEN} bytes"));
-    }
-    if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(
-            "holds a blank, a control character or non-ASCII: a token is printable ASCII \
-             (it travels in an HTTP header)"
-                .to_string(),
-        );
-    }
-    if token.len() < MIN_TOKEN_LEN {
-        return Err(format!(
-            "is {} characters long; a token takes at least {MIN_TOKEN_LEN} (`openssl rand -hex \
-             32` makes a good one)",
-            token.len()
-        ));
-    }
-    Ok(Secret::new(token))
+/// A token as [`secret::token`] accepts it.
+fn token(bytes: &[u8]) -> Result<Secret, secret::TokenProblem> {
+    secret::token(bytes).map(Secret::new)
 }
 
-/// A secret file every user could read is refused, as ssh refuses such a key.
-fn refuse_public(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
-    let mode = metadata.mode() & 0o7777;
-    if mode & 0o004 != 0 {
-        return Err(format!(
-            "{} can be read by every user (mode {mode:04o}); make it private: chmod o-r {}",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
-/// A PEM file that can be read (and that is private, for a key). Its contents are checked when
-/// the daemon sets TLS up.
+/// A PEM file the daemon can read that holds what it is for (see [`secret`]): certificates,
+/// or a `private` key. The daemon reads it again when it sets TLS up.
 fn pem_file(path: &Path, private: bool) -> Result<(), String> {
-    let shown = path.display();
-    let text = std::fs::read(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-    if private {
-        let metadata =
-            std::fs::metadata(path).map_err(|error| format!("cannot read {shown}: {error}"))?;
-        refuse_public(path, &metadata)?;
-    }
-    if !text.windows(10).any(|window| window == b"-----BEGIN") {
-        return Err(format!("{shown} is not PEM (no -----BEGIN line)"));
-    }
-    Ok(())
+    let read = match private {
+        true => secret::private_key(path),
+        false => secret::certificates(path),
+    };
+    read.map(drop).map_err(|problem| problem.to_string())
 }
 
 #[cfg(test)]
@@ -466,6 +372,7 @@ mod tests {
     }
 
     const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
 
     #[test]
     fn every_access_key_is_read() {
@@ -478,11 +385,11 @@ mod tests {
             0o640,
         );
         let cert = file(dir.path(), "cert.pem", PEM, 0o644);
-        let key = file(dir.path(), "key.pem", PEM, 0o600);
+        let key = file(dir.path(), "key.pem", KEY, 0o640);
         let text = with_daemon(&format!(
             "  socket_mode: 0660
   socket_group: nogroup
-  operators: {{users: [root, 4321], groups: [nogroup]}}
+  operators: {{users: [root, 4321, \"4322\"], groups: [nogroup, 4323]}}
   viewers:
     users: nobody
   tokens:
@@ -508,8 +415,13 @@ mod tests {
         assert_eq!(
             daemon.operators,
             Principals {
-                users: vec![principal(0, "root"), principal(4321, "4321")],
-                groups: vec![principal(65534, "nogroup")],
+                // A number no entry has is allowed, written as a number or as digits.
+                users: vec![
+                    principal(0, "root"),
+                    principal(4321, "4321"),
+                    principal(4322, "4322")
+                ],
+                groups: vec![principal(65534, "nogroup"), principal(4323, "4323")],
             }
         );
         assert_eq!(daemon.viewers.users, [principal(65534, "nobody")]);
@@ -575,7 +487,8 @@ mod tests {
         let blank = file(dir.path(), "blank.token", "0123456789 abcdef0123", 0o600);
         let empty = file(dir.path(), "empty.token", "\n", 0o600);
         let cert = file(dir.path(), "cert.pem", PEM, 0o644);
-        let open_key = file(dir.path(), "open-key.pem", PEM, 0o644);
+        let key = file(dir.path(), "key.pem", KEY, 0o600);
+        let open_key = file(dir.path(), "open-key.pem", KEY, 0o644);
         let not_pem = file(dir.path(), "not.pem", "hello", 0o600);
         let missing = dir.path().join("missing.token");
         let [
@@ -585,11 +498,12 @@ mod tests {
             blank,
             empty,
             cert,
+            key,
             open_key,
             not_pem,
             missing,
         ] = [
-            good, public, short, blank, empty, cert, open_key, not_pem, missing,
+            good, public, short, blank, empty, cert, key, open_key, not_pem, missing,
         ]
         .map(|path| path.display().to_string());
         // (daemon section, where the problem is reported: the line and the text that starts
@@ -600,21 +514,21 @@ mod tests {
                 2,
                 "no-such-group-x",
                 "daemon.socket_group",
-                "unknown group `no-such-group-x`".into(),
+                "no group named \"no-such-group-x\" in the group database".into(),
             ),
             (
                 "  operators: {users: [root, no-such-user-x]}\n".into(),
                 2,
                 "no-such-user-x",
                 "daemon.operators.users",
-                "unknown user `no-such-user-x`".into(),
+                "no user named \"no-such-user-x\" in the user database".into(),
             ),
             (
                 "  viewers:\n    groups:\n      - nogroup\n      - no-such-group-y\n".into(),
                 5,
                 "no-such-group-y",
                 "daemon.viewers.groups",
-                "unknown group `no-such-group-y`".into(),
+                "no group named \"no-such-group-y\" in the group database".into(),
             ),
             (
                 "  operators: [alice]\n".into(),
@@ -635,7 +549,28 @@ mod tests {
                 2,
                 "-1",
                 "daemon.viewers.users",
-                "expected a uid from 0 to".into(),
+                "a user id is from 0 to 4294967294, found -1".into(),
+            ),
+            (
+                "  viewers: {users: [4294967295]}\n".into(),
+                2,
+                "4294967295",
+                "daemon.viewers.users",
+                "a user id is from 0 to 4294967294, found 4294967295".into(),
+            ),
+            (
+                "  operators: {users: [''], groups: [~]}\n".into(),
+                2,
+                "''",
+                "daemon.operators.users",
+                "the user name is empty".into(),
+            ),
+            (
+                "  operators: {users: [''], groups: [~]}\n".into(),
+                2,
+                "~",
+                "daemon.operators.groups",
+                "expected a group name or number, found nothing (null)".into(),
             ),
             (
                 "  tokens:\n    - {name: a, role: operator, token: s3cr3t-s3cr3t-s3cr3t}\n".into(),
@@ -684,7 +619,10 @@ mod tests {
                 3,
                 "/",
                 "daemon.tokens.0.file",
-                format!("{public} can be read by every user (mode 0644); make it private"),
+                format!(
+                    "{public} can be read or changed by every user (mode 0644); make it \
+                     private: chmod o-rwx {public}"
+                ),
             ),
             (
                 format!("  tokens:\n    - {{name: a, role: viewer, file: {short}}}\n"),
@@ -720,6 +658,13 @@ mod tests {
                 "TASKMASTER_TEST_UNSET_X",
                 "daemon.tokens.0.env",
                 "the environment variable TASKMASTER_TEST_UNSET_X is not set".into(),
+            ),
+            (
+                "  tokens:\n    - {name: a, role: viewer, env: \"A=B\"}\n".into(),
+                3,
+                "\"A=B\"",
+                "daemon.tokens.0.env",
+                "invalid variable name \"A=B\": it must be non-empty, without `=` or NUL".into(),
             ),
             (
                 format!("  tokens:\n    - {{name: a, role: viewer, file: {good}, env: PATH}}\n"),
@@ -765,17 +710,24 @@ mod tests {
                 2,
                 open_key.as_str(),
                 "daemon.tls.key",
-                "can be read by every user".into(),
+                "can be read or changed by every user".into(),
             ),
             (
-                format!("  tls: {{cert: {not_pem}, key: {cert}}}\n"),
+                format!("  tls: {{cert: {not_pem}, key: {key}}}\n"),
                 2,
                 not_pem.as_str(),
                 "daemon.tls.cert",
-                format!("{not_pem} is not PEM"),
+                format!("{not_pem} holds no certificate in PEM"),
             ),
             (
-                format!("  tls: {{cert: {cert}, key: {cert}, client_ca: {missing}}}\n"),
+                format!("  tls: {{cert: {cert}, key: {not_pem}}}\n"),
+                2,
+                not_pem.as_str(),
+                "daemon.tls.key",
+                format!("{not_pem} holds no private key in PEM"),
+            ),
+            (
+                format!("  tls: {{cert: {cert}, key: {key}, client_ca: {missing}}}\n"),
                 2,
                 missing.as_str(),
                 "daemon.tls.client_ca",

@@ -177,8 +177,10 @@ impl Os for FakeOs {
         self.notices.poll_recv(cx)
     }
 
-    fn kill_contained(&mut self, instance: &str) {
-        lock(&self.world).killed_trees.push(instance.to_string());
+    fn end_leftovers(&mut self, instance: &str, kill: bool, _ours: &dyn Fn(u32) -> bool) {
+        if kill {
+            lock(&self.world).killed_trees.push(instance.to_string());
+        }
     }
 
     fn release(&mut self, _instance: &str) {}

@@ -66,7 +66,7 @@ impl Rig {
             logdir: dir.path().join("logs"),
             event_log: None,
         };
-        let (handle, task) = start_with(os, config, output).unwrap();
+        let (handle, task) = start_with(os, config, output, Box::new(|_| Vec::new())).unwrap();
         let watch = handle
             .watch_events(Vec::new(), Some(0), None)
             .await
