@@ -641,8 +641,10 @@ async fn the_daemons_descriptors_stay_as_many_over_200_start_stop_reload_cycles(
     }
     let baseline = baseline.unwrap();
     let pid = daemon.pid();
+    // No more than after the first cycles (a descriptor still closing then counted too): a
+    // leak would add one or more every cycle.
     let settled = wait_until("the daemon's descriptors back to their count", || async {
-        (descriptors(pid).len() == baseline).then_some(())
+        (descriptors(pid).len() <= baseline).then_some(())
     })
     .await;
     assert!(
