@@ -229,8 +229,11 @@ async fn no_duplicates_after_sigkill(config: Config, seconds: &str, said: &str) 
         wait_state(&mut client, &name, taskmaster::proto::State::Running).await;
     }
     assert_eq!(processes_running(&words).len(), 5);
-    let log = daemon.log();
-    assert!(log.contains(said), "{log}");
+    // The event log is written by its own thread: the line may come a moment later.
+    expect("what the successor found, in the event log", || async {
+        daemon.log().contains(said).then_some(())
+    })
+    .await;
 }
 
 fn pool(seconds: &str) -> Program {
@@ -338,11 +341,12 @@ async fn without_cgroups_the_orphans_a_leader_leaves_are_killed_by_pid() {
     }
     wait_gone("the process that left the session", escaped).await;
     assert!(alive(kept), "a leftover kept on purpose was killed");
-    let log = daemon.log();
-    assert!(
-        log.contains(&format!("escaper: killed pid {escaped} (sleep 75005)")),
-        "{log}"
-    );
+    // The event log is written by its own thread: the line comes soon after.
+    let said = format!("escaper: killed pid {escaped} (sleep 75005)");
+    expect("the kill in the event log", || async {
+        daemon.log().contains(&said).then_some(())
+    })
+    .await;
     // Kept leftovers are the daemon's children now: it reaps them when they end.
     send(kept, Signal::SIGKILL);
     wait_gone("the kept leftover", kept).await;
@@ -564,7 +568,12 @@ async fn a_grandchild_holding_stdout_does_not_hide_the_leaders_exit() {
         (read(&output) == "run\nrun\nrun\n").then_some(())
     })
     .await;
-    let log = daemon.log();
+    // Written by the event log's own thread: waited for, then counted.
+    let log = expect("both exits in the event log", || async {
+        let log = daemon.log();
+        (log.matches("holder: exited").count() >= 2).then_some(log)
+    })
+    .await;
     assert_eq!(log.matches("holder: exited").count(), 2, "{log}");
     let stopped = client
         .stop(stop_request("holder"))
