@@ -169,7 +169,7 @@ impl Os for System {
         // Its orphans are the daemon's children now; the ones it knows are its own.
         self.kept
             .retain(|pid, start| start_time(*pid) == Some(*start));
-        for pid in own_children() {
+        for pid in children("self") {
             if ours(pid) || self.kept.contains_key(&pid) {
                 continue;
             }
@@ -200,11 +200,11 @@ impl Os for System {
     }
 }
 
-/// The daemon's own children, from `/proc/self/task/*/children` (every thread's: an orphan is
-/// given to one of them).
-fn own_children() -> Vec<u32> {
+/// The children of process `of` (a pid, or `self`), from `/proc/OF/task/*/children`: every
+/// thread's, since an orphan is given to one of them.
+fn children(of: &str) -> Vec<u32> {
     let mut children = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{of}/task")) else {
         return children;
     };
     for task in tasks.flatten() {
@@ -245,16 +245,7 @@ fn kill_tree(pid: u32) {
     while next < tree.len() {
         let parent = tree[next];
         next += 1;
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            tree.extend(
-                list.split_whitespace()
-                    .filter_map(|pid| pid.parse::<u32>().ok()),
-            );
-        }
+        tree.extend(children(&parent.to_string()));
     }
     for member in tree {
         let _ = nix::sys::signal::kill(Pid::from_raw(member as i32), Signal::SIGKILL);
