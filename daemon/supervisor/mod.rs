@@ -55,9 +55,9 @@ pub use event::{EventFilter, Watch};
 use event::{EventKind, Journal, Record};
 use handle::Request;
 pub use handle::{Handle, SupervisorError};
-use os::{ChildStdio, Os};
+use os::{ChildStdio, Os, Spawned};
 use process::ExitInfo;
-use registry::{Failure, Instance, InstanceId, Registry};
+use registry::{Failure, Instance, InstanceId, Registry, Spawning};
 use state::{Context, Effect, Input, State};
 use timers::{Purpose, Timers};
 pub use view::{InstanceResult, InstanceView, ReloadSummary, Wait};
@@ -129,6 +129,9 @@ pub fn start_with<O: Os>(
         // Children that exited before the SIGCHLD handler was installed (inherited ones, at
         // start-up) sent their signal to nobody: looked for at the first turn.
         exits_pending: true,
+        spawns_asked: 0,
+        spawns_told: 0,
+        exits_wait_for: None,
         journal,
         shutdown: None,
         daemon_reload,
@@ -171,6 +174,12 @@ struct Supervisor<O: Os> {
     backlog: Backlog,
     /// Exited children are left to reap: a wake-up reaps at most a slice of them.
     exits_pending: bool,
+    /// The `seq` of the last spawn asked for, and of the last one whose outcome is told:
+    /// spawns are made off this task (see [`Os::spawn`]), in order.
+    spawns_asked: u64,
+    spawns_told: u64,
+    /// Reaping waits for the outcome of this spawn: an exited child nobody knows may be its.
+    exits_wait_for: Option<u64>,
     journal: Journal,
     /// Set once a shutdown began: who waits for its end.
     shutdown: Option<Vec<oneshot::Sender<()>>>,
@@ -190,9 +199,12 @@ impl<O: Os> Supervisor<O> {
         loop {
             tokio::select! {
                 // One notice may stand for many exits: each wake-up reaps them, a slice at a
-                // time.
-                Some(()) = std::future::poll_fn(|cx| self.os.poll_exits(cx)) => {
-                    self.reap_exited();
+                // time. Outcomes of spawns come first: an exit may be of a spawn's process.
+                Some(notice) = std::future::poll_fn(|cx| poll_os(&mut self.os, cx)) => {
+                    match notice {
+                        OsNotice::Spawned(spawned) => self.on_spawned(spawned),
+                        OsNotice::Exits => self.reap_exited(),
+                    }
                 }
                 // Bulk work and exits left over go on between requests, a slice per turn. The
                 // yield lets the server's tasks run first: on the daemon's one thread, they
@@ -216,7 +228,10 @@ impl<O: Os> Supervisor<O> {
                     }
                 },
             }
-            if self.shutdown.is_some() && self.children.is_empty() {
+            if self.shutdown.is_some()
+                && self.children.is_empty()
+                && self.spawns_told == self.spawns_asked
+            {
                 for done in self.shutdown.take().unwrap_or_default() {
                     let _ = done.send(());
                 }
@@ -372,6 +387,15 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
             let owner = self.children.owner(pid);
+            if owner.is_none() && self.spawns_told < self.spawns_asked {
+                // Perhaps the process of a spawn whose outcome is still on its way: reaped
+                // once that is told (within one spawn), as the instance's or as a stranger.
+                let begun = self.os.spawns_begun();
+                if begun > self.spawns_told {
+                    self.exits_wait_for = Some(begun);
+                    return;
+                }
+            }
             let leftovers = match owner {
                 Some(Owner::Instance(id)) => self
                     .registry
@@ -474,15 +498,32 @@ impl<O: Os> Supervisor<O> {
                 if instance.life.state != State::Stopping {
                     return;
                 }
-                // Not reaped yet, so the pid is still ours.
-                self.os.signal_group(instance.pid, Signal::SIGKILL);
                 let message = format!(
                     "still alive {}s after the stop signal: SIGKILL sent",
                     instance.config.stoptime.as_secs_f64()
                 );
                 let event = instance.event(EventKind::Killed, instance.life.state, message);
+                self.signal(id, Signal::SIGKILL);
                 self.journal.publish(event);
             }
+        }
+    }
+
+    /// Sends `signal` to the process group of instance `id`, or, while its spawn is in
+    /// progress, once the spawn is told (SIGKILL supersedes the stop signal).
+    fn signal(&mut self, id: InstanceId, signal: Signal) {
+        let Some(instance) = self.registry.get_mut(id) else {
+            return;
+        };
+        match &mut instance.spawning {
+            Some(spawning) => {
+                if spawning.signal != Some(Signal::SIGKILL) {
+                    spawning.signal = Some(signal);
+                }
+            }
+            // Not reaped yet (only the supervisor reaps, and not before this transition is
+            // done), so the pid and its group are still ours.
+            None => self.os.signal_group(instance.pid, signal),
         }
     }
 
@@ -532,11 +573,9 @@ impl<O: Os> Supervisor<O> {
         }
         match effect {
             Effect::SignalStop => {
-                // The process is not reaped yet: only the supervisor reaps, and not before
-                // this transition is done.
-                self.os
-                    .signal_group(instance.pid, instance.config.stopsignal);
-                self.timers.set(id, Purpose::Kill, instance.config.stoptime);
+                let (stopsignal, stoptime) = (instance.config.stopsignal, instance.config.stoptime);
+                self.signal(id, stopsignal);
+                self.timers.set(id, Purpose::Kill, stoptime);
             }
             Effect::ScheduleRetry(delay) => self.timers.set(id, Purpose::Retry, delay),
             Effect::ScheduleAutorestart(delay) if delay.is_zero() => {
@@ -595,40 +634,93 @@ impl<O: Os> Supervisor<O> {
                 return;
             }
         }
-        match self.os.spawn(&instance.name, &instance.config, stdio) {
-            Ok(pid) => {
-                instance.pipes = pipes;
-                self.children.insert(pid, Owner::Instance(id));
-                instance.pid = pid;
-                instance.spawned_at = Some(Instant::now());
-                instance.failure = None;
-                let message = match instance.life.failed_starts {
-                    0 => String::new(),
-                    retry => format!("retry {retry} of {}", instance.config.startretries),
-                };
-                let mut event = instance.event(EventKind::Spawned, old, message);
-                // After a reap nobody acts; the start was asked for before.
-                let requested_by = instance.requested_by.take();
-                if self.journal.acting().is_none() {
-                    event.actor = requested_by;
-                }
-                let starttime = instance.config.starttime;
-                self.journal.publish(event);
-                if starttime.is_zero() {
-                    // Holding is the process's doing, whoever started it.
-                    self.acting_as(None, |supervisor| {
-                        supervisor.apply(id, Input::StartTimeElapsed)
-                    });
-                } else {
-                    self.timers.set(id, Purpose::StartTime, starttime);
-                    self.settle(id);
-                }
+        // Who caused it: whoever acts now, or, after a reap nobody acts, who asked for the
+        // start before.
+        let requested_by = instance.requested_by.take();
+        let by = self.journal.acting().cloned().or(requested_by);
+        self.spawns_asked += 1;
+        let seq = self.spawns_asked;
+        instance.pipes = pipes;
+        instance.spawning = Some(Box::new(Spawning {
+            seq,
+            from: old,
+            by,
+            signal: None,
+        }));
+        let config = instance.config.clone();
+        self.os.spawn(seq, id, &instance.name, config, stdio);
+    }
+
+    /// The outcome of a spawn: the process runs (its deadline for `starttime` begins), or the
+    /// start failed.
+    fn on_spawned(&mut self, Spawned { seq, id, result }: Spawned) {
+        self.spawns_told = seq;
+        if self.exits_wait_for.is_some_and(|begun| seq >= begun) {
+            self.exits_wait_for = None;
+            self.exits_pending = true;
+        }
+        let spawning = self.registry.get_mut(id).and_then(|instance| {
+            let ours = instance.spawning.as_ref()?.seq == seq;
+            ours.then(|| instance.spawning.take()).flatten()
+        });
+        let Some(spawning) = spawning else {
+            // Nothing waits for it (an instance is only forgotten without a process): it
+            // must not run. Reaped as a stranger.
+            if let Ok(pid) = result {
+                self.os.signal_group(pid, Signal::SIGKILL);
             }
+            return;
+        };
+        let Spawning {
+            from, by, signal, ..
+        } = *spawning;
+        let Some(instance) = self.registry.get_mut(id) else {
+            return;
+        };
+        let pid = match result {
+            Ok(pid) => pid,
             Err(error) => {
                 instance.last_pid = 0;
+                instance.pipes.clear();
                 instance.failure = Some(Failure::Spawn(error.to_string().into()));
-                self.apply(id, Input::SpawnFailed);
+                // A stop that came meanwhile has nothing to stop: as if the process ended.
+                let input = match instance.life.state {
+                    State::Starting => Input::SpawnFailed,
+                    _ => Input::Exited {
+                        expected: true,
+                        ran_for: std::time::Duration::ZERO,
+                    },
+                };
+                self.acting_as(by, |supervisor| supervisor.apply(id, input));
+                return;
             }
+        };
+        self.children.insert(pid, Owner::Instance(id));
+        instance.pid = pid;
+        instance.spawned_at = Some(Instant::now());
+        instance.failure = None;
+        let message = match instance.life.failed_starts {
+            0 => String::new(),
+            retry => format!("retry {retry} of {}", instance.config.startretries),
+        };
+        let mut event = instance.event(EventKind::Spawned, from, message);
+        event.actor = by;
+        let starting = instance.life.state == State::Starting;
+        let starttime = instance.config.starttime;
+        self.journal.publish(event);
+        if let Some(signal) = signal {
+            // Stopped while it was being spawned.
+            self.os.signal_group(pid, signal);
+        }
+        if !starting {
+        } else if starttime.is_zero() {
+            // Holding is the process's doing, whoever started it.
+            self.acting_as(None, |supervisor| {
+                supervisor.apply(id, Input::StartTimeElapsed)
+            });
+        } else {
+            self.timers.set(id, Purpose::StartTime, starttime);
+            self.settle(id);
         }
     }
 
@@ -652,6 +744,25 @@ impl<O: Os> Supervisor<O> {
             self.waiters.forget(id, &instance);
         }
     }
+}
+
+/// What the operating system tells the supervisor.
+enum OsNotice {
+    Spawned(Spawned),
+    /// Children may have exited.
+    Exits,
+}
+
+/// The next of `os`'s notices: a spawn's outcome before exits.
+fn poll_os<O: Os>(
+    os: &mut O,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<OsNotice>> {
+    if let std::task::Poll::Ready(Some(spawned)) = os.poll_spawned(cx) {
+        return std::task::Poll::Ready(Some(OsNotice::Spawned(spawned)));
+    }
+    os.poll_exits(cx)
+        .map(|exits| exits.map(|()| OsNotice::Exits))
 }
 
 /// The event for a transition that did not spawn.

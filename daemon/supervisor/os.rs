@@ -1,30 +1,47 @@
 //! The one narrow interface between the supervisor and the operating system: spawning a
-//! program's process, signalling its group, learning that children exited, finding and reaping
-//! them. [`super::process::System`] implements it with real processes; the actor's unit tests
+//! program's process (off the supervisor's thread: the outcome comes later), signalling its
+//! group, learning that children exited, finding and reaping them. [`super::process::System`] implements it with real processes; the actor's unit tests
 //! implement it with a fake, so that they run in-process with paused time.
 
 use std::{
     os::fd::OwnedFd,
+    sync::Arc,
     task::{Context, Poll},
 };
 
 use nix::sys::signal::Signal;
 
-use super::process::{ExitInfo, SpawnError};
+use super::{
+    process::{ExitInfo, SpawnError},
+    registry::InstanceId,
+};
 use crate::config::ProgramConfig;
 
 /// What the supervisor asks of the operating system. Every method returns at once.
 pub trait Os: Send + 'static {
-    /// Spawns one process of `config` in a process group of its own, with `stdio` as its
-    /// stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
-    /// until it reaps it.
+    /// Asks for one process of `config` for instance `id` (named `instance`), in a process
+    /// group of its own, with `stdio` as its stdout and stderr. Returns at once: the spawn is
+    /// made elsewhere, in the order asked, and its outcome (the pid, also the group's id, or
+    /// why it failed) comes from [`Os::poll_spawned`] with `seq`, which grows by one with each
+    /// ask. The caller owns the pid until it reaps it.
     /// The process is born in `instance`'s container when the system offers containers.
     fn spawn(
         &mut self,
+        seq: u64,
+        id: InstanceId,
         instance: &str,
-        config: &ProgramConfig,
+        config: Arc<ProgramConfig>,
         stdio: ChildStdio,
-    ) -> Result<u32, SpawnError>;
+    );
+
+    /// Ready with the outcome of each spawn asked for, in the order asked; `None` once no
+    /// outcome can come any more.
+    fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Spawned>>;
+
+    /// The `seq` of the last spawn that has begun. A child that exited and that the caller
+    /// does not know may be the process of a spawn up to this one whose outcome is not told
+    /// yet; it cannot be of a later one.
+    fn spawns_begun(&self) -> u64;
 
     /// Signals the process group led by `pid`; a group that is already gone is no error.
     fn signal_group(&mut self, pid: u32, signal: Signal);
@@ -61,4 +78,12 @@ pub trait Os: Send + 'static {
 pub struct ChildStdio {
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+}
+
+/// The outcome of the spawn asked for with `seq` for instance `id`.
+#[derive(Debug)]
+pub struct Spawned {
+    pub seq: u64,
+    pub id: InstanceId,
+    pub result: Result<u32, SpawnError>,
 }

@@ -16,6 +16,10 @@ use std::{
     },
     path::Path,
     process::{Command, ExitStatus, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -34,7 +38,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     cgroups::Cgroups,
     ledger::Ledger,
-    os::{ChildStdio, Os},
+    os::{ChildStdio, Os, Spawned},
+    registry::InstanceId,
 };
 use crate::config::{
     Identity, ProgramConfig,
@@ -46,8 +51,12 @@ use crate::config::{
 pub struct System {
     /// SIGCHLD, installed before the first spawn so that no exit goes unnoticed.
     child_exits: tokio::signal::unix::Signal,
-    /// The daemon's cgroups, or why there are none.
-    cgroups: Result<Cgroups, String>,
+    /// Makes the spawns on a thread of its own. Declared before `cgroups`: it is joined
+    /// before they are dropped.
+    spawner: Spawner,
+    /// The daemon's cgroups (shared with the spawner, which steps into them), or why there
+    /// are none.
+    cgroups: Result<Arc<Cgroups>, String>,
     /// Without cgroups: orphans a program with `kill_leftovers: false` left to the daemon, by
     /// pid with their start time (a pid reused since is not one of them).
     kept: std::collections::HashMap<u32, u64>,
@@ -81,7 +90,7 @@ impl System {
                 for line in found {
                     tracing::warn!("{line}");
                 }
-                cgroups
+                Arc::new(cgroups)
             }),
             Err(reason) => Err(reason.to_string()),
         };
@@ -102,6 +111,7 @@ impl System {
         }
         Ok(System {
             child_exits,
+            spawner: Spawner::start(cgroups.as_ref().ok().cloned())?,
             cgroups,
             kept: std::collections::HashMap::new(),
             ledger,
@@ -109,32 +119,127 @@ impl System {
     }
 }
 
+/// A spawn to make: what [`Os::spawn`] was given.
+struct Job {
+    seq: u64,
+    id: InstanceId,
+    instance: Box<str>,
+    config: Arc<ProgramConfig>,
+    stdio: ChildStdio,
+}
+
+/// The thread that makes every spawn, one at a time in the order asked. A spawn returns only
+/// once its child has exec'd, and on a machine busy with a thousand starting children that can
+/// take many milliseconds: made here, it keeps no request waiting.
+///
+/// Invariant: `begun` is set to a job's `seq` before its child can exist, and its outcome is
+/// sent after; outcomes are sent in `seq` order.
+struct Spawner {
+    /// The jobs; `None` once the spawner is told to end.
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    outcomes: tokio::sync::mpsc::UnboundedReceiver<Spawned>,
+    begun: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spawner {
+    fn start(cgroups: Option<Arc<Cgroups>>) -> std::io::Result<Spawner> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (told, outcomes) = tokio::sync::mpsc::unbounded_channel();
+        let begun = Arc::new(AtomicU64::new(0));
+        let mark = begun.clone();
+        let thread = std::thread::Builder::new()
+            .name("spawner".into())
+            .spawn(move || {
+                for job in queue {
+                    mark.store(job.seq, Ordering::SeqCst);
+                    let (seq, id) = (job.seq, job.id);
+                    // The daemon's copies of the pipes' write ends are closed once it returns.
+                    let result = spawn_in(cgroups.as_deref(), job);
+                    let outcome = Spawned { seq, id, result };
+                    if told.send(outcome).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Spawner {
+            jobs: Some(jobs),
+            outcomes,
+            begun,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Spawner {
+    /// Ends the thread once the jobs asked for are made.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Spawns `job`, in its instance's cgroup when there are cgroups: the daemon steps in for the
+/// spawn, so that the process is born there with all it will fork.
+fn spawn_in(cgroups: Option<&Cgroups>, job: Job) -> Result<u32, SpawnError> {
+    let Some(cgroups) = cgroups else {
+        return spawn(&job.config, job.stdio);
+    };
+    let entered = cgroups.enter(&job.instance);
+    let spawned = spawn(&job.config, job.stdio);
+    match entered {
+        Ok(()) => {
+            if let Err(error) = cgroups.leave() {
+                tracing::error!("cannot return to the daemon's own cgroup: {error}");
+            }
+        }
+        Err(error) => tracing::warn!("{}: spawned outside its cgroup: {error}", job.instance),
+    }
+    spawned
+}
+
 impl Os for System {
     fn spawn(
         &mut self,
+        seq: u64,
+        id: InstanceId,
         instance: &str,
-        config: &ProgramConfig,
+        config: Arc<ProgramConfig>,
         stdio: ChildStdio,
-    ) -> Result<u32, SpawnError> {
-        let Ok(cgroups) = &self.cgroups else {
-            let spawned = spawn(config, stdio);
-            if let (Ok(pid), Some(ledger)) = (&spawned, &mut self.ledger) {
-                ledger.spawned(*pid);
-            }
-            return spawned;
+    ) {
+        let job = Job {
+            seq,
+            id,
+            instance: instance.into(),
+            config,
+            stdio,
         };
-        // Born in its cgroup, with all it will fork: the daemon steps in for the spawn.
-        let entered = cgroups.enter(instance);
-        let spawned = spawn(config, stdio);
-        match entered {
-            Ok(()) => {
-                if let Err(error) = cgroups.leave() {
-                    tracing::error!("cannot return to the daemon's own cgroup: {error}");
-                }
+        if let Some(jobs) = &self.spawner.jobs {
+            // The thread ends only when told to, or if it panicked: then nothing can spawn.
+            if let Err(std::sync::mpsc::SendError(job)) = jobs.send(job) {
+                tracing::error!("the spawner thread is gone: {} not spawned", job.instance);
             }
-            Err(error) => tracing::warn!("{instance}: spawned outside its cgroup: {error}"),
         }
-        spawned
+    }
+
+    fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Spawned>> {
+        let polled = self.spawner.outcomes.poll_recv(cx);
+        if let (
+            Poll::Ready(Some(Spawned {
+                result: Ok(pid), ..
+            })),
+            Some(ledger),
+        ) = (&polled, &mut self.ledger)
+        {
+            ledger.spawned(*pid);
+        }
+        polled
+    }
+
+    fn spawns_begun(&self) -> u64 {
+        self.spawner.begun.load(Ordering::SeqCst)
     }
 
     fn signal_group(&mut self, pid: u32, signal: Signal) {

@@ -69,6 +69,23 @@ pub struct Instance {
     /// Who asked for the start still to come (a start while STOPPING, a restart), so that
     /// the spawn after the reap says who caused it; taken by the spawn.
     pub requested_by: Option<Actor>,
+    /// A spawn asked for and not told yet (`pid` is 0 meanwhile); boxed: only a few
+    /// instances are ever spawning at once.
+    pub spawning: Option<Box<Spawning>>,
+}
+
+/// A spawn in progress: what its outcome needs.
+#[derive(Debug)]
+pub struct Spawning {
+    /// The spawn's `seq` (see [`crate::supervisor::os::Os::spawn`]).
+    pub seq: u64,
+    /// The state it left for STARTING, for its event.
+    pub from: State,
+    /// Who caused it, for its event.
+    pub by: Option<Actor>,
+    /// The signal to send once the pid is known: the stop signal, or SIGKILL (which
+    /// supersedes it), given while the spawn was in progress.
+    pub signal: Option<nix::sys::signal::Signal>,
 }
 
 /// Why the last start of an instance failed.
@@ -109,6 +126,7 @@ impl Instance {
             pipes: Vec::new(),
             last_stderr: None,
             requested_by: None,
+            spawning: None,
         }
     }
 
@@ -172,6 +190,7 @@ impl Instance {
         match self.life.state {
             State::Stopped if !self.ever_started => "Not started".to_string(),
             State::Stopped => format!("Stopped at {}", at()),
+            State::Starting if self.pid == 0 => "starting".to_string(),
             State::Starting => format!("pid {}, starting", self.pid),
             // The common case of a large Status: written without the formatting machinery.
             State::Running => {

@@ -19,8 +19,9 @@ use tokio::{sync::mpsc, time::Instant};
 use crate::{
     config::ProgramConfig,
     supervisor::{
-        os::{ChildStdio, Os},
+        os::{ChildStdio, Os, Spawned},
         process::{ExitInfo, SpawnError},
+        registry::InstanceId,
     },
 };
 
@@ -51,6 +52,8 @@ struct World {
     next_pid: u32,
     /// Instances whose container was killed, in order.
     killed_trees: Vec<String>,
+    /// While a test holds them: outcomes of spawns made and not told yet.
+    held: Option<Vec<Spawned>>,
 }
 
 impl World {
@@ -84,6 +87,11 @@ pub struct FakeOs {
     notices: mpsc::UnboundedReceiver<()>,
     /// To notify itself when a process it spawned or signalled exits at once.
     notify: mpsc::UnboundedSender<()>,
+    /// Outcomes of spawns, told on the supervisor's next turn (as the real spawner thread
+    /// tells them later).
+    told: mpsc::UnboundedSender<Spawned>,
+    outcomes: mpsc::UnboundedReceiver<Spawned>,
+    begun: u64,
 }
 
 /// The test's side: ends processes and reads what the supervisor did.
@@ -91,17 +99,29 @@ pub struct FakeOs {
 pub struct Fake {
     world: Arc<Mutex<World>>,
     notify: mpsc::UnboundedSender<()>,
+    told: mpsc::UnboundedSender<Spawned>,
 }
 
 pub fn new() -> (FakeOs, Fake) {
     let world = Arc::new(Mutex::new(World::default()));
     let (notify, notices) = mpsc::unbounded_channel();
+    let (told, outcomes) = mpsc::unbounded_channel();
     let os = FakeOs {
         world: world.clone(),
         notices,
         notify: notify.clone(),
+        told: told.clone(),
+        outcomes,
+        begun: 0,
     };
-    (os, Fake { world, notify })
+    (
+        os,
+        Fake {
+            world,
+            notify,
+            told,
+        },
+    )
 }
 
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
@@ -113,29 +133,29 @@ fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
 impl Os for FakeOs {
     fn spawn(
         &mut self,
+        seq: u64,
+        id: InstanceId,
         _instance: &str,
-        config: &ProgramConfig,
+        config: Arc<ProgramConfig>,
         _stdio: ChildStdio,
-    ) -> Result<u32, SpawnError> {
-        let command = config.argv.join(" ");
-        if config.argv[0] == "missing" {
-            return Err(SpawnError("No such file or directory".to_string()));
+    ) {
+        self.begun = seq;
+        let result = fake_spawn(&self.world, &self.notify, &config);
+        let outcome = Spawned { seq, id, result };
+        match &mut lock(&self.world).held {
+            Some(held) => held.push(outcome),
+            None => {
+                let _ = self.told.send(outcome);
+            }
         }
-        let mut world = lock(&self.world);
-        let pid = world.new_pid();
-        world.processes.push(Process {
-            pid,
-            command,
-            spawned_at: Instant::now(),
-            exit: None,
-            reaped: false,
-            signals: Vec::new(),
-        });
-        if config.argv[0] == "crash" {
-            world.end(pid, ExitInfo::Code(1));
-            let _ = self.notify.send(());
-        }
-        Ok(pid)
+    }
+
+    fn poll_spawned(&mut self, cx: &mut Context<'_>) -> Poll<Option<Spawned>> {
+        self.outcomes.poll_recv(cx)
+    }
+
+    fn spawns_begun(&self) -> u64 {
+        self.begun
     }
 
     fn signal_group(&mut self, pid: u32, signal: Signal) {
@@ -190,7 +210,47 @@ impl Os for FakeOs {
     }
 }
 
+/// A fake process of `config`, as its command's first word says.
+fn fake_spawn(
+    world: &Mutex<World>,
+    notify: &mpsc::UnboundedSender<()>,
+    config: &ProgramConfig,
+) -> Result<u32, SpawnError> {
+    let command = config.argv.join(" ");
+    if config.argv[0] == "missing" {
+        return Err(SpawnError("No such file or directory".to_string()));
+    }
+    let mut world = lock(world);
+    let pid = world.new_pid();
+    world.processes.push(Process {
+        pid,
+        command,
+        spawned_at: Instant::now(),
+        exit: None,
+        reaped: false,
+        signals: Vec::new(),
+    });
+    if config.argv[0] == "crash" {
+        world.end(pid, ExitInfo::Code(1));
+        let _ = notify.send(());
+    }
+    Ok(pid)
+}
+
 impl Fake {
+    /// From now on, the outcomes of spawns are held back (the processes exist) until
+    /// [`Fake::tell_spawns`]: the supervisor goes on as while a real spawn is in progress.
+    pub fn hold_spawns(&self) {
+        lock(&self.world).held.get_or_insert_with(Vec::new);
+    }
+
+    /// Tells the outcomes held back, in order, and holds no more.
+    pub fn tell_spawns(&self) {
+        for outcome in lock(&self.world).held.take().unwrap_or_default() {
+            let _ = self.told.send(outcome);
+        }
+    }
+
     /// The instances whose container was killed so far, in order.
     pub fn killed_trees(&self) -> Vec<String> {
         lock(&self.world).killed_trees.clone()

@@ -809,3 +809,95 @@ async fn what_a_leader_leaves_is_killed_unless_the_program_keeps_it() {
     assert!(rig.fake.spawned("serve forks")[0].signals.is_empty());
     assert_eq!(rig.fake.killed_trees().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_spawn_stops_the_process_once_its_pid_is_known() {
+    let mut rig = Rig::start(&["web: {cmd: serve, starttime: 1, autostart: false}"]).await;
+    rig.fake.hold_spawns();
+    within(rig.handle.start(names(&["web"]), Wait::No, by()))
+        .await
+        .unwrap();
+    // The process exists, the supervisor does not know its pid yet: it answers meanwhile.
+    let view = rig.status("web").await;
+    assert_eq!((view.state, view.pid), (State::Starting, 0));
+    assert_eq!(view.description, "starting");
+    assert_eq!(rig.fake.spawned("serve").len(), 1);
+    within(rig.handle.stop(names(&["web"]), Wait::No, by()))
+        .await
+        .unwrap();
+    assert_eq!(rig.status("web").await.state, State::Stopping);
+    assert!(rig.fake.spawned("serve")[0].signals.is_empty());
+    rig.fake.tell_spawns();
+    rig.event(EventKind::Stopped, "web").await;
+    let process = rig.fake.spawned("serve").remove(0);
+    // The stop signal, then the group's SIGKILL that follows every leader's end.
+    let signals: Vec<Signal> = process.signals.iter().map(|(_, signal)| *signal).collect();
+    assert_eq!(signals, [Signal::SIGTERM, Signal::SIGKILL]);
+    assert!(process.reaped);
+    assert_eq!(rig.status("web").await.state, State::Stopped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_before_the_spawn_is_told_is_the_instances() {
+    let mut rig = Rig::start(&[
+        "web: {cmd: serve, starttime: 0}",
+        "crasher: {cmd: crash, starttime: 1, startretries: 0, autostart: false}",
+    ])
+    .await;
+    rig.event(EventKind::Started, "web").await;
+    rig.fake.hold_spawns();
+    within(rig.handle.start(names(&["crasher"]), Wait::No, by()))
+        .await
+        .unwrap();
+    // The crash is a zombie before its pid is told: not reaped as a stranger's.
+    assert_eq!(rig.status("crasher").await.state, State::Starting);
+    assert!(!rig.fake.spawned("crash")[0].reaped);
+    // Exits of known children go on meanwhile... once the unknown one is settled.
+    rig.fake.tell_spawns();
+    let gave_up = rig.event(EventKind::GaveUp, "crasher").await;
+    assert!(gave_up.message.contains("exit status 1"), "{gave_up:?}");
+    assert!(rig.fake.spawned("crash")[0].reaped);
+    rig.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spawn_that_fails_after_a_stop_ends_stopped() {
+    let mut rig = Rig::start(&["ghost: {cmd: missing, autostart: false}"]).await;
+    rig.fake.hold_spawns();
+    within(rig.handle.start(names(&["ghost"]), Wait::No, by()))
+        .await
+        .unwrap();
+    within(rig.handle.stop(names(&["ghost"]), Wait::No, by()))
+        .await
+        .unwrap();
+    rig.fake.tell_spawns();
+    rig.event(EventKind::Stopped, "ghost").await;
+    assert_eq!(rig.status("ghost").await.state, State::Stopped);
+    // No retry follows: it was stopped.
+    assert!(
+        !rig.sees(EventKind::Backoff, "ghost", Duration::from_secs(300))
+            .await
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_waits_for_the_spawns_in_progress() {
+    let rig = Rig::start(&["web: {cmd: serve, starttime: 1, autostart: false}"]).await;
+    rig.fake.hold_spawns();
+    within(rig.handle.start(names(&["web"]), Wait::No, by()))
+        .await
+        .unwrap();
+    let fake = rig.fake.clone();
+    let handle = rig.handle.clone();
+    let mut shutdown = tokio::spawn(async move { handle.shutdown(by()).await });
+    // Not over while a process it has not told of yet may run.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), &mut shutdown)
+            .await
+            .is_err()
+    );
+    fake.tell_spawns();
+    within(shutdown).await.unwrap();
+    let fake = rig.shutdown().await;
+    assert!(fake.unreaped().is_empty(), "{:?}", fake.unreaped());
+}
