@@ -1,6 +1,7 @@
 //! One captured stream of one instance, across its restarts: the pipes of its processes feed
-//! it; it writes whole lines to its [`Sink`], keeps the last bytes of stderr for crash
-//! forensics, and hands every byte to live followers.
+//! it; it writes their bytes to its [`Sink`] (moved pipe -> file inside the kernel when nothing
+//! needs to see them, whole lines where a line could be cut: a shared file, timestamps),
+//! keeps the last bytes of stderr for crash forensics, and hands every byte to live followers.
 
 use std::{
     collections::VecDeque,
@@ -17,7 +18,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{
     Notice, lock,
-    sink::{ReadBack, Sink, Spliced},
+    sink::{Dropped, ReadBack, Sink, Spliced},
 };
 
 /// Which stream of a process.
@@ -40,6 +41,9 @@ impl StreamKind {
 const LONGEST_PARTIAL: usize = 64 * 1024;
 /// The most one splice moves (a pipe holds 64 KiB unless made larger).
 const SPLICE_MAX: usize = 1024 * 1024;
+/// What is read, instead of spliced, from a pipe whose file is at `maxbytes`: enough to end
+/// the line in that file before it rotates (usually), little enough to copy.
+const AT_LIMIT_READ: usize = 4096;
 /// What a pipe holds by default, and what a busy one is made to hold.
 const DEFAULT_PIPE: usize = 64 * 1024;
 const BUSY_PIPE: nix::libc::c_int = 1024 * 1024;
@@ -73,7 +77,8 @@ pub struct Capture {
     timestamps: bool,
     /// Keep the last bytes for crash forensics (stderr, or stdout that carries stderr).
     keep_tail: bool,
-    /// Its file is its own (a path that names the instance): bytes may be spliced into it.
+    /// Its file is its own (a path that names the instance): bytes may go to it as they come,
+    /// spliced when nothing needs to see them.
     exclusive: bool,
     /// Bytes that could not be written, since the daemon started.
     dropped: AtomicU64,
@@ -88,6 +93,9 @@ struct State {
     partial: Vec<u8>,
     /// The last bytes (stderr only), for crash forensics.
     tail: VecDeque<u8>,
+    /// Bytes spliced into the file since `tail` was brought up to date (at most
+    /// [`KEPT_TAIL`]): read back from the file's end when the tail is needed.
+    unseen: u64,
     /// Bytes received so far.
     received: u64,
     /// When dropped output was last reported; `None`: never.
@@ -117,6 +125,7 @@ impl Capture {
             state: Mutex::new(State {
                 partial: Vec::new(),
                 tail: VecDeque::new(),
+                unseen: 0,
                 received: 0,
                 reported_at: None,
                 followers: None,
@@ -150,7 +159,34 @@ impl Capture {
 
     /// A new process begins: the kept tail is of the last one, and is forgotten.
     pub fn new_process(&self) {
-        self.state().tail.clear();
+        let mut state = self.state();
+        state.tail.clear();
+        state.unseen = 0;
+    }
+
+    /// Whether its file is its own now: no other capture writes it (checked at each write: a
+    /// reload may have given the path to a second capture for a while).
+    fn own_file(&self) -> bool {
+        self.exclusive && Arc::strong_count(&self.sink) == 1
+    }
+
+    /// Whether lines must be kept whole on their way to the file: each is stamped, or another
+    /// writer's lines could land inside one.
+    fn whole_lines(&self) -> bool {
+        self.timestamps || !self.own_file()
+    }
+
+    /// Brings the kept tail up to date with the bytes spliced since, read back from the end of
+    /// the file, which has them last (it is this capture's own).
+    fn see_spliced(&self, state: &mut State) {
+        if state.unseen == 0 {
+            return;
+        }
+        let unseen = std::mem::take(&mut state.unseen);
+        // Forensics are best effort: a file that cannot be read back leaves the tail as it is.
+        if let Ok(spliced) = self.sink().recent(unseen) {
+            keep_end(&mut state.tail, &spliced);
+        }
     }
 
     /// Bytes that could not be written to the file so far.
@@ -158,10 +194,12 @@ impl Capture {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Takes `data` read from a pipe: followers get it, whole lines go to the file, the rest
-    /// waits for its end of line.
+    /// Takes `data` read from a pipe: followers get it, and the file (as it comes to a file of
+    /// its own; else whole lines, the rest waiting for its end of line).
     pub fn take(&self, data: &[u8]) {
         let mut state = self.state();
+        // Bytes spliced before these come before them in the kept tail.
+        self.see_spliced(&mut state);
         let offset = state.received;
         state.received += data.len() as u64;
         if let Some(followers) = &state.followers
@@ -177,11 +215,14 @@ impl Capture {
             }
         }
         if self.keep_tail {
-            state
-                .tail
-                .extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
-            let excess = state.tail.len().saturating_sub(KEPT_TAIL);
-            state.tail.drain(..excess);
+            keep_end(&mut state.tail, data);
+        }
+        if !self.whole_lines() {
+            // Nothing is scanned for: a rotation finishes a line begun in the file before it
+            // renames the file. A partial line may wait from a time the file was shared.
+            let partial = std::mem::take(&mut state.partial);
+            self.write(&mut state, &partial, data);
+            return;
         }
         let whole = match memchr::memrchr(b'\n', data) {
             Some(newline) => newline + 1,
@@ -199,31 +240,30 @@ impl Capture {
         state.partial.extend_from_slice(&data[whole..]);
     }
 
-    /// Moves output from `pipe` straight into the file when nothing needs to see it: no
-    /// timestamps, no kept tail, no follower, a file of its own, no partial line waiting.
-    /// `None`: it must be read instead.
-    fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Option<Spliced> {
-        // Another capture holding the sink writes the same file: lines must stay whole.
-        if self.timestamps || self.keep_tail || !self.exclusive || Arc::strong_count(&self.sink) > 1
-        {
-            return None;
+    /// Moves output from `pipe` straight into the file (inside the kernel) when nothing needs
+    /// to see it: its own file, no timestamps, no follower. The kept tail, if any, is read back
+    /// from the file when it is needed. [`Spliced::No`]: it must be read instead.
+    fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Spliced {
+        if self.whole_lines() {
+            return Spliced::No;
         }
         let mut state = self.state();
         let followed = state
             .followers
             .as_ref()
             .is_some_and(|followers| followers.receiver_count() > 0);
+        // A waiting partial line goes first, with the next read.
         if followed || !state.partial.is_empty() {
-            return None;
+            return Spliced::No;
         }
-        match self.sink().splice_from(pipe, max) {
-            Spliced::No => None,
-            Spliced::Moved(moved) => {
-                state.received += moved as u64;
-                Some(Spliced::Moved(moved))
+        let spliced = self.sink().splice_from(pipe, max);
+        if let Spliced::Moved(moved) = spliced {
+            state.received += moved as u64;
+            if self.keep_tail {
+                state.unseen = (state.unseen + moved as u64).min(KEPT_TAIL as u64);
             }
-            other => Some(other),
         }
+        spliced
     }
 
     /// The stream ended (every writer closed the pipe): what is left of a line is written.
@@ -235,8 +275,7 @@ impl Capture {
 
     fn write(&self, state: &mut State, first: &[u8], rest: &[u8]) {
         let outcome = if self.timestamps {
-            let stamped = stamp(first, rest);
-            self.sink().write(&stamped, b"")
+            write_stamped(&mut self.sink(), first, rest)
         } else {
             self.sink().write(first, rest)
         };
@@ -259,7 +298,8 @@ impl Capture {
 
     /// The last `lines` lines (at most `bytes` bytes) of kept stderr, oldest first.
     pub fn last_lines(&self, lines: usize, bytes: usize) -> String {
-        let state = self.state();
+        let mut state = self.state();
+        self.see_spliced(&mut state);
         let kept: Vec<u8> = state.tail.iter().copied().collect();
         let end = kept
             .iter()
@@ -307,9 +347,17 @@ impl Capture {
     pub fn clear(&self) -> io::Result<()> {
         let mut state = self.state();
         state.tail.clear();
+        state.unseen = 0;
         state.partial.clear();
         self.sink().clear()
     }
+}
+
+/// Appends `data` to the kept `tail`, of which the last [`KEPT_TAIL`] bytes stay.
+fn keep_end(tail: &mut VecDeque<u8>, data: &[u8]) {
+    tail.extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
+    let excess = tail.len().saturating_sub(KEPT_TAIL);
+    tail.drain(..excess);
 }
 
 /// The last `lines` lines of `data` (a final line without its newline counts as one).
@@ -335,17 +383,80 @@ pub struct Snapshot {
     pub live: broadcast::Receiver<Chunk>,
 }
 
-/// Each line of `first` + `rest` prefixed with the RFC 3339 time.
-fn stamp(first: &[u8], rest: &[u8]) -> Vec<u8> {
+/// Stamped output is written in pieces of about this size (whole lines), so the buffer it is
+/// made in stays small whatever a read brought.
+const STAMPED_PIECE: usize = 256 * 1024;
+
+thread_local! {
+    /// Where lines are stamped: one buffer per thread that writes output (the drainer, and the
+    /// supervisor's for last words), reused for every write.
+    static STAMPED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes each line of `first` + `rest` (`first` may be the start of a line that `rest`
+/// ends) to `sink`, prefixed with the RFC 3339 time of now.
+fn write_stamped(sink: &mut Sink, first: &[u8], rest: &[u8]) -> Result<(), Dropped> {
     let now = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
-    let data = [first, rest].concat();
-    let mut stamped = Vec::with_capacity(data.len() + (now.len() + 1) * 8);
-    for line in data.split_inclusive(|byte| *byte == b'\n') {
-        stamped.extend_from_slice(now.as_bytes());
-        stamped.push(b' ');
-        stamped.extend_from_slice(line);
+    let mut prefix = now.into_bytes();
+    prefix.push(b' ');
+    // The usual length, known to the compiler: each stamp is a fixed-size copy.
+    match <[u8; 28]>::try_from(prefix.as_slice()) {
+        Ok(fixed) => stamp_lines(sink, &fixed, first, rest),
+        Err(_) => stamp_lines(sink, prefix.as_slice(), first, rest),
     }
-    stamped
+}
+
+fn stamp_lines<P: AsRef<[u8]> + ?Sized>(
+    sink: &mut Sink,
+    prefix: &P,
+    first: &[u8],
+    rest: &[u8],
+) -> Result<(), Dropped> {
+    STAMPED.with_borrow_mut(|stamped| {
+        stamped.clear();
+        stamped.reserve(STAMPED_PIECE + STAMPED_PIECE / 2);
+        let mut failed: Option<Dropped> = None;
+        let mut put = |stamped: &mut Vec<u8>| {
+            if let Err(dropped) = sink.write(stamped, b"") {
+                let earlier = failed.take().map_or(0, |earlier| earlier.bytes);
+                failed = Some(Dropped {
+                    bytes: earlier + dropped.bytes,
+                    ..dropped
+                });
+            }
+            stamped.clear();
+        };
+        let mut line_begins = true;
+        for part in [first, rest] {
+            let mut start = 0;
+            for newline in memchr::memchr_iter(b'\n', part) {
+                if line_begins {
+                    stamped.extend_from_slice(prefix.as_ref());
+                }
+                stamped.extend_from_slice(&part[start..=newline]);
+                start = newline + 1;
+                line_begins = true;
+                if stamped.len() >= STAMPED_PIECE {
+                    put(stamped);
+                }
+            }
+            if start < part.len() {
+                if line_begins {
+                    stamped.extend_from_slice(prefix.as_ref());
+                }
+                stamped.extend_from_slice(&part[start..]);
+                line_begins = false;
+            }
+        }
+        if !stamped.is_empty() {
+            put(stamped);
+        }
+        // A long line left a large buffer: it is not kept.
+        if stamped.capacity() > 4 * STAMPED_PIECE {
+            *stamped = Vec::new();
+        }
+        failed.map_or(Ok(()), Err)
+    })
 }
 
 /// The read end of one process's stream: drained by the drainer thread, and by the supervisor
@@ -382,19 +493,20 @@ impl Pipe {
     pub fn drain(&self, buffer: &mut [u8], turns: usize) -> Drained {
         let mut enlarged = lock(&self.reading);
         for _ in 0..turns {
-            match self.capture.splice_from(self.fd.as_fd(), SPLICE_MAX) {
-                Some(Spliced::Moved(moved)) => {
+            let wanted = match self.capture.splice_from(self.fd.as_fd(), SPLICE_MAX) {
+                Spliced::Moved(moved) => {
                     self.enlarge_when_full(&mut enlarged, moved);
                     continue;
                 }
-                Some(Spliced::Empty) => return Drained::Empty,
-                Some(Spliced::Closed) => {
+                Spliced::Empty => return Drained::Empty,
+                Spliced::Closed => {
                     self.capture.flush();
                     return Drained::Closed;
                 }
-                Some(Spliced::No) | None => {}
-            }
-            match nix::unistd::read(self.fd.as_fd(), buffer) {
+                Spliced::AtLimit => AT_LIMIT_READ.min(buffer.len()),
+                Spliced::No => buffer.len(),
+            };
+            match nix::unistd::read(self.fd.as_fd(), &mut buffer[..wanted]) {
                 Ok(0) => {
                     self.capture.flush();
                     return Drained::Closed;

@@ -7,12 +7,13 @@
 use std::{
     fs::{File, OpenOptions},
     io::{self, IoSlice, Write},
+    os::fd::{AsRawFd, BorrowedFd},
     os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
-/// How far past `maxbytes` a line begun by spliced output may run before the file rotates
-/// anyway.
+/// How far past `maxbytes` a line begun by spliced output (or output written as it came) may
+/// run before the file rotates anyway.
 const LONGEST_LINE_TAIL: u64 = 64 * 1024;
 
 /// The mode of every output file the daemon creates, whatever its umask.
@@ -47,9 +48,9 @@ pub struct Sink {
     mid_line: Option<bool>,
     /// Whether the open file is a regular file (only those take spliced bytes).
     regular: bool,
-    /// The same file opened without O_APPEND, which splice(2) refuses; spliced bytes go at
-    /// `size`. Opened at the first splice.
-    splice_file: Option<File>,
+    /// The same file (its inode) opened read-write without O_APPEND: see
+    /// [`Sink::positioned`].
+    positioned: Option<File>,
     /// Who the files it creates belong to; `None`: the daemon.
     owner: Option<FileOwner>,
     /// How many times the file was emptied in place (rotation without backups, clear): a
@@ -67,7 +68,10 @@ pub enum Spliced {
     Empty,
     /// Every writer closed the pipe.
     Closed,
-    /// Not now (not a regular file, near `maxbytes`, an error): read the bytes instead.
+    /// The file is at `maxbytes`: read the next bytes instead (a few: they finish the line in
+    /// this file, then it rotates).
+    AtLimit,
+    /// Not now (not a regular file, an error): read the bytes instead.
     No,
 }
 
@@ -88,7 +92,7 @@ impl Sink {
             size: 0,
             mid_line: None,
             regular: false,
-            splice_file: None,
+            positioned: None,
             owner: None,
             emptied: 0,
         }
@@ -100,40 +104,36 @@ impl Sink {
         self.owner = owner;
     }
 
-    /// Moves up to `max` bytes from `pipe` into the file without copying them through the
-    /// daemon, when that cannot split a line at a rotation: the file is regular and `max`
-    /// more bytes still fit under `maxbytes`.
-    pub fn splice_from(&mut self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Spliced {
-        if self.maxbytes != 0 && self.size + max as u64 > self.maxbytes {
-            return Spliced::No;
-        }
+    /// Moves up to `max` bytes from `pipe` into the file inside the kernel (splice(2): they never
+    /// pass through the daemon), as far as `maxbytes`. A file at `maxbytes` takes no more:
+    /// [`Spliced::AtLimit`] tells the caller to read the next bytes, which finish the line in
+    /// this file before it rotates ([`Sink::write`]), so a rotation never splits a line.
+    pub fn splice_from(&mut self, pipe: BorrowedFd<'_>, max: usize) -> Spliced {
+        let maxbytes = self.maxbytes;
         if self.open().is_err() || !self.regular {
             return Spliced::No;
         }
-        let Some(appending) = &self.file else {
+        let Ok(file) = self.positioned() else {
             return Spliced::No;
         };
-        // The very file this sink appends to (not whatever the path names now), and its real
-        // end (an outside truncate, another appender): spliced bytes go exactly there.
-        let Ok(size) = appending.metadata().map(|metadata| metadata.len()) else {
+        // The file's real end (an outside truncate, another appender): spliced bytes go
+        // exactly there.
+        let Ok(size) = file.metadata().map(|metadata| metadata.len()) else {
             return Spliced::No;
         };
-        if self.splice_file.is_none() {
-            use std::os::fd::AsRawFd;
-            let same_inode = format!("/proc/self/fd/{}", appending.as_raw_fd());
-            match OpenOptions::new().write(true).open(same_inode) {
-                Ok(file) => self.splice_file = Some(file),
-                Err(_) => return Spliced::No,
+        let mut wanted = max;
+        if maxbytes != 0 {
+            if size >= maxbytes {
+                self.size = size;
+                return Spliced::AtLimit;
             }
+            wanted = wanted.min((maxbytes - size) as usize);
         }
-        let Some(file) = &self.splice_file else {
-            return Spliced::No;
-        };
+        let mut offset = size as nix::libc::loff_t;
+        let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
+        let moved = nix::fcntl::splice(pipe, None, file, Some(&mut offset), wanted, flags);
         self.size = size;
-        let flags =
-            nix::fcntl::SpliceFFlags::SPLICE_F_MOVE | nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK;
-        let mut offset = self.size as nix::libc::loff_t;
-        match nix::fcntl::splice(pipe, None, file, Some(&mut offset), max, flags) {
+        match moved {
             Ok(0) => Spliced::Closed,
             Ok(moved) => {
                 self.size += moved as u64;
@@ -143,8 +143,31 @@ impl Sink {
             // A regular file never would block: the pipe is empty.
             Err(nix::errno::Errno::EAGAIN) => Spliced::Empty,
             Err(nix::errno::Errno::EINTR) => Spliced::Moved(0),
+            // A full disk, an I/O error: the bytes are read instead, and their write fails
+            // and counts them (and closes the file, to open it again later).
             Err(_) => Spliced::No,
         }
+    }
+
+    /// The open file's inode again, read-write and without O_APPEND (which splice(2) refuses):
+    /// spliced bytes go at an explicit offset, and its end is read back from the very file
+    /// this sink writes, whatever the path names now. Opened at the first need.
+    fn positioned(&mut self) -> io::Result<&File> {
+        if self.positioned.is_none() {
+            let Some(appending) = &self.file else {
+                return Err(io::Error::other("not open"));
+            };
+            let same_inode = format!("/proc/self/fd/{}", appending.as_raw_fd());
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(nix::libc::O_CLOEXEC)
+                .open(same_inode)?;
+            self.positioned = Some(file);
+        }
+        self.positioned
+            .as_ref()
+            .ok_or_else(|| io::Error::other("not open"))
     }
 
     /// Whether the file ends inside a line (after spliced bytes, by reading its last byte).
@@ -152,10 +175,34 @@ impl Sink {
         if let Some(known) = self.mid_line {
             return known;
         }
-        let last = self.read_end(1).unwrap_or_default();
+        let last = self.recent(1).unwrap_or_default();
         let mid_line = last.first().is_some_and(|byte| *byte != b'\n');
         self.mid_line = Some(mid_line);
         mid_line
+    }
+
+    /// The last `bytes` bytes written through this sink (fewer if there are fewer), read from
+    /// the open file (the page cache: cheap) and, when the file is shorter because it rotated
+    /// meanwhile, from the end of the newest rotated file before it.
+    pub fn recent(&mut self, bytes: u64) -> io::Result<Vec<u8>> {
+        self.open()?;
+        if !self.regular {
+            return Ok(Vec::new());
+        }
+        let file = self.positioned()?;
+        let length = file.metadata()?.len();
+        let mut data = read_at(file, length.saturating_sub(bytes), length)?;
+        let short = bytes.saturating_sub(data.len() as u64);
+        if short > 0
+            && self.backups > 0
+            && let Ok(older) = File::open(numbered(&self.path, 1))
+        {
+            let older_length = older.metadata()?.len();
+            let mut before = read_at(&older, older_length.saturating_sub(short), older_length)?;
+            before.append(&mut data);
+            data = before;
+        }
+        Ok(data)
     }
 
     /// Appends `first` then `rest`, which together are whole lines (or a final piece at the end
@@ -239,7 +286,7 @@ impl Sink {
     /// Closes the file; the next write opens `path` again (after an outside `mv`).
     pub fn reopen(&mut self) -> io::Result<()> {
         self.file = None;
-        self.splice_file = None;
+        self.positioned = None;
         self.open()
     }
 
@@ -331,7 +378,7 @@ impl Sink {
                     // back, the disk may have room).
                     if error.kind() != io::ErrorKind::WouldBlock {
                         self.file = None;
-                        self.splice_file = None;
+                        self.positioned = None;
                     }
                     return Err(Dropped {
                         bytes: (total - written) as u64,
@@ -403,7 +450,7 @@ impl Sink {
             return Ok(());
         }
         self.file = None;
-        self.splice_file = None;
+        self.positioned = None;
         // The oldest goes first: then no rename replaces an existing file, which ext4 answers
         // by writing the renamed file's pages out at once (auto_da_alloc), in this thread.
         let gone = |result: io::Result<()>| match result {
@@ -440,25 +487,26 @@ impl ReadBack {
     /// Bytes `start..end` (within `length`; fewer if the file was emptied meanwhile). A file
     /// read: call it off the async runtime.
     pub fn read(&self, start: u64, end: u64) -> io::Result<Vec<u8>> {
-        use std::os::unix::fs::FileExt;
-        let end = end.min(self.length);
-        let start = start.min(end);
-        let mut data = vec![0; (end - start) as usize];
-        let mut filled = 0;
-        while filled < data.len() {
-            match self
-                .file
-                .read_at(&mut data[filled..], start + filled as u64)
-            {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        data.truncate(filled);
-        Ok(data)
+        read_at(&self.file, start, end.min(self.length))
     }
+}
+
+/// Bytes `start..end` of `file` (fewer if it is shorter).
+fn read_at(file: &File, start: u64, end: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let start = start.min(end);
+    let mut data = vec![0; (end - start) as usize];
+    let mut filled = 0;
+    while filled < data.len() {
+        match file.read_at(&mut data[filled..], start + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    data.truncate(filled);
+    Ok(data)
 }
 
 /// `x.log` -> `x.log.N`.
