@@ -36,6 +36,8 @@ pub struct Process {
     pub reaped: bool,
     /// Every signal sent to its group, with when.
     pub signals: Vec<(Instant, Signal)>,
+    /// Every signal sent to it alone (not its group).
+    pub leader_signals: Vec<Signal>,
 }
 
 /// Everything the fake knows; shared between the supervisor's [`FakeOs`] and the test's
@@ -130,6 +132,7 @@ impl Os for FakeOs {
             exit: None,
             reaped: false,
             signals: Vec::new(),
+            leader_signals: Vec::new(),
         });
         if config.argv[0] == "crash" {
             world.end(pid, ExitInfo::Code(1));
@@ -149,6 +152,13 @@ impl Os for FakeOs {
             && world.end(pid, ExitInfo::Signal(signal as i32))
         {
             let _ = self.notify.send(());
+        }
+    }
+
+    fn signal_process(&mut self, pid: u32, signal: Signal) {
+        let mut world = lock(&self.world);
+        if let Some(process) = world.process(pid) {
+            process.leader_signals.push(signal);
         }
     }
 
