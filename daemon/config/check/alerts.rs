@@ -213,13 +213,19 @@ impl Checker<'_> {
                 _ => self.unknown_key(&key, ALERTS_KEYS),
             }
         }
-        // The sinks first: rules name them.
+        // The sinks first: rules name them (as written, even a sink with a problem).
+        let sink_names: Vec<String> = match sinks_value {
+            Some((_, Value::Mapping(map))) => (map.keys())
+                .filter_map(|key| key.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
         let sinks = match sinks_value {
             Some((key, value)) => self.sinks(&key, value),
             None => Some(BTreeMap::new()),
         };
         let rules = match rules_value {
-            Some((key, value)) => self.rules(&key, value, sinks.as_ref(), programs),
+            Some((key, value)) => self.rules(&key, value, &sink_names, programs),
             None => Some(BTreeMap::new()),
         };
         if self.issues.len() != before {
@@ -418,7 +424,9 @@ impl Checker<'_> {
         }
         let security = draft.security.unwrap_or(SmtpSecurity::StartTls);
         let has_password = map.contains_key("password_file") || map.contains_key("password_env");
-        match (map.contains_key("username"), has_password) {
+        // A password written in the config is reported as such.
+        let written = map.contains_key("password");
+        match (map.contains_key("username"), has_password || written) {
             (true, false) => self.report(
                 &key("username"),
                 true,
@@ -557,7 +565,7 @@ impl Checker<'_> {
         &mut self,
         path: &[String],
         value: &Value,
-        sinks: Option<&BTreeMap<String, SinkConfig>>,
+        sinks: &[String],
         programs: Option<&BTreeMap<String, ProgramConfig>>,
     ) -> Option<BTreeMap<String, RuleConfig>> {
         self.named(path, value, "rule", |checker, path, value| {
@@ -569,7 +577,7 @@ impl Checker<'_> {
         &mut self,
         path: &[String],
         value: &Value,
-        sinks: Option<&BTreeMap<String, SinkConfig>>,
+        sinks: &[String],
         programs: Option<&BTreeMap<String, ProgramConfig>>,
     ) -> Option<RuleConfig> {
         let Value::Mapping(map) = value else {
@@ -591,13 +599,10 @@ impl Checker<'_> {
             }
         }
         for (at, sink) in draft.sinks.iter().flatten() {
-            if let Some(sinks) = sinks
-                && !sinks.contains_key(sink)
-            {
-                let known: Vec<&str> = sinks.keys().map(String::as_str).collect();
-                let message = match known.is_empty() {
+            if !sinks.contains(sink) {
+                let message = match sinks.is_empty() {
                     true => format!("no sink `{sink}`: `alerts.sinks` defines none"),
-                    false => format!("no sink `{sink}`; the sinks are {}", known.join(", ")),
+                    false => format!("no sink `{sink}`; the sinks are {}", sinks.join(", ")),
                 };
                 self.report_at(at, path, message);
             }
@@ -704,7 +709,7 @@ impl Checker<'_> {
             }
         }
         if ok && names.is_empty() {
-            self.report(path, false, format!("expected at least one {}", &what[2..]));
+            self.report(path, false, format!("expected at least one: {what}"));
             return None;
         }
         ok.then_some(names)
@@ -922,4 +927,306 @@ fn url(value: &Value) -> Result<Url, String> {
             .path_and_query()
             .map_or("/".to_string(), |path| path.as_str().to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::testing::{PATH, issues, ok};
+    use crate::config::{ConfigError, parse};
+
+    /// A secret file of `text` with `mode` in `dir`.
+    fn secret(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    const PROGRAMS: &str = "programs:\n  web:\n    cmd: /bin/true\n";
+
+    #[test]
+    fn every_sink_and_rule_setting_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = secret(dir.path(), "hook.token", "s3cr3t-token-value\n", 0o600);
+        let password = secret(dir.path(), "smtp.password", " pass word \n", 0o640);
+        let text = format!(
+            "{PROGRAMS}alerts:
+  sinks:
+    local:
+      type: syslog
+    remote:
+      type: syslog
+      path: /run/other.sock
+      facility: local3
+      timeout: 2s
+      retries: 0
+    hook:
+      type: webhook
+      url: https://hooks.example.com:8443/tm?x=1
+      headers: {{X-Team: ops, X-Count: 7}}
+      token_file: {}
+      backoff: 250ms
+    mail:
+      type: email
+      server: smtp.example.com
+      username: tm
+      password_file: {}
+      from: Taskmaster <tm@example.com>
+      to: [ops@example.com, dev@example.com]
+      digest: 5m
+  rules:
+    crashes:
+      events: [fatal, unexpected_exit, fatal]
+      programs: web
+      severity: warning
+      sinks: [local, hook]
+      rate_limit: {{max: 3, per: 10s}}
+    lifecycle:
+      events: daemon_stop
+      sinks: mail
+",
+            token.display(),
+            password.display()
+        );
+        let alerts = ok(&text).alerts;
+        let local = &alerts.sinks["local"];
+        assert_eq!(
+            local.kind,
+            SinkKind::Syslog(SyslogConfig {
+                path: "/dev/log".into(),
+                facility: 3
+            })
+        );
+        assert_eq!(
+            (local.timeout, local.retries, local.backoff),
+            (Duration::from_secs(5), 3, Duration::from_secs(1))
+        );
+        let remote = &alerts.sinks["remote"];
+        assert_eq!(
+            remote.kind,
+            SinkKind::Syslog(SyslogConfig {
+                path: "/run/other.sock".into(),
+                facility: 19
+            })
+        );
+        assert_eq!((remote.timeout, remote.retries), (Duration::from_secs(2), 0));
+        let SinkKind::Webhook(hook) = &alerts.sinks["hook"].kind else {
+            panic!("{:?}", alerts.sinks["hook"]);
+        };
+        assert_eq!(alerts.sinks["hook"].backoff, Duration::from_millis(250));
+        assert!(hook.tls);
+        assert_eq!((hook.host.as_str(), hook.port), ("hooks.example.com", 8443));
+        assert_eq!(hook.path, "/tm?x=1");
+        let headers: Vec<(String, String)> = (hook.headers.iter())
+            .map(|header| (header.name.clone(), header.value.text()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("X-Team".to_string(), "ops".to_string()),
+                ("X-Count".to_string(), "7".to_string()),
+                ("Authorization".to_string(), "Bearer s3cr3t-token-value".to_string()),
+            ]
+        );
+        // The secret is never shown.
+        assert!(!format!("{alerts:?}").contains("s3cr3t"));
+        let SinkKind::Email(mail) = &alerts.sinks["mail"].kind else {
+            panic!("{:?}", alerts.sinks["mail"]);
+        };
+        assert_eq!((mail.port, mail.security), (587, SmtpSecurity::StartTls));
+        assert_eq!(mail.password.as_ref().unwrap().0.expose(), "pass word");
+        assert_eq!(mail.to, ["ops@example.com", "dev@example.com"]);
+        assert_eq!(mail.digest, Some(Duration::from_secs(300)));
+        let crashes = &alerts.rules["crashes"];
+        assert_eq!(crashes.events, [AlertEvent::UnexpectedExit, AlertEvent::Fatal]);
+        assert_eq!(crashes.programs, ["web"]);
+        assert_eq!(crashes.severity, Severity::Warning);
+        assert_eq!(crashes.sinks, ["local", "hook"]);
+        assert_eq!(
+            crashes.rate_limit,
+            RateLimit {
+                max: 3,
+                per: Duration::from_secs(10)
+            }
+        );
+        let lifecycle = &alerts.rules["lifecycle"];
+        assert_eq!(lifecycle.severity, Severity::Info);
+        assert_eq!(lifecycle.rate_limit, RateLimit::default());
+        // No section: no alerts.
+        assert_eq!(ok(PROGRAMS).alerts, AlertSettings::default());
+    }
+
+    #[test]
+    fn a_secret_written_in_the_config_is_an_error_at_its_key() {
+        let text = format!(
+            "{PROGRAMS}alerts:
+  sinks:
+    hook:
+      type: webhook
+      url: http://127.0.0.1:9000/
+      token: abcdefabcdefabcdef
+      headers:
+        X-Api-Key: abcdef
+        Authorization: Bearer abcdef
+    mail:
+      type: email
+      server: localhost
+      username: tm
+      password: hunter2
+      from: tm@example.com
+      to: ops@example.com
+    leaky:
+      type: webhook
+      url: http://user:pw@example.com/
+"
+        );
+        let found: Vec<String> = issues(&text).iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0].starts_with("9:7: alerts.sinks.hook.token: a token is never written in the config"),
+            "{found:#?}"
+        );
+        assert!(found[0].contains("`token_file: PATH`"), "{found:#?}");
+        assert!(
+            found[1].starts_with("11:20: alerts.sinks.hook.headers.X-Api-Key: the `X-Api-Key` header carries a credential"),
+            "{found:#?}"
+        );
+        assert!(
+            found[2].starts_with("12:24: alerts.sinks.hook.headers.Authorization: the `Authorization` header"),
+            "{found:#?}"
+        );
+        assert!(
+            found[3].starts_with("17:7: alerts.sinks.mail.password: a password is never written"),
+            "{found:#?}"
+        );
+        assert!(
+            found[4].starts_with("22:12: alerts.sinks.leaky.url: a URL with a user or password"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_private_files_or_variables_and_never_go_in_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = secret(dir.path(), "public.token", "token-of-everyone\n", 0o644);
+        let empty = secret(dir.path(), "empty.token", "\n", 0o600);
+        let private = secret(dir.path(), "pw", "pw\n", 0o600);
+        let text = format!(
+            "{PROGRAMS}alerts:
+  sinks:
+    hook:
+      type: webhook
+      url: http://127.0.0.1:9000/
+      token_file: {}
+    other:
+      type: webhook
+      url: http://127.0.0.1:9000/
+      token_file: {}
+      headers: {{X-Key: {{env: TASKMASTER_TEST_UNSET_VARIABLE}}}}
+    mail:
+      type: email
+      server: localhost
+      tls: none
+      username: tm
+      password_file: {}
+      from: tm@example.com
+      to: ops@example.com
+",
+            public.display(),
+            empty.display(),
+            private.display()
+        );
+        let found: Vec<String> = issues(&text).iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].contains("can be read or changed by every user (mode 0644)"), "{found:#?}");
+        assert!(found[1].contains("is empty"), "{found:#?}");
+        assert!(
+            found[2].starts_with("14:30: alerts.sinks.other.headers.X-Key.env: the environment variable TASKMASTER_TEST_UNSET_VARIABLE is not set"),
+            "{found:#?}"
+        );
+        assert!(
+            found[3].starts_with("18:12: alerts.sinks.mail.tls: a password is never sent in clear"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_of_the_section_is_placed_at_its_key() {
+        let text = format!(
+            "{PROGRAMS}alerts:
+  sinks:
+    local:
+      type: syslog
+      url: http://x/
+      facility: local9
+    odd:
+      typ: syslog
+    mail:
+      type: email
+      from: not a mailbox
+      to: []
+  rules:
+    crashes:
+      events: [unexpected_exit, explosion]
+      sinks: [local, nowhere]
+      severity: dire
+      rate_limit: {{max: 0, per: 1ms}}
+    empty: {{}}
+    other:
+      events: fatal
+      sinks: local
+      programs: [ghost]
+  colour: red
+"
+        );
+        let config = parse(&text, Path::new(PATH));
+        let Err(ConfigError::Invalid { issues, .. }) = config else {
+            panic!("{config:?}");
+        };
+        let found: Vec<String> = issues.iter().map(ToString::to_string).collect();
+        let expected = [
+            "8:7: alerts.sinks.local.url: `url` is a key of webhook sinks, not of syslog ones",
+            "9:17: alerts.sinks.local.facility: expected a syslog facility: kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp, local0, local1, local2, local3, local4, local5, local6, local7, found string \"local9\"",
+            "10:5: alerts.sinks.odd: missing required key `type` (syslog, webhook or email)",
+            "11:7: alerts.sinks.odd.typ: unknown key `typ` (did you mean `type`?); expected one of",
+            "12:5: alerts.sinks.mail: missing required key `server` (the SMTP server's host name)",
+            "14:13: alerts.sinks.mail.from: invalid mailbox \"not a mailbox\"",
+            "15:11: alerts.sinks.mail.to: expected at least one mailbox",
+            "18:33: alerts.rules.crashes.events: expected an event: unexpected_exit, backoff, fatal, config_rejected, daemon_start, daemon_stop, found string \"explosion\"",
+            "19:22: alerts.rules.crashes.sinks: no sink `nowhere`; the sinks are local, odd, mail",
+            "20:17: alerts.rules.crashes.severity: expected a severity: info, notice, warning, error, critical, found string \"dire\"",
+            "21:25: alerts.rules.crashes.rate_limit.max: must be from 1 to 10000, found 0",
+            "21:33: alerts.rules.crashes.rate_limit.per: must be at least 1s, found string \"1ms\"",
+            "22:5: alerts.rules.empty: missing required key `events` (the kinds of events it matches)",
+            "22:5: alerts.rules.empty: missing required key `sinks` (where its alerts go)",
+            "27:3: alerts.colour: unknown key `colour`; expected one of sinks, rules",
+        ];
+        assert_eq!(found.len(), expected.len(), "{found:#?}");
+        for (found, expected) in found.iter().zip(expected) {
+            assert!(found.starts_with(expected), "{found}\n  expected: {expected}");
+        }
+    }
+
+    #[test]
+    fn a_rule_naming_a_program_the_config_lacks_is_a_warning() {
+        let text = format!(
+            "{PROGRAMS}alerts:
+  sinks: {{local: {{type: syslog}}}}
+  rules:
+    crashes: {{events: fatal, sinks: local, programs: [web, ghost]}}
+"
+        );
+        let config = ok(&text);
+        let warnings = config.warning_lines();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!("{PATH}:7:60: alerts.rules.crashes.programs: no program `ghost`")),
+            "{warnings:?}"
+        );
+        assert_eq!(config.alerts.rules["crashes"].programs, ["web", "ghost"]);
+    }
 }
