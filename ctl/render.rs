@@ -243,6 +243,35 @@ pub fn action_results(response: &ActionResponse) -> String {
     text
 }
 
+/// `alerts test`: a line per sink, `local: delivered` or `hook: ERROR (why)`, with what the
+/// sink failed to deliver or dropped so far when it did; then what the dispatcher missed.
+pub fn alerts_test(response: &proto::AlertsTestResponse) -> String {
+    let mut text = String::new();
+    for sink in &response.sinks {
+        if sink.ok {
+            let _ = write!(text, "{}: {}", sink.name, sink.message);
+        } else {
+            let _ = write!(text, "{}: ERROR ({})", sink.name, sink.message);
+        }
+        if sink.failures > 0 || sink.dropped > 0 {
+            let _ = write!(
+                text,
+                " ({} alerts failed, {} dropped so far)",
+                sink.failures, sink.dropped
+            );
+        }
+        text.push('\n');
+    }
+    if response.missed_events > 0 {
+        let _ = writeln!(
+            text,
+            "the alert dispatcher fell behind and missed {} events so far",
+            response.missed_events
+        );
+    }
+    text
+}
+
 /// `web:0: cleared`, one line per instance.
 pub fn cleared(response: &ClearResponse) -> String {
     let mut text = String::new();

@@ -109,6 +109,14 @@ const CALLS: &[(&str, Needs)] = &[
         "/taskmaster.v1.Taskmaster/Clear",
         Needs::Role(Role::Operator),
     ),
+    (
+        "/taskmaster.v1.Taskmaster/Signal",
+        Needs::Role(Role::Operator),
+    ),
+    (
+        "/taskmaster.v1.Taskmaster/AlertsTest",
+        Needs::Role(Role::Operator),
+    ),
     ("/grpc.health.v1.Health/Check", Needs::Nothing),
     ("/grpc.health.v1.Health/Watch", Needs::Nothing),
     (

@@ -21,9 +21,12 @@
 //! - [`endpoint`]: socket paths, binding and connecting (with a client's token and TLS, and its
 //!   TLS failures told apart), the one listen-address parser (shared with `taskctl` and the
 //!   config).
+//! - [`alerts`]: the `alerts:` rules at work: matching events, rate limits and digests, and
+//!   the syslog, webhook and email sinks, on tasks of their own beside the supervisor.
 //! - [`run`]: serves the API until shutdown; only `main` exits the process.
 
 pub mod access;
+pub mod alerts;
 pub mod config;
 pub mod endpoint;
 pub mod output;
@@ -106,7 +109,14 @@ pub async fn run(
     // The policy follows every reload the supervisor applies.
     let gate = access::Gate::new(&config_daemon, listening);
     let policy = gate.subscribe();
-    let daemon_reload = Box::new(move |daemon: &config::DaemonSettings| gate.reload(daemon));
+    // The alert rules follow every reload too.
+    let (alerts, alerts_inbox) = alerts::Alerts::new();
+    let reload_alerts = alerts.clone();
+    let daemon_reload = Box::new(move |config: &config::Config| {
+        reload_alerts.reload(&config.alerts);
+        gate.reload(&config.daemon)
+    });
+    let alert_settings = config.alerts.clone();
     // The socket names the daemon's cgroups: one daemon owns a socket at a time.
     let socket = listeners
         .unix
@@ -116,9 +126,11 @@ pub async fn run(
     let (supervisor, supervisor_task) =
         supervisor::start(config, output, socket.as_deref(), daemon_reload)
             .map_err(RunError::ChildExits)?;
+    let alerts_task = alerts::start(alerts_inbox, &alert_settings, supervisor.clone());
     let (shutdown_requested, mut shutdown_asked) = tokio::sync::mpsc::channel(1);
     let closing = CancellationToken::new();
-    let service = server::TaskmasterService::new(supervisor.clone(), shutdown_requested);
+    let service =
+        server::TaskmasterService::new(supervisor.clone(), alerts, shutdown_requested);
     let routes = routes(service).await?;
     let names = Arc::new(server::connection::UserNames::default());
     let authorize = server::authorize::Authorize::new(policy, names);
@@ -184,6 +196,9 @@ pub async fn run(
     // The supervisor's end closes every WatchEvents stream once it has delivered what was
     // published; then the servers stop.
     let _ = supervisor_task.await;
+    // The last alerts (the daemon's stop) go out while clients hang up, within their own
+    // grace: a sink that does not answer may not keep the daemon alive.
+    let alerts_sent = tokio::spawn(tokio::time::timeout(alerts::FINAL_GRACE, alerts_task));
     closing.cancel();
     // Graceful shutdown waits for clients to hang up; one that does not may not keep the
     // daemon alive.
@@ -198,6 +213,13 @@ pub async fn run(
     .await;
     if drained.is_err() {
         servers.iter().for_each(|server| server.abort());
+    }
+    if let Ok(Err(_)) = alerts_sent.await {
+        tracing::warn!(
+            "alerts: some were still being delivered {}s after the last program stopped; \
+             they are abandoned",
+            alerts::FINAL_GRACE.as_secs()
+        );
     }
     outcome
 }

@@ -30,3 +30,11 @@ mod hosts;
 /// Tokens and TLS: the credentials taskctl shows, and what each refusal says.
 #[path = "ctl/credentials.rs"]
 mod credentials;
+
+/// `taskctl signal`: trapped, to a group or its leader, and its refusals.
+#[path = "ctl/signal.rs"]
+mod signal;
+
+/// `taskctl alerts test`.
+#[path = "ctl/alerts.rs"]
+mod alerts;

@@ -36,3 +36,6 @@ mod identity;
 /// Arbitrary configs and requests: always an answer within a second, never a panic (proptest).
 #[path = "daemon/properties.rs"]
 mod properties;
+/// Alerts against real receivers: syslog, webhook, SMTP; storms, dead receivers, reloads.
+#[path = "daemon/alerts.rs"]
+mod alerts;

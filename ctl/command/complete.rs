@@ -32,6 +32,18 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
                 },
                 Operands::Command => verb_names(),
                 Operands::OnOff => vec!["on".to_string(), "off".to_string()],
+                Operands::SignalThenNames => match operands_before(&before[1..]) {
+                    0 => SIGNALS.iter().map(|signal| signal.to_string()).collect(),
+                    _ => {
+                        let mut all = names.to_vec();
+                        all.push("all".to_string());
+                        all
+                    }
+                },
+                Operands::Action(words) => match operands_before(&before[1..]) {
+                    0 => words.iter().map(|word| word.to_string()).collect(),
+                    _ => Vec::new(),
+                },
             },
         },
     };
@@ -40,6 +52,11 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
     candidates.dedup();
     (start, candidates)
 }
+
+/// The signals completion offers for `signal`; any other name or number works too.
+const SIGNALS: [&str; 12] = [
+    "HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "CONT", "STOP", "TSTP", "WINCH", "ALRM",
+];
 
 /// How many of `words` (those after the command's name) are operands: neither flags nor
 /// the values of flags.
@@ -96,6 +113,18 @@ mod tests {
         );
         assert_eq!(complete("reload ", &names).1, Vec::<String>::new());
         assert_eq!(complete("nope x", &names).1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn completes_signal_a_signal_then_names_and_alerts_its_action() {
+        let names: Vec<String> = ["web", "web:0"].iter().map(|n| n.to_string()).collect();
+        assert_eq!(complete("signal US", &names).1, vec!["USR1", "USR2"]);
+        assert_eq!(complete("signal --leader T", &names).1, vec!["TERM", "TSTP"]);
+        assert_eq!(complete("signal USR1 w", &names).1, vec!["web", "web:0"]);
+        assert_eq!(complete("signal USR1 web a", &names).1, vec!["all"]);
+        assert_eq!(complete("signal --l", &names).1, vec!["--leader"]);
+        assert_eq!(complete("alerts ", &names).1, vec!["test"]);
+        assert_eq!(complete("alerts test ", &names).1, Vec::<String>::new());
     }
 
     #[test]

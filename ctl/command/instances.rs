@@ -1,5 +1,5 @@
-//! The commands about programs and instances: `status`, `start`, `stop`, `restart` and `pid`,
-//! each one RPC of the same name (`pid` asks `Status`).
+//! The commands about programs and instances: `status`, `start`, `stop`, `restart`, `signal`
+//! and `pid`, each one RPC of the same name (`pid` asks `Status`).
 
 use taskmaster::proto;
 
@@ -83,7 +83,25 @@ pub async fn restart(
     action_done(output, &connection.answer(client.restart(request)).await?)
 }
 
-/// Prints the per-instance results of start, stop or restart; failed if any instance failed.
+/// Sends `signal` to `names` (to each leader only with `leader`): a line per instance.
+pub async fn signal(
+    connection: &mut Connection,
+    output: &mut Output<'_>,
+    signal: &str,
+    names: &[String],
+    leader: bool,
+) -> Result<Outcome, CtlError> {
+    let mut client = connection.client().await?;
+    let request = proto::SignalRequest {
+        signal: signal.to_string(),
+        names: names.to_vec(),
+        leader,
+    };
+    action_done(output, &connection.answer(client.signal(request)).await?)
+}
+
+/// Prints the per-instance results of start, stop, restart or signal; failed if any instance
+/// failed.
 fn action_done(
     output: &mut Output<'_>,
     response: &proto::ActionResponse,

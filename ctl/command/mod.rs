@@ -3,8 +3,10 @@
 //! the shell alike, completion, `help`, running it) reaches it through an exhaustive `match`.
 //! [`Command`] is a parsed command line; [`run`] sends it to its one handler. One name per
 //! command end to end: rpc `Stop` = [`Verb::Stop`] = [`Command::Stop`] = `taskctl stop` =
-//! [`instances::stop`].
+//! [`instances::stop`]; rpc `AlertsTest` = [`Verb::Alerts`] = [`Command::AlertsTest`] =
+//! `taskctl alerts test` = [`alerts::test`].
 
+mod alerts;
 mod complete;
 pub mod daemon;
 mod help;
@@ -42,6 +44,10 @@ pub enum Operands {
     Command,
     /// `on` or `off`.
     OnOff,
+    /// A signal (`USR1`), then program or instance names, or `all`.
+    SignalThenNames,
+    /// One of these words (what to do), then an argument completion cannot know.
+    Action(&'static [&'static str]),
 }
 
 /// What `help` and completion know of a command.
@@ -95,6 +101,8 @@ pub enum Verb {
     MainTail,
     Clear,
     Reopen,
+    Signal,
+    Alerts,
     Version,
     Events,
     Help,
@@ -106,7 +114,7 @@ pub enum Verb {
 impl Verb {
     /// Every command, in the order `help` lists them. Invariant: each variant exactly once
     /// (completion offers these names and [`Verb::named`] finds a command among them).
-    pub const ALL: [Verb; 17] = [
+    pub const ALL: [Verb; 19] = [
         Verb::Status,
         Verb::Start,
         Verb::Stop,
@@ -119,6 +127,8 @@ impl Verb {
         Verb::MainTail,
         Verb::Clear,
         Verb::Reopen,
+        Verb::Signal,
+        Verb::Alerts,
         Verb::Version,
         Verb::Events,
         Verb::Help,
@@ -265,6 +275,31 @@ impl Verb {
                 flags: &[],
                 shell_only: false,
             },
+            Verb::Signal => &Spec {
+                name: "signal",
+                args: "[--leader] SIGNAL NAME...|all",
+                summary: "Send a signal to programs or instances.",
+                details: "SIGNAL is a name or a number (USR1, SIGUSR1, 10). It goes to the \
+                          process group of each running instance (the process the daemon \
+                          started and what it forked there), or with --leader to that process \
+                          only. One line per instance; one that is not running fails the \
+                          command, and the others are signalled all the same.",
+                operands: Operands::SignalThenNames,
+                flags: &["--leader"],
+                shell_only: false,
+            },
+            Verb::Alerts => &Spec {
+                name: "alerts",
+                args: "test RULE",
+                summary: "Send a test alert through a rule's sinks.",
+                details: "Each sink of the rule (alerts.rules in the config) is sent one test \
+                          alert at once, beside what waits in its queue; one line per sink \
+                          says whether it took it, and how many alerts it could not deliver \
+                          or dropped so far. Fails when a sink did not take it.",
+                operands: Operands::Action(&["test"]),
+                flags: &[],
+                shell_only: false,
+            },
             Verb::Version => &Spec {
                 name: "version",
                 args: "",
@@ -367,6 +402,18 @@ pub enum Command {
         names: Vec<String>,
     },
     Reopen,
+    Signal {
+        /// As written: a name or a number; the daemon reads it.
+        signal: String,
+        /// Programs or instances, or `all`; at least one.
+        names: Vec<String>,
+        /// `--leader`: to the process the daemon started only, not its process group.
+        leader: bool,
+    },
+    /// `alerts test RULE`.
+    AlertsTest {
+        rule: String,
+    },
     Version,
     Events {
         on: bool,
@@ -395,6 +442,8 @@ impl Command {
             Command::MainTail { .. } => Verb::MainTail,
             Command::Clear { .. } => Verb::Clear,
             Command::Reopen => Verb::Reopen,
+            Command::Signal { .. } => Verb::Signal,
+            Command::AlertsTest { .. } => Verb::Alerts,
             Command::Version => Verb::Version,
             Command::Events { .. } => Verb::Events,
             Command::Help { .. } => Verb::Help,
@@ -577,6 +626,12 @@ pub async fn run(
         Command::MainTail { tail } => output::main_tail(connection, output, *tail).await,
         Command::Clear { names } => output::clear(connection, output, names).await,
         Command::Reopen => output::reopen(connection, output).await,
+        Command::Signal {
+            signal,
+            names,
+            leader,
+        } => instances::signal(connection, output, signal, names, *leader).await,
+        Command::AlertsTest { rule } => alerts::test(connection, output, rule).await,
         Command::Version => daemon::version(connection, output).await,
         Command::Help { topic } => help::help(output, topic.as_deref()),
         Command::Events { .. } => shell_only(Verb::Events),

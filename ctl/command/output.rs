@@ -238,6 +238,18 @@ mod tests {
                 None => Ok(Response::new(proto::ClearResponse { cleared: names })),
             }
         }
+        async fn signal(
+            &self,
+            _: Request<proto::SignalRequest>,
+        ) -> Result<Response<proto::ActionResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
+        async fn alerts_test(
+            &self,
+            _: Request<proto::AlertsTestRequest>,
+        ) -> Result<Response<proto::AlertsTestResponse>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
     }
 
     /// `fake` served on a socket of `dir`, and a connection to it.

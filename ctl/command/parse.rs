@@ -66,6 +66,8 @@ struct Flags {
     lines: Option<u32>,
     /// `--bytes N` (tail, maintail).
     bytes: Option<u64>,
+    /// `--leader` (signal).
+    leader: bool,
 }
 
 impl Flags {
@@ -103,6 +105,7 @@ impl Verb {
                 (Verb::Tail | Verb::MainTail, "--bytes") => {
                     flags.bytes = Some(words.number(flag, "a number of bytes").map_err(usage)?);
                 }
+                (Verb::Signal, "--leader") => flags.leader = true,
                 (_, flag) => return Err(usage(format!("unknown option `{flag}`"))),
             }
         }
@@ -180,6 +183,25 @@ impl Verb {
                 names: some(operands)?,
             }),
             Verb::Reopen => none(Command::Reopen),
+            Verb::Signal => {
+                let mut operands = operands.into_iter();
+                let signal = operands
+                    .next()
+                    .ok_or_else(|| usage("signal needs a signal (USR1, 10, ...)".into()))?;
+                Ok(Command::Signal {
+                    signal,
+                    names: some(operands.collect())?,
+                    leader: flags.leader,
+                })
+            }
+            Verb::Alerts => match operands.as_slice() {
+                [action, rule] if action == "test" => Ok(Command::AlertsTest { rule: rule.clone() }),
+                [action] if action == "test" => Err(usage("alerts test needs a rule".into())),
+                [action, _, extra, ..] if action == "test" => {
+                    Err(usage(format!("unexpected argument `{extra}`")))
+                }
+                _ => Err(usage("say `alerts test RULE`".into())),
+            },
             Verb::Version => none(Command::Version),
             Verb::Events => match operands.as_slice() {
                 [word] if word == "on" => Ok(Command::Events { on: true }),
@@ -368,6 +390,8 @@ mod tests {
                     }
                     Operands::OnOff => line.push("on".into()),
                     Operands::NameThenStream => line.push("web".into()),
+                    Operands::SignalThenNames => line.extend(["USR1".into(), "all".into()]),
+                    Operands::Action(words) => line.extend([words[0].into(), "x".into()]),
                     _ => {}
                 }
                 assert_eq!(parse(&line).unwrap().spec().name, spec.name);
@@ -451,6 +475,39 @@ mod tests {
             }
         );
         assert_eq!(parsed("reopen"), Command::Reopen);
+    }
+
+    #[test]
+    fn signal_takes_a_signal_then_names_and_alerts_test_a_rule() {
+        assert_eq!(
+            parsed("signal USR1 web db:0"),
+            Command::Signal {
+                signal: "USR1".into(),
+                names: vec!["web".into(), "db:0".into()],
+                leader: false
+            }
+        );
+        assert_eq!(
+            parsed("signal 10 --leader all"),
+            Command::Signal {
+                signal: "10".into(),
+                names: vec!["all".into()],
+                leader: true
+            }
+        );
+        assert!(refused("signal").starts_with("signal needs a signal (USR1, 10, ...)\nusage: "));
+        assert!(refused("signal USR1").starts_with("signal needs at least one name (or all)"));
+        assert!(refused("signal --leeder USR1 web").starts_with("unknown option `--leeder`"));
+        assert_eq!(
+            parsed("alerts test crashes"),
+            Command::AlertsTest {
+                rule: "crashes".into()
+            }
+        );
+        assert!(refused("alerts").starts_with("say `alerts test RULE`\nusage: alerts test RULE"));
+        assert!(refused("alerts test").starts_with("alerts test needs a rule"));
+        assert!(refused("alerts test a b").starts_with("unexpected argument `b`"));
+        assert!(refused("alerts send a").starts_with("say `alerts test RULE`"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The Checker: walks the parsed document key by key, converts each setting with the value
 //! parsers and collects every problem, each at the place the index gives it. The keys of who
-//! may control the daemon are read in [`access`].
+//! may control the daemon are read in [`access`], the `alerts:` section in [`alerts`].
 
 mod access;
+mod alerts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use super::values::{
 };
 
 /// Keys allowed at the top level.
-const TOP_KEYS: &[&str] = &["daemon", "programs"];
+const TOP_KEYS: &[&str] = &["daemon", "programs", "alerts"];
 
 /// Reads the value of one key (at the key path given) into the settings `T`; a bad value is
 /// reported and leaves the setting as it was.
@@ -232,7 +233,11 @@ struct PendingIdentity {
     group: Option<Option<GroupEntry>>,
 }
 
-pub(super) type Settings = (DaemonSettings, BTreeMap<String, ProgramConfig>);
+pub(super) type Settings = (
+    DaemonSettings,
+    BTreeMap<String, ProgramConfig>,
+    super::alerts::AlertSettings,
+);
 
 impl Checker<'_> {
     /// Reports a problem with the value at `path`, or with its key when `at_key`.
@@ -443,6 +448,7 @@ impl Checker<'_> {
         let mut daemon = Some(DaemonSettings::default());
         let mut programs = None;
         let mut has_programs = false;
+        let mut alerts_section = None;
         for (path, value) in self.entries(&[], map) {
             match last(&path) {
                 "daemon" => daemon = self.daemon(&path, value),
@@ -450,6 +456,8 @@ impl Checker<'_> {
                     has_programs = true;
                     programs = self.programs(&path, value);
                 }
+                // Once the programs are known: its rules name them.
+                "alerts" => alerts_section = Some((path, value)),
                 _ => self.unknown_key(&path, TOP_KEYS),
             }
         }
@@ -458,7 +466,11 @@ impl Checker<'_> {
             self.issues
                 .push(issue(pos, "programs", "missing required key `programs`"));
         }
-        Some((daemon?, programs?))
+        let alerts = match alerts_section {
+            Some((path, value)) => self.alerts(&path, value, programs.as_ref()),
+            None => Some(super::alerts::AlertSettings::default()),
+        };
+        Some((daemon?, programs?, alerts?))
     }
 
     fn daemon(&mut self, path: &[String], section: &Value) -> Option<DaemonSettings> {

@@ -13,6 +13,7 @@
 //! stream is read once beside it into an `Index` of where each key and value is, which also keeps
 //! plain scalars as written: env values keep their spelling (`1.10`) and `umask: 0o22` is octal.
 
+pub mod alerts;
 mod bounds;
 mod check;
 mod find;
@@ -143,11 +144,14 @@ pub unsafe fn take_token_variables(config: &Config) {
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
     let taken = taken.get_or_insert_default();
-    for token in &config.daemon.tokens {
-        if let TokenSource::Env(name) = &token.source
-            && let Ok(value) = std::env::var(name)
-        {
-            taken.insert(name.clone(), value);
+    let tokens = (config.daemon.tokens.iter()).filter_map(|token| match &token.source {
+        TokenSource::Env(name) => Some(name.as_str()),
+        TokenSource::File(_) => None,
+    });
+    // The secrets of alert sinks are kept as tokens are.
+    for name in tokens.chain(config.alerts.secret_variables()) {
+        if let Ok(value) = std::env::var(name) {
+            taken.insert(name.to_string(), value);
             // SAFETY: the caller promises that no other thread exists.
             unsafe { std::env::remove_var(name) };
         }
@@ -224,12 +228,13 @@ pub fn parse_for(text: &str, path: &Path, daemon: Credentials) -> Result<Config,
         return Err(invalid(path, vec![issue]));
     }
     match check::settings(text, dir, daemon) {
-        Ok(((daemon, programs), mut warnings)) => {
+        Ok(((daemon, programs, alerts), mut warnings)) => {
             warnings.sort_by_key(|warning| (warning.line, warning.column));
             Ok(Config {
                 path,
                 daemon,
                 programs,
+                alerts,
                 warnings,
             })
         }

@@ -9,8 +9,9 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 use super::ConfigIssue;
 
 /// Longest key path recorded in the position index: the schema's deepest is
-/// `programs.NAME.env.VAR` (or `programs.NAME.exitcodes.N`, `programs.NAME.stdout.maxbytes`).
-const INDEXED_DEPTH: usize = 4;
+/// `alerts.sinks.NAME.headers.HEADER.file` (a program's are four deep:
+/// `programs.NAME.env.VAR`, `programs.NAME.exitcodes.N`, `programs.NAME.stdout.maxbytes`).
+const INDEXED_DEPTH: usize = 6;
 
 /// A place in the text; both 1-based, the column counted in characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -37,6 +37,8 @@ pub struct Config {
     pub daemon: DaemonSettings,
     /// Programs by name (sorted).
     pub programs: BTreeMap<String, ProgramConfig>,
+    /// The `alerts:` section: what raises an alert and where it goes.
+    pub alerts: super::alerts::AlertSettings,
     /// What looks wrong but does not reject the file (an executable not found yet, a missing
     /// `workingdir`), in file order: the daemon logs each when it loads the file.
     pub warnings: Vec<ConfigIssue>,

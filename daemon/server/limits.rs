@@ -143,6 +143,19 @@ pub fn check_names(names: &[String]) -> Result<(), Status> {
     names.iter().try_for_each(|name| check_name(name))
 }
 
+/// The signal a Signal request names: a name or a number, as a config's `stopsignal` (an
+/// unknown one is INVALID_ARGUMENT, shown cut to 32 characters).
+pub fn signal(text: &str) -> Result<nix::sys::signal::Signal, Status> {
+    let shown: String = text.chars().take(32).collect();
+    crate::config::parse_signal(&shown)
+        .ok()
+        .filter(|_| shown.len() == text.len())
+        .ok_or_else(|| {
+            let problem = crate::config::parse_signal(&shown).err();
+            Status::invalid_argument(problem.unwrap_or_else(|| format!("unknown signal `{shown}…`")))
+        })
+}
+
 /// A program or instance name as a client may send it: not empty, at most [`MAX_NAME`] bytes,
 /// no `/` and no control character, and neither `.` nor `..` (alone or before `:`). What is
 /// left is checked against the programs there are (an unknown name is NOT_FOUND).

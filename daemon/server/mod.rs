@@ -17,15 +17,18 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     access::Caller,
+    alerts::{Alerts, AlertsError},
     output::{Capture, StreamKind},
     proto::{self, taskmaster_server::Taskmaster},
-    supervisor::{Actor, Handle, SupervisorError, Wait, Watch},
+    supervisor::{Actor, Handle, SignalTo, SupervisorError, Wait, Watch},
 };
 
 /// Serves the Taskmaster API with a handle to the supervisor.
 #[derive(Clone)]
 pub struct TaskmasterService {
     supervisor: Handle,
+    /// The alert dispatcher, for AlertsTest.
+    alerts: Alerts,
     /// Told by the Shutdown RPC who asked; the daemon's run loop then stops everything.
     shutdown_requested: mpsc::Sender<Actor>,
     daemon: Arc<proto::DaemonInfo>,
@@ -34,7 +37,11 @@ pub struct TaskmasterService {
 }
 
 impl TaskmasterService {
-    pub fn new(supervisor: Handle, shutdown_requested: mpsc::Sender<Actor>) -> Self {
+    pub fn new(
+        supervisor: Handle,
+        alerts: Alerts,
+        shutdown_requested: mpsc::Sender<Actor>,
+    ) -> Self {
         let daemon = proto::DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -45,6 +52,7 @@ impl TaskmasterService {
         };
         TaskmasterService {
             supervisor,
+            alerts,
             shutdown_requested,
             daemon: Arc::new(daemon),
             tails: tail::Tails::default(),
@@ -63,6 +71,14 @@ fn to_status(error: SupervisorError) -> Status {
         SupervisorError::ShuttingDown => Status::unavailable(message),
         SupervisorError::NotCaptured { .. } => Status::failed_precondition(message),
         SupervisorError::NotOneInstance { .. } => Status::invalid_argument(message),
+    }
+}
+
+fn alerts_status(error: AlertsError) -> Status {
+    let message = bounded(error.to_string());
+    match error {
+        AlertsError::UnknownRule { .. } => Status::not_found(message),
+        AlertsError::ShuttingDown => Status::unavailable(message),
     }
 }
 
@@ -299,6 +315,40 @@ impl Taskmaster for TaskmasterService {
         limits::check_names(&names)?;
         let cleared = self.supervisor.clear(names, by).await.map_err(to_status)?;
         Ok(Response::new(proto::ClearResponse { cleared }))
+    }
+
+    async fn signal(
+        &self,
+        request: Request<proto::SignalRequest>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let by = actor(&request);
+        let request = request.into_inner();
+        limits::check_names(&request.names)?;
+        if request.names.is_empty() {
+            let message = "name the programs or instances to signal (or all)";
+            return Err(Status::invalid_argument(message));
+        }
+        let signal = limits::signal(&request.signal)?;
+        let to = if request.leader {
+            SignalTo::Leader
+        } else {
+            SignalTo::Group
+        };
+        let answer = self.supervisor.signal(request.names, signal, to, by).await;
+        answer
+            .map(|results| Response::new(wire::action_response(results)))
+            .map_err(to_status)
+    }
+
+    async fn alerts_test(
+        &self,
+        request: Request<proto::AlertsTestRequest>,
+    ) -> Result<Response<proto::AlertsTestResponse>, Status> {
+        let by = actor(&request).to_string();
+        let rule = request.into_inner().rule;
+        limits::check_name(&rule)?;
+        let report = self.alerts.test(rule, by).await.map_err(alerts_status)?;
+        Ok(Response::new(wire::alerts_test_response(report)))
     }
 
     type WatchEventsStream = EventStream;

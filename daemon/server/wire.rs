@@ -49,6 +49,7 @@ pub fn event_kind(kind: EventKind) -> proto::EventKind {
         EventKind::HistoryRestarted => proto::EventKind::HistoryRestarted,
         EventKind::OutputReopened => proto::EventKind::OutputReopened,
         EventKind::OutputCleared => proto::EventKind::OutputCleared,
+        EventKind::Signalled => proto::EventKind::Signalled,
     }
 }
 
@@ -105,6 +106,21 @@ pub fn reload_response(summary: ReloadSummary) -> proto::ReloadResponse {
         removed,
         unchanged,
         warnings,
+    }
+}
+
+pub fn alerts_test_response(report: crate::alerts::TestReport) -> proto::AlertsTestResponse {
+    proto::AlertsTestResponse {
+        sinks: (report.sinks.into_iter())
+            .map(|sink| proto::SinkOutcome {
+                name: sink.name,
+                ok: sink.outcome.is_ok(),
+                message: sink.outcome.err().unwrap_or_else(|| "delivered".to_string()),
+                failures: sink.failures,
+                dropped: sink.dropped,
+            })
+            .collect(),
+        missed_events: report.missed_events,
     }
 }
 

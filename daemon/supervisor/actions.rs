@@ -1,5 +1,6 @@
 //! What the supervisor does for each request, one function per verb: Status, Start, Stop,
-//! Restart, Reload (carrying out a [`Plan`]), Shutdown and WatchEvents.
+//! Restart, Reload (carrying out a [`Plan`]), Shutdown, WatchEvents, Tail, Reopen, Clear and
+//! Signal.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -17,7 +18,7 @@ use super::{
     plan::{self, Change, Plan},
     registry::{InstanceId, UnknownNames},
     state::{Input, State},
-    view::{InstanceResult, ReloadSummary, Wait},
+    view::{InstanceResult, ReloadSummary, SignalTo, Wait},
     waiters::{self, Goal, WaiterId},
 };
 use crate::{
@@ -233,7 +234,7 @@ impl<O: Os> Supervisor<O> {
             }
         };
         // Before the answer: a caller the new policy refuses is refused from the next call.
-        let daemon_warnings: Vec<String> = ((self.daemon_reload)(&config.daemon).iter())
+        let daemon_warnings: Vec<String> = ((self.daemon_reload)(&config).iter())
             .map(|warning| format!("{}: {warning}", config.path.display()))
             .collect();
         for warning in &daemon_warnings {
@@ -439,5 +440,54 @@ impl<O: Os> Supervisor<O> {
             self.journal.publish(event);
         }
         Ok(cleared)
+    }
+
+    /// Sends `signal` to each instance `names` designate that has a process: to its process
+    /// group, or to its leader alone (`to`). One without a process is "not running", which
+    /// fails its result only. The lifecycle does not change here: what the signal makes the
+    /// process do (exit, say) comes back as its exit.
+    pub(super) fn signal(
+        &mut self,
+        names: &[String],
+        signal: nix::sys::signal::Signal,
+        to: SignalTo,
+    ) -> Result<Vec<InstanceResult>, SupervisorError> {
+        if self.shutdown.is_some() {
+            return Err(SupervisorError::ShuttingDown);
+        }
+        let ids = self.registry.resolve(names)?;
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(instance) = self.registry.get(id) else {
+                continue;
+            };
+            let state = instance.life.state;
+            // A pid is set from the spawn until the reap: the process (or its zombie) still
+            // holds it and its group id, so neither can be another process's.
+            if instance.pid == 0 {
+                results.push(InstanceResult::new(
+                    &instance.name,
+                    false,
+                    "not running",
+                    state,
+                ));
+                continue;
+            }
+            let whom = match to {
+                SignalTo::Group => {
+                    self.os.signal_group(instance.pid, signal);
+                    "its process group"
+                }
+                SignalTo::Leader => {
+                    self.os.signal_process(instance.pid, signal);
+                    "its leader"
+                }
+            };
+            let sent = format!("{} sent", signal.as_str());
+            let event = instance.event(EventKind::Signalled, state, format!("{sent} to {whom}"));
+            self.journal.publish(event);
+            results.push(InstanceResult::new(&instance.name, true, sent, state));
+        }
+        Ok(results)
     }
 }

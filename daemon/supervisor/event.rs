@@ -75,10 +75,12 @@ pub enum EventKind {
     OutputReopened,
     /// The output files of an instance were emptied.
     OutputCleared,
+    /// A signal was sent to an instance on request; its state is unchanged.
+    Signalled,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::Spawned,
         EventKind::Started,
         EventKind::Exited,
@@ -97,6 +99,7 @@ impl EventKind {
         EventKind::HistoryRestarted,
         EventKind::OutputReopened,
         EventKind::OutputCleared,
+        EventKind::Signalled,
     ];
 
     /// The event-log name of a kind: "spawned", "gave up", "config reloaded", ...
@@ -120,6 +123,7 @@ impl EventKind {
             EventKind::HistoryRestarted => "history restarted",
             EventKind::OutputReopened => "output reopened",
             EventKind::OutputCleared => "output cleared",
+            EventKind::Signalled => "signalled",
         }
     }
 }

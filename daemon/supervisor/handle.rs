@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     event::{Actor, Watch},
-    view::{InstanceResult, InstanceView, ReloadSummary, Wait},
+    view::{InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait},
 };
 use crate::{
     config::{Config, ConfigError},
@@ -96,6 +96,13 @@ pub(super) enum Request {
         by: Actor,
         reply: Reply<Vec<String>>,
     },
+    Signal {
+        names: Vec<String>,
+        signal: nix::sys::signal::Signal,
+        to: SignalTo,
+        by: Actor,
+        reply: Reply<Vec<InstanceResult>>,
+    },
 }
 
 impl Request {
@@ -108,7 +115,8 @@ impl Request {
             | Request::Reload { by, .. }
             | Request::Shutdown { by, .. }
             | Request::Reopen { by, .. }
-            | Request::Clear { by, .. } => Some(by.clone()),
+            | Request::Clear { by, .. }
+            | Request::Signal { by, .. } => Some(by.clone()),
             Request::Status { .. } | Request::WatchEvents { .. } | Request::Tail { .. } => None,
         }
     }
@@ -339,6 +347,25 @@ impl Handle {
         by: Actor,
     ) -> Result<Vec<String>, SupervisorError> {
         self.ask(|reply| Request::Clear { names, by, reply }).await
+    }
+
+    /// Sends `signal` to each running instance `names` designate (to its process group, or
+    /// its leader alone), on behalf of `by`: a result per instance.
+    pub async fn signal(
+        &self,
+        names: Vec<String>,
+        signal: nix::sys::signal::Signal,
+        to: SignalTo,
+        by: Actor,
+    ) -> Result<Vec<InstanceResult>, SupervisorError> {
+        self.ask(|reply| Request::Signal {
+            names,
+            signal,
+            to,
+            by,
+            reply,
+        })
+        .await
     }
 
     /// Resolves once the supervisor has ended (after a shutdown).

@@ -45,7 +45,7 @@ use tokio::{
 };
 
 use crate::{
-    config::{Config, DaemonSettings},
+    config::Config,
     output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
 };
 use backlog::{Backlog, Slice, Step};
@@ -60,7 +60,7 @@ use process::ExitInfo;
 use registry::{Failure, Instance, InstanceId, Registry, Spawning};
 use state::{Context, Effect, Input, State};
 use timers::{Purpose, Timers};
-pub use view::{InstanceResult, InstanceView, ReloadSummary, Wait};
+pub use view::{InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait};
 use waiters::Waiters;
 
 /// Where captured output goes: the folder of default output files, and the event log (as a
@@ -70,11 +70,11 @@ pub struct OutputSettings {
     pub event_log: Option<Arc<Capture>>,
 }
 
-/// Told of the `daemon:` section of each config a reload applies, before the reload is
-/// answered: puts in force what of it a reload changes (who may do what) and returns, as
-/// warnings, what it does not. The supervisor owns the programs; the daemon's own settings are
-/// its caller's.
-pub type DaemonReload = Box<dyn FnMut(&DaemonSettings) -> Vec<String> + Send>;
+/// Told of each config a reload applies, before the reload is answered: puts in force what
+/// of its `daemon:` and `alerts:` sections a reload changes (who may do what, the alert rules
+/// and sinks) and returns, as warnings, what it does not. The supervisor owns the programs;
+/// the daemon's own settings are its caller's.
+pub type DaemonReload = Box<dyn FnMut(&Config) -> Vec<String> + Send>;
 
 /// Starts the supervisor task on `config` with the real operating system (autostart programs
 /// are started) and returns its handle; each reload's `daemon:` section goes to
@@ -349,6 +349,15 @@ impl<O: Os> Supervisor<O> {
             Request::Clear { names, reply, .. } => {
                 let _ = reply.send(self.clear(&names));
             }
+            Request::Signal {
+                names,
+                signal,
+                to,
+                reply,
+                ..
+            } => {
+                let _ = reply.send(self.signal(&names, signal, to));
+            }
         }
     }
 
@@ -503,7 +512,7 @@ impl<O: Os> Supervisor<O> {
                     instance.config.stoptime.as_secs_f64()
                 );
                 let event = instance.event(EventKind::Killed, instance.life.state, message);
-                self.signal(id, Signal::SIGKILL);
+                self.signal_instance(id, Signal::SIGKILL);
                 self.journal.publish(event);
             }
         }
@@ -511,7 +520,7 @@ impl<O: Os> Supervisor<O> {
 
     /// Sends `signal` to the process group of instance `id`, or, while its spawn is in
     /// progress, once the spawn is told (SIGKILL supersedes the stop signal).
-    fn signal(&mut self, id: InstanceId, signal: Signal) {
+    fn signal_instance(&mut self, id: InstanceId, signal: Signal) {
         let Some(instance) = self.registry.get_mut(id) else {
             return;
         };
@@ -574,7 +583,7 @@ impl<O: Os> Supervisor<O> {
         match effect {
             Effect::SignalStop => {
                 let (stopsignal, stoptime) = (instance.config.stopsignal, instance.config.stoptime);
-                self.signal(id, stopsignal);
+                self.signal_instance(id, stopsignal);
                 self.timers.set(id, Purpose::Kill, stoptime);
             }
             Effect::ScheduleRetry(delay) => self.timers.set(id, Purpose::Retry, delay),

@@ -46,6 +46,10 @@ pub trait Os: Send + 'static {
     /// Signals the process group led by `pid`; a group that is already gone is no error.
     fn signal_group(&mut self, pid: u32, signal: Signal);
 
+    /// Signals the process `pid` alone (a leader the caller has not reaped yet); one that is
+    /// already gone is no error.
+    fn signal_process(&mut self, pid: u32, signal: Signal);
+
     /// A child that has exited and is not reaped yet, if any. It stays a zombie (its pid and
     /// group id cannot be reused) until [`Os::reap`] is called for it.
     fn exited_child(&mut self) -> Option<u32>;

@@ -246,6 +246,15 @@ impl Os for System {
         signal_group(pid, signal)
     }
 
+    fn signal_process(&mut self, pid: u32, signal: Signal) {
+        // kill(pid) with pid <= 0 would reach a group, or every process we may signal.
+        if let Ok(raw) = i32::try_from(pid)
+            && raw > 0
+        {
+            let _ = nix::sys::signal::kill(Pid::from_raw(raw), signal);
+        }
+    }
+
     fn exited_child(&mut self) -> Option<u32> {
         exited_child()
     }

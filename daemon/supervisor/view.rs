@@ -65,6 +65,15 @@ pub enum Wait {
     No,
 }
 
+/// Where a Signal request sends its signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalTo {
+    /// The process group of the instance's leader: the leader and what it forked there.
+    Group,
+    /// The leader alone.
+    Leader,
+}
+
 /// What a reload changed, by program name; each list in config order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadSummary {

@@ -114,6 +114,8 @@ pub struct Config {
     programs: String,
     /// More of the `daemon:` section than its paths, indented by two spaces.
     daemon: String,
+    /// The body of `alerts:`, indented by two spaces; empty for none.
+    alerts: String,
 }
 
 impl Config {
@@ -134,12 +136,19 @@ impl Config {
         self
     }
 
+    /// The `alerts:` section's body, as literal YAML (any common indentation is removed).
+    pub fn alerts(mut self, yaml: &str) -> Config {
+        self.alerts.push_str(&indent(yaml));
+        self
+    }
+
     /// Literal YAML, as the body of a `programs:` key (any common indentation is removed), for
     /// tests whose point is the text: its errors, their lines and columns.
     pub fn yaml(programs: &str) -> Config {
         Config {
             programs: indent(programs),
             daemon: String::new(),
+            alerts: String::new(),
         }
     }
 
@@ -153,8 +162,15 @@ impl Config {
             format!("programs:\n{programs}")
         };
         let daemon = self.daemon.replace("{dir}", &dir.display().to_string());
+        let alerts = match self.alerts.is_empty() {
+            true => String::new(),
+            false => format!(
+                "alerts:\n{}",
+                self.alerts.replace("{dir}", &dir.display().to_string())
+            ),
+        };
         format!(
-            "daemon:\n  socket: {}\n  logfile: {}\n  pidfile: {}\n{daemon}{body}",
+            "daemon:\n  socket: {}\n  logfile: {}\n  pidfile: {}\n{daemon}{body}{alerts}",
             socket.display(),
             logfile.display(),
             pidfile.display(),

@@ -37,6 +37,8 @@ pub struct Process {
     pub reaped: bool,
     /// Every signal sent to its group, with when.
     pub signals: Vec<(Instant, Signal)>,
+    /// Every signal sent to it alone (not its group).
+    pub leader_signals: Vec<Signal>,
 }
 
 /// Everything the fake knows; shared between the supervisor's [`FakeOs`] and the test's
@@ -172,6 +174,13 @@ impl Os for FakeOs {
         }
     }
 
+    fn signal_process(&mut self, pid: u32, signal: Signal) {
+        let mut world = lock(&self.world);
+        if let Some(process) = world.process(pid) {
+            process.leader_signals.push(signal);
+        }
+    }
+
     fn exited_child(&mut self) -> Option<u32> {
         let world = lock(&self.world);
         world
@@ -229,6 +238,7 @@ fn fake_spawn(
         exit: None,
         reaped: false,
         signals: Vec::new(),
+        leader_signals: Vec::new(),
     });
     if config.argv[0] == "crash" {
         world.end(pid, ExitInfo::Code(1));

@@ -901,3 +901,71 @@ async fn a_shutdown_waits_for_the_spawns_in_progress() {
     let fake = rig.shutdown().await;
     assert!(fake.unreaped().is_empty(), "{:?}", fake.unreaped());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_goes_to_each_running_instance_and_says_who_sent_it() {
+    use super::SignalTo;
+    let mut rig = Rig::start(&[
+        "web: {cmd: stubborn serve, numprocs: 2, starttime: 0}",
+        "idle: {cmd: serve, autostart: false}",
+    ])
+    .await;
+    rig.event(EventKind::Started, "web:0").await;
+    rig.event(EventKind::Started, "web:1").await;
+    let results = within(rig.handle.signal(
+        names(&["web", "idle"]),
+        Signal::SIGUSR1,
+        SignalTo::Group,
+        by(),
+    ))
+    .await
+    .unwrap();
+    let outcome: Vec<(&str, bool, &str)> = (results.iter())
+        .map(|result| (&*result.name, result.ok, result.message.as_str()))
+        .collect();
+    // One not running fails its own result only.
+    assert_eq!(
+        outcome,
+        [
+            ("web:0", true, "SIGUSR1 sent"),
+            ("web:1", true, "SIGUSR1 sent"),
+            ("idle", false, "not running")
+        ]
+    );
+    let signalled = rig.event(EventKind::Signalled, "web:0").await;
+    assert_eq!(signalled.actor, Some(by()));
+    assert_eq!(&*signalled.message, "SIGUSR1 sent to its process group");
+    assert_eq!(signalled.old_state, signalled.new_state);
+    rig.event(EventKind::Signalled, "web:1").await;
+    for process in rig.fake.spawned("stubborn serve") {
+        assert_eq!(
+            process.signals.iter().map(|(_, signal)| *signal).collect::<Vec<_>>(),
+            [Signal::SIGUSR1]
+        );
+        assert!(process.leader_signals.is_empty());
+    }
+    // To the leader only.
+    within(rig.handle.signal(names(&["web:1"]), Signal::SIGHUP, SignalTo::Leader, by()))
+        .await
+        .unwrap();
+    let leader = rig.event(EventKind::Signalled, "web:1").await;
+    assert_eq!(&*leader.message, "SIGHUP sent to its leader");
+    let spawned = rig.fake.spawned("stubborn serve");
+    assert_eq!(spawned[1].leader_signals, [Signal::SIGHUP]);
+    assert_eq!(spawned[1].signals.len(), 1, "not its group");
+    // An unknown name: nothing is sent to anyone.
+    let unknown = within(rig.handle.signal(
+        names(&["web", "ghost"]),
+        Signal::SIGUSR2,
+        SignalTo::Group,
+        by(),
+    ))
+    .await;
+    assert!(matches!(unknown, Err(SupervisorError::UnknownNames { names }) if names == ["ghost"]));
+    assert!(
+        (rig.fake.spawned("stubborn serve").iter())
+            .all(|process| !process.signals.iter().any(|(_, signal)| *signal == Signal::SIGUSR2))
+    );
+    // The lifecycle is the process's: states are as they were.
+    assert_eq!(rig.status("web:0").await.state, State::Running);
+}
