@@ -63,6 +63,7 @@ fn to_status(error: SupervisorError) -> Status {
         SupervisorError::ShuttingDown => Status::unavailable(message),
         SupervisorError::NotCaptured { .. } => Status::failed_precondition(message),
         SupervisorError::NotOneInstance { .. } => Status::invalid_argument(message),
+        SupervisorError::NotRunning { .. } => Status::failed_precondition(message),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::config::ProgramConfig;
 /// What the supervisor asks of the operating system. Every method returns at once.
 pub trait Os: Send + 'static {
     /// Spawns one process of `config` in a process group of its own, with `stdio` as its
-    /// stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
+    /// stdin, stdout and stderr, and returns its pid (also the group's id). The caller owns the pid
     /// until it reaps it.
     /// The process is born in `instance`'s container when the system offers containers.
     fn spawn(
@@ -55,10 +55,16 @@ pub trait Os: Send + 'static {
     fn containment(&self) -> String;
 }
 
-/// Where a new process's stdout and stderr go: the write end of a capture pipe, or `None` for
-/// /dev/null. The same pipe may serve both (`redirect_stderr`).
+/// Where a new process's stdin, stdout and stderr go: the read end of its stdin pipe, the
+/// write end of a capture pipe, or `None` for /dev/null. The same pipe may serve both outputs
+/// (`redirect_stderr`).
 #[derive(Debug, Default)]
 pub struct ChildStdio {
+    pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The three are one terminal (`tty: true`): the process leads a session of its own with
+    /// it as its controlling terminal, rather than a process group of its own in the daemon's
+    /// session (its group id is its pid all the same).
+    pub terminal: bool,
 }
