@@ -26,6 +26,9 @@ mod output;
 /// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
 #[path = "daemon/access.rs"]
 mod access;
+/// Attach: a program's terminal or stdin and output, for clients that attach and detach.
+#[path = "daemon/attach.rs"]
+mod attach;
 /// Faults a supervisor is known to meet: start-up signals, the daemon's end, what it leaves.
 #[path = "daemon/faults.rs"]
 mod faults;

@@ -76,12 +76,20 @@ pub async fn attach(
         writer,
         writes,
     };
-    tokio::spawn(session(attached, outbox, incoming, input, supervisor.clone()));
+    tokio::spawn(session(
+        attached,
+        outbox,
+        incoming,
+        input,
+        supervisor.clone(),
+    ));
     Ok(Box::pin(ReceiverStream::new(answers)))
 }
 
 /// The first request, which must be `open`.
-async fn opening(incoming: &mut Streaming<proto::AttachRequest>) -> Result<proto::AttachOpen, Status> {
+async fn opening(
+    incoming: &mut Streaming<proto::AttachRequest>,
+) -> Result<proto::AttachOpen, Status> {
     let first = tokio::time::timeout(OPEN_TIMEOUT, incoming.message())
         .await
         .map_err(|_| Status::deadline_exceeded("no `open` request came in time"))??;
@@ -149,7 +157,10 @@ struct Input {
 }
 
 /// One piece of a feed: its stream and the chunk, or how many pieces it skipped.
-type Piece = (StreamKind, Result<crate::output::Chunk, BroadcastStreamRecvError>);
+type Piece = (
+    StreamKind,
+    Result<crate::output::Chunk, BroadcastStreamRecvError>,
+);
 
 /// Sends a terminal's replay, then every feed's output as it comes, then how the process
 /// ended; meanwhile a task of its own forwards the client's input.
@@ -166,12 +177,7 @@ async fn session(
     let mut expected = Vec::new();
     let mut live = Vec::new();
     for (kind, screen) in feeds {
-        if terminal
-            && outbox
-                .send(Ok(output(kind, screen.kept, 0)))
-                .await
-                .is_err()
-        {
+        if terminal && outbox.send(Ok(output(kind, screen.kept, 0))).await.is_err() {
             return;
         }
         expected.push((kind, screen.next_offset));

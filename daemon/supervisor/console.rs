@@ -116,8 +116,7 @@ impl Console {
     /// (it only does when it is gone).
     pub async fn ended(&self) -> Option<Ending> {
         let mut ended = self.ended.subscribe();
-        let ending = *ended.wait_for(Option::is_some).await.ok()?;
-        ending
+        *ended.wait_for(Option::is_some).await.ok()?
     }
 
     /// How the process ended, if it has.
