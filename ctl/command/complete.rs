@@ -25,6 +25,10 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
                     all.push("all".to_string());
                     all
                 }
+                Operands::Name => match operands_before(&before[1..]) {
+                    0 => names.to_vec(),
+                    _ => Vec::new(),
+                },
                 Operands::NameThenStream => match operands_before(&before[1..]) {
                     0 => names.to_vec(),
                     1 => vec!["stdout".to_string(), "stderr".to_string()],

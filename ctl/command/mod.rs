@@ -5,6 +5,7 @@
 //! command end to end: rpc `Stop` = [`Verb::Stop`] = [`Command::Stop`] = `taskctl stop` =
 //! [`instances::stop`].
 
+pub mod attach;
 mod complete;
 pub mod daemon;
 mod help;
@@ -36,6 +37,8 @@ pub enum Operands {
     Names,
     /// Program or instance names, or `all`.
     NamesOrAll,
+    /// One program or instance name.
+    Name,
     /// One program or instance name, then `stdout` or `stderr`.
     NameThenStream,
     /// A command name.
@@ -95,6 +98,7 @@ pub enum Verb {
     MainTail,
     Clear,
     Reopen,
+    Attach,
     Version,
     Events,
     Help,
@@ -106,7 +110,7 @@ pub enum Verb {
 impl Verb {
     /// Every command, in the order `help` lists them. Invariant: each variant exactly once
     /// (completion offers these names and [`Verb::named`] finds a command among them).
-    pub const ALL: [Verb; 17] = [
+    pub const ALL: [Verb; 18] = [
         Verb::Status,
         Verb::Start,
         Verb::Stop,
@@ -119,6 +123,7 @@ impl Verb {
         Verb::MainTail,
         Verb::Clear,
         Verb::Reopen,
+        Verb::Attach,
         Verb::Version,
         Verb::Events,
         Verb::Help,
@@ -265,6 +270,21 @@ impl Verb {
                 flags: &[],
                 shell_only: false,
             },
+            Verb::Attach => &Spec {
+                name: "attach",
+                args: "[--read-only] [--detach-keys KEYS] NAME",
+                summary: "Connect the terminal to a running instance.",
+                details: "For a program with tty: true: its recent screen, then every key \
+                          goes to it (Ctrl-C too) and its window follows this one's; Ctrl-] \
+                          (or the --detach-keys, as docker spells them: ctrl-p,ctrl-q) \
+                          detaches and the program goes on running. Without a terminal: its \
+                          output as it comes, and each line typed goes to its stdin if it has \
+                          stdin: pipe; Ctrl-D or Ctrl-C detaches. --read-only only watches. \
+                          When the process ends, how it ended is printed.",
+                operands: Operands::Name,
+                flags: &["--read-only", "--detach-keys"],
+                shell_only: false,
+            },
             Verb::Version => &Spec {
                 name: "version",
                 args: "",
@@ -367,6 +387,14 @@ pub enum Command {
         names: Vec<String>,
     },
     Reopen,
+    Attach {
+        /// One instance.
+        name: String,
+        /// `--read-only`: watch without sending input.
+        read_only: bool,
+        /// `--detach-keys KEYS`, else Ctrl-].
+        detach_keys: attach::DetachKeys,
+    },
     Version,
     Events {
         on: bool,
@@ -395,6 +423,7 @@ impl Command {
             Command::MainTail { .. } => Verb::MainTail,
             Command::Clear { .. } => Verb::Clear,
             Command::Reopen => Verb::Reopen,
+            Command::Attach { .. } => Verb::Attach,
             Command::Version => Verb::Version,
             Command::Events { .. } => Verb::Events,
             Command::Help { .. } => Verb::Help,
@@ -411,7 +440,10 @@ impl Command {
     pub fn streams(&self) -> bool {
         matches!(
             self,
-            Command::Watch { .. } | Command::Tail { .. } | Command::MainTail { .. }
+            Command::Watch { .. }
+                | Command::Tail { .. }
+                | Command::MainTail { .. }
+                | Command::Attach { .. }
         )
     }
 }
@@ -468,7 +500,7 @@ impl std::str::FromStr for Since {
     }
 }
 
-pub const VALUE_FLAGS: [&str; 4] = ["--since", "-n", "--lines", "--bytes"];
+pub const VALUE_FLAGS: [&str; 5] = ["--since", "-n", "--lines", "--bytes", "--detach-keys"];
 
 /// Where a command writes and how.
 pub struct Output<'a> {
@@ -577,6 +609,11 @@ pub async fn run(
         Command::MainTail { tail } => output::main_tail(connection, output, *tail).await,
         Command::Clear { names } => output::clear(connection, output, names).await,
         Command::Reopen => output::reopen(connection, output).await,
+        Command::Attach {
+            name,
+            read_only,
+            detach_keys,
+        } => attach::attach(connection, output, name, *read_only, detach_keys).await,
         Command::Version => daemon::version(connection, output).await,
         Command::Help { topic } => help::help(output, topic.as_deref()),
         Command::Events { .. } => shell_only(Verb::Events),

@@ -66,6 +66,10 @@ struct Flags {
     lines: Option<u32>,
     /// `--bytes N` (tail, maintail).
     bytes: Option<u64>,
+    /// `--read-only` (attach).
+    read_only: bool,
+    /// `--detach-keys KEYS` (attach).
+    detach_keys: Option<super::attach::DetachKeys>,
 }
 
 impl Flags {
@@ -102,6 +106,16 @@ impl Verb {
                 }
                 (Verb::Tail | Verb::MainTail, "--bytes") => {
                     flags.bytes = Some(words.number(flag, "a number of bytes").map_err(usage)?);
+                }
+                (Verb::Attach, "--read-only") => flags.read_only = true,
+                (Verb::Attach, "--detach-keys") => {
+                    let keys = words
+                        .value()
+                        .ok_or_else(|| usage("--detach-keys needs keys (ctrl-p,ctrl-q)".into()))?;
+                    let keys = keys
+                        .parse()
+                        .map_err(|problem| usage(format!("--detach-keys: {problem}")))?;
+                    flags.detach_keys = Some(keys);
                 }
                 (_, flag) => return Err(usage(format!("unknown option `{flag}`"))),
             }
@@ -180,6 +194,17 @@ impl Verb {
                 names: some(operands)?,
             }),
             Verb::Reopen => none(Command::Reopen),
+            Verb::Attach => match <[String; 1]>::try_from(operands) {
+                Ok([name]) => Ok(Command::Attach {
+                    name,
+                    read_only: flags.read_only,
+                    detach_keys: flags.detach_keys.unwrap_or_default(),
+                }),
+                Err(operands) if operands.is_empty() => {
+                    Err(usage("attach needs the name of an instance".into()))
+                }
+                Err(operands) => Err(usage(format!("unexpected argument `{}`", operands[1]))),
+            },
             Verb::Version => none(Command::Version),
             Verb::Events => match operands.as_slice() {
                 [word] if word == "on" => Ok(Command::Events { on: true }),
@@ -351,6 +376,36 @@ mod tests {
         );
         assert_eq!(parsed("quit"), Command::Exit);
         assert_eq!(parsed("exit"), Command::Exit);
+        assert_eq!(
+            parsed("attach web:1"),
+            Command::Attach {
+                name: "web:1".into(),
+                read_only: false,
+                detach_keys: Default::default(),
+            }
+        );
+        assert_eq!(
+            parsed("attach --read-only --detach-keys ctrl-p,ctrl-q web"),
+            Command::Attach {
+                name: "web".into(),
+                read_only: true,
+                detach_keys: "ctrl-p,ctrl-q".parse().unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn attach_takes_one_name_and_detach_keys_as_docker_spells_them() {
+        assert!(
+            refused("attach").starts_with("attach needs the name of an instance\nusage: attach ")
+        );
+        assert!(refused("attach a b").starts_with("unexpected argument `b`"));
+        assert!(refused("attach --detach-keys").starts_with("--detach-keys needs keys"));
+        assert!(
+            refused("attach --detach-keys ctrl-9 web")
+                .starts_with("--detach-keys: `ctrl-9` is not a key")
+        );
+        assert!(refused("attach --follow web").starts_with("unknown option `--follow`"));
     }
 
     #[test]
@@ -367,7 +422,7 @@ mod tests {
                         line.push("all".into())
                     }
                     Operands::OnOff => line.push("on".into()),
-                    Operands::NameThenStream => line.push("web".into()),
+                    Operands::NameThenStream | Operands::Name => line.push("web".into()),
                     _ => {}
                 }
                 assert_eq!(parse(&line).unwrap().spec().name, spec.name);
