@@ -30,3 +30,7 @@ mod hosts;
 /// Tokens and TLS: the credentials taskctl shows, and what each refusal says.
 #[path = "ctl/credentials.rs"]
 mod credentials;
+
+/// `taskctl attach`: a program's terminal in this one, detaching, and the terminal put back.
+#[path = "ctl/attach.rs"]
+mod attach;

@@ -249,20 +249,21 @@ fn greeting(ready: &proto::AttachReady, detach_keys: &DetachKeys, keyboard: bool
     match (ready.tty, ready.input, keyboard) {
         (true, true, true) => format!("attached to {what}: {detach_keys} detaches"),
         (true, false, true) => format!("watching {what}, read-only: {detach_keys} detaches"),
-        (true, _, false) => format!(
-            "watching {what}: stdin is not a terminal, so no keys are sent to it; Ctrl-C \
-             detaches"
-        ),
+        (true, _, false) => {
+            format!(
+                "watching {what}: stdin is not a terminal, so no keys go to it; Ctrl-C detaches"
+            )
+        }
         (false, true, true) => format!(
-            "attached to {what}, which has no terminal: each line typed goes to its stdin; \
-             Ctrl-D or Ctrl-C detaches"
+            "attached to {what}, no terminal: each line typed goes to its stdin; Ctrl-D or \
+             Ctrl-C detaches"
         ),
         (false, true, false) => {
-            format!("attached to {what}, which has no terminal: lines read go to its stdin")
+            format!("attached to {what}, no terminal: the lines read go to its stdin")
         }
         (false, false, _) => format!(
-            "watching {what}: it has no terminal, and input to it is not possible (it has no \
-             `stdin: pipe`); Ctrl-C detaches"
+            "watching {what}: no terminal, and no input possible (no `stdin: pipe`); Ctrl-C \
+             detaches"
         ),
     }
 }
