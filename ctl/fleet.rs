@@ -20,9 +20,13 @@ use crate::{
 };
 
 /// Whether `command` works on one daemon only: `tail` and `maintail` print output as its bytes
-/// are, which lines tagged with a host would change.
+/// are, which lines tagged with a host would change; `attach` connects the terminal to one
+/// process.
 pub fn one_host_only(command: &Command) -> bool {
-    matches!(command, Command::Tail { .. } | Command::MainTail { .. })
+    matches!(
+        command,
+        Command::Tail { .. } | Command::MainTail { .. } | Command::Attach { .. }
+    )
 }
 
 /// What `command` says when run on several hosts although it works on one only.

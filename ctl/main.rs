@@ -241,6 +241,10 @@ fn one_shot(hosts: Vec<Host>, words: &[String]) -> Exit {
                 fleet::run(&command, &mut connections, palette, &worst).await
             }
         };
+        // An attach heeds Ctrl-C itself: it puts the terminal back and says it detached.
+        if matches!(command, Command::Attach { .. }) {
+            return Some(run.await);
+        }
         tokio::select! {
             exit = run => Some(exit),
             _ = tokio::signal::ctrl_c() => None,

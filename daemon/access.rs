@@ -117,6 +117,11 @@ const CALLS: &[(&str, Needs)] = &[
         "/taskmaster.v1.Taskmaster/AlertsTest",
         Needs::Role(Role::Operator),
     ),
+    // Keys typed into a program's terminal can do anything the program can.
+    (
+        "/taskmaster.v1.Taskmaster/Attach",
+        Needs::Role(Role::Operator),
+    ),
     ("/grpc.health.v1.Health/Check", Needs::Nothing),
     ("/grpc.health.v1.Health/Watch", Needs::Nothing),
     (

@@ -129,8 +129,7 @@ pub async fn run(
     let alerts_task = alerts::start(alerts_inbox, &alert_settings, supervisor.clone());
     let (shutdown_requested, mut shutdown_asked) = tokio::sync::mpsc::channel(1);
     let closing = CancellationToken::new();
-    let service =
-        server::TaskmasterService::new(supervisor.clone(), alerts, shutdown_requested);
+    let service = server::TaskmasterService::new(supervisor.clone(), alerts, shutdown_requested);
     let routes = routes(service).await?;
     let names = Arc::new(server::connection::UserNames::default());
     let authorize = server::authorize::Authorize::new(policy, names);

@@ -38,3 +38,7 @@ mod signal;
 /// `taskctl alerts test`.
 #[path = "ctl/alerts.rs"]
 mod alerts;
+
+/// `taskctl attach`: a program's terminal in this one, detaching, and the terminal put back.
+#[path = "ctl/attach.rs"]
+mod attach;

@@ -26,6 +26,12 @@ mod output;
 /// Who may control the daemon: socket mode and group, other uids, tokens, TLS, abuse limits.
 #[path = "daemon/access.rs"]
 mod access;
+/// Alerts against real receivers: syslog, webhook, SMTP; storms, dead receivers, reloads.
+#[path = "daemon/alerts.rs"]
+mod alerts;
+/// Attach: a program's terminal or stdin and output, for clients that attach and detach.
+#[path = "daemon/attach.rs"]
+mod attach;
 /// Faults a supervisor is known to meet: start-up signals, the daemon's end, what it leaves.
 #[path = "daemon/faults.rs"]
 mod faults;
@@ -36,6 +42,3 @@ mod identity;
 /// Arbitrary configs and requests: always an answer within a second, never a panic (proptest).
 #[path = "daemon/properties.rs"]
 mod properties;
-/// Alerts against real receivers: syslog, webhook, SMTP; storms, dead receivers, reloads.
-#[path = "daemon/alerts.rs"]
-mod alerts;

@@ -25,6 +25,10 @@ pub fn complete(line: &str, names: &[String]) -> (usize, Vec<String>) {
                     all.push("all".to_string());
                     all
                 }
+                Operands::Name => match operands_before(&before[1..]) {
+                    0 => names.to_vec(),
+                    _ => Vec::new(),
+                },
                 Operands::NameThenStream => match operands_before(&before[1..]) {
                     0 => names.to_vec(),
                     1 => vec!["stdout".to_string(), "stderr".to_string()],
@@ -119,7 +123,10 @@ mod tests {
     fn completes_signal_a_signal_then_names_and_alerts_its_action() {
         let names: Vec<String> = ["web", "web:0"].iter().map(|n| n.to_string()).collect();
         assert_eq!(complete("signal US", &names).1, vec!["USR1", "USR2"]);
-        assert_eq!(complete("signal --leader T", &names).1, vec!["TERM", "TSTP"]);
+        assert_eq!(
+            complete("signal --leader T", &names).1,
+            vec!["TERM", "TSTP"]
+        );
         assert_eq!(complete("signal USR1 w", &names).1, vec!["web", "web:0"]);
         assert_eq!(complete("signal USR1 web a", &names).1, vec!["all"]);
         assert_eq!(complete("signal --l", &names).1, vec!["--leader"]);

@@ -7,6 +7,7 @@
 //! `taskctl alerts test` = [`alerts::test`].
 
 mod alerts;
+pub mod attach;
 mod complete;
 pub mod daemon;
 mod help;
@@ -38,6 +39,8 @@ pub enum Operands {
     Names,
     /// Program or instance names, or `all`.
     NamesOrAll,
+    /// One program or instance name.
+    Name,
     /// One program or instance name, then `stdout` or `stderr`.
     NameThenStream,
     /// A command name.
@@ -103,6 +106,7 @@ pub enum Verb {
     Reopen,
     Signal,
     Alerts,
+    Attach,
     Version,
     Events,
     Help,
@@ -114,7 +118,7 @@ pub enum Verb {
 impl Verb {
     /// Every command, in the order `help` lists them. Invariant: each variant exactly once
     /// (completion offers these names and [`Verb::named`] finds a command among them).
-    pub const ALL: [Verb; 19] = [
+    pub const ALL: [Verb; 20] = [
         Verb::Status,
         Verb::Start,
         Verb::Stop,
@@ -129,6 +133,7 @@ impl Verb {
         Verb::Reopen,
         Verb::Signal,
         Verb::Alerts,
+        Verb::Attach,
         Verb::Version,
         Verb::Events,
         Verb::Help,
@@ -300,6 +305,21 @@ impl Verb {
                 flags: &[],
                 shell_only: false,
             },
+            Verb::Attach => &Spec {
+                name: "attach",
+                args: "[--read-only] [--detach-keys KEYS] NAME",
+                summary: "Connect the terminal to a running instance.",
+                details: "For a program with tty: true: its recent screen, then every key \
+                          goes to it (Ctrl-C too) and its window follows this one's; Ctrl-] \
+                          (or the --detach-keys, as docker spells them: ctrl-p,ctrl-q) \
+                          detaches and the program goes on running. Without a terminal: its \
+                          output as it comes, and each line typed goes to its stdin if it has \
+                          stdin: pipe; Ctrl-D or Ctrl-C detaches. --read-only only watches. \
+                          When the process ends, how it ended is printed.",
+                operands: Operands::Name,
+                flags: &["--read-only", "--detach-keys"],
+                shell_only: false,
+            },
             Verb::Version => &Spec {
                 name: "version",
                 args: "",
@@ -414,6 +434,15 @@ pub enum Command {
     AlertsTest {
         rule: String,
     },
+    /// `attach NAME`.
+    Attach {
+        /// One instance.
+        name: String,
+        /// `--read-only`: watch without sending input.
+        read_only: bool,
+        /// `--detach-keys KEYS`, else Ctrl-].
+        detach_keys: attach::DetachKeys,
+    },
     Version,
     Events {
         on: bool,
@@ -444,6 +473,7 @@ impl Command {
             Command::Reopen => Verb::Reopen,
             Command::Signal { .. } => Verb::Signal,
             Command::AlertsTest { .. } => Verb::Alerts,
+            Command::Attach { .. } => Verb::Attach,
             Command::Version => Verb::Version,
             Command::Events { .. } => Verb::Events,
             Command::Help { .. } => Verb::Help,
@@ -460,7 +490,10 @@ impl Command {
     pub fn streams(&self) -> bool {
         matches!(
             self,
-            Command::Watch { .. } | Command::Tail { .. } | Command::MainTail { .. }
+            Command::Watch { .. }
+                | Command::Tail { .. }
+                | Command::MainTail { .. }
+                | Command::Attach { .. }
         )
     }
 }
@@ -517,7 +550,7 @@ impl std::str::FromStr for Since {
     }
 }
 
-pub const VALUE_FLAGS: [&str; 4] = ["--since", "-n", "--lines", "--bytes"];
+pub const VALUE_FLAGS: [&str; 5] = ["--since", "-n", "--lines", "--bytes", "--detach-keys"];
 
 /// Where a command writes and how.
 pub struct Output<'a> {
@@ -632,6 +665,11 @@ pub async fn run(
             leader,
         } => instances::signal(connection, output, signal, names, *leader).await,
         Command::AlertsTest { rule } => alerts::test(connection, output, rule).await,
+        Command::Attach {
+            name,
+            read_only,
+            detach_keys,
+        } => attach::attach(connection, output, name, *read_only, detach_keys).await,
         Command::Version => daemon::version(connection, output).await,
         Command::Help { topic } => help::help(output, topic.as_deref()),
         Command::Events { .. } => shell_only(Verb::Events),

@@ -183,6 +183,13 @@ mod tests {
         ) -> Result<Response<Self::WatchEventsStream>, Status> {
             Err(Status::unimplemented("fake"))
         }
+        type AttachStream = tokio_stream::Empty<Result<proto::AttachResponse, Status>>;
+        async fn attach(
+            &self,
+            _: Request<tonic::Streaming<proto::AttachRequest>>,
+        ) -> Result<Response<Self::AttachStream>, Status> {
+            Err(Status::unimplemented("fake"))
+        }
         type TailStream = Chunks;
         /// `web` has output, with a gap before the second chunk; the stdout of `quiet` is
         /// discarded.

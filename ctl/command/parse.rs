@@ -68,6 +68,10 @@ struct Flags {
     bytes: Option<u64>,
     /// `--leader` (signal).
     leader: bool,
+    /// `--read-only` (attach).
+    read_only: bool,
+    /// `--detach-keys KEYS` (attach).
+    detach_keys: Option<super::attach::DetachKeys>,
 }
 
 impl Flags {
@@ -106,6 +110,16 @@ impl Verb {
                     flags.bytes = Some(words.number(flag, "a number of bytes").map_err(usage)?);
                 }
                 (Verb::Signal, "--leader") => flags.leader = true,
+                (Verb::Attach, "--read-only") => flags.read_only = true,
+                (Verb::Attach, "--detach-keys") => {
+                    let keys = words
+                        .value()
+                        .ok_or_else(|| usage("--detach-keys needs keys (ctrl-p,ctrl-q)".into()))?;
+                    let keys = keys
+                        .parse()
+                        .map_err(|problem| usage(format!("--detach-keys: {problem}")))?;
+                    flags.detach_keys = Some(keys);
+                }
                 (_, flag) => return Err(usage(format!("unknown option `{flag}`"))),
             }
         }
@@ -195,12 +209,25 @@ impl Verb {
                 })
             }
             Verb::Alerts => match operands.as_slice() {
-                [action, rule] if action == "test" => Ok(Command::AlertsTest { rule: rule.clone() }),
+                [action, rule] if action == "test" => {
+                    Ok(Command::AlertsTest { rule: rule.clone() })
+                }
                 [action] if action == "test" => Err(usage("alerts test needs a rule".into())),
                 [action, _, extra, ..] if action == "test" => {
                     Err(usage(format!("unexpected argument `{extra}`")))
                 }
                 _ => Err(usage("say `alerts test RULE`".into())),
+            },
+            Verb::Attach => match <[String; 1]>::try_from(operands) {
+                Ok([name]) => Ok(Command::Attach {
+                    name,
+                    read_only: flags.read_only,
+                    detach_keys: flags.detach_keys.unwrap_or_default(),
+                }),
+                Err(operands) if operands.is_empty() => {
+                    Err(usage("attach needs the name of an instance".into()))
+                }
+                Err(operands) => Err(usage(format!("unexpected argument `{}`", operands[1]))),
             },
             Verb::Version => none(Command::Version),
             Verb::Events => match operands.as_slice() {
@@ -373,6 +400,36 @@ mod tests {
         );
         assert_eq!(parsed("quit"), Command::Exit);
         assert_eq!(parsed("exit"), Command::Exit);
+        assert_eq!(
+            parsed("attach web:1"),
+            Command::Attach {
+                name: "web:1".into(),
+                read_only: false,
+                detach_keys: Default::default(),
+            }
+        );
+        assert_eq!(
+            parsed("attach --read-only --detach-keys ctrl-p,ctrl-q web"),
+            Command::Attach {
+                name: "web".into(),
+                read_only: true,
+                detach_keys: "ctrl-p,ctrl-q".parse().unwrap(),
+            }
+        );
+    }
+
+    #[test]
+    fn attach_takes_one_name_and_detach_keys_as_docker_spells_them() {
+        assert!(
+            refused("attach").starts_with("attach needs the name of an instance\nusage: attach ")
+        );
+        assert!(refused("attach a b").starts_with("unexpected argument `b`"));
+        assert!(refused("attach --detach-keys").starts_with("--detach-keys needs keys"));
+        assert!(
+            refused("attach --detach-keys ctrl-9 web")
+                .starts_with("--detach-keys: `ctrl-9` is not a key")
+        );
+        assert!(refused("attach --follow web").starts_with("unknown option `--follow`"));
     }
 
     #[test]
@@ -389,7 +446,7 @@ mod tests {
                         line.push("all".into())
                     }
                     Operands::OnOff => line.push("on".into()),
-                    Operands::NameThenStream => line.push("web".into()),
+                    Operands::NameThenStream | Operands::Name => line.push("web".into()),
                     Operands::SignalThenNames => line.extend(["USR1".into(), "all".into()]),
                     Operands::Action(words) => line.extend([words[0].into(), "x".into()]),
                     _ => {}

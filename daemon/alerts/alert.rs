@@ -240,12 +240,19 @@ impl Alert {
             Body::Digest(digest) => {
                 field("count", &digest.count);
                 if let (Some(first), Some(last)) = (digest.first, digest.last) {
-                    field("between", &format!("{} and {}", rfc3339(first), rfc3339(last)));
+                    field(
+                        "between",
+                        &format!("{} and {}", rfc3339(first), rfc3339(last)),
+                    );
                 }
             }
             Body::Test { by } => field("by", by),
         }
-        let _ = write!(text, "\ntaskmasterd pid {}, run {}\n", origin.pid, origin.run);
+        let _ = write!(
+            text,
+            "\ntaskmasterd pid {}, run {}\n",
+            origin.pid, origin.run
+        );
         text
     }
 
@@ -352,7 +359,11 @@ fn syslog_field(text: &str, max: usize) -> String {
         .filter(|c| c.is_ascii_graphic())
         .take(max)
         .collect();
-    if field.is_empty() { "-".to_string() } else { field }
+    if field.is_empty() {
+        "-".to_string()
+    } else {
+        field
+    }
 }
 
 /// A structured-data parameter value: `"`, `\` and `]` escaped (RFC 5424, 6.3.3).
@@ -458,7 +469,10 @@ mod tests {
         for kind in EventKind::ALL {
             let wire = crate::server::wire::event_kind(kind);
             assert_eq!(
-                format!("EVENT_KIND_{}", kind.name().to_ascii_uppercase().replace(' ', "_")),
+                format!(
+                    "EVENT_KIND_{}",
+                    kind.name().to_ascii_uppercase().replace(' ', "_")
+                ),
                 wire.as_str_name()
             );
         }
@@ -484,7 +498,11 @@ mod tests {
             time: SystemTime::now(),
             body: Body::Digest(digest),
         };
-        assert!(alert.summary().starts_with("1000 more alerts of rule r held back"));
+        assert!(
+            alert
+                .summary()
+                .starts_with("1000 more alerts of rule r held back")
+        );
         assert_eq!(alert.count(), 1000);
     }
 }

@@ -36,8 +36,9 @@ impl Email {
         let tls = || -> Result<TlsParameters, String> {
             let mut parameters = TlsParameters::builder(config.server.clone());
             if let Some(path) = &config.ca {
-                let pem = std::fs::read(path)
-                    .map_err(|error| format!("cannot read the CA file {}: {error}", path.display()))?;
+                let pem = std::fs::read(path).map_err(|error| {
+                    format!("cannot read the CA file {}: {error}", path.display())
+                })?;
                 let certificate = Certificate::from_pem(&pem)
                     .map_err(|error| format!("the CA file {}: {error}", path.display()))?;
                 parameters = parameters
@@ -60,7 +61,11 @@ impl Email {
         Ok(Email {
             transport: builder.build(),
             from: mailbox(&config.from)?,
-            to: config.to.iter().map(|to| mailbox(to)).collect::<Result<_, _>>()?,
+            to: config
+                .to
+                .iter()
+                .map(|to| mailbox(to))
+                .collect::<Result<_, _>>()?,
             origin: origin.clone(),
         })
     }

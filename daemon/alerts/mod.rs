@@ -107,7 +107,9 @@ impl Alerts {
 
     /// Puts `settings` in force (a reload): without waiting, and without losing what is queued.
     pub fn reload(&self, settings: &AlertSettings) {
-        let _ = self.control.send(Control::Reload(Box::new(settings.clone())));
+        let _ = self
+            .control
+            .send(Control::Reload(Box::new(settings.clone())));
     }
 
     /// Sends a test alert of rule `rule`, asked by `by`, through each of its sinks once.
@@ -201,7 +203,10 @@ impl Dispatcher {
     fn on_missed(&mut self, count: u64) {
         self.missed += count;
         let now = Instant::now();
-        if self.missed_logged.is_none_or(|last| now >= last + LOG_EVERY) {
+        if self
+            .missed_logged
+            .is_none_or(|last| now >= last + LOG_EVERY)
+        {
             self.missed_logged = Some(now);
             tracing::warn!(
                 "alerts: the dispatcher fell behind the events and missed {} of them so far",
@@ -268,7 +273,11 @@ impl Dispatcher {
         reply: oneshot::Sender<Result<TestReport, AlertsError>>,
     ) {
         let Some(rule) = self.rules.iter().find(|rule| &*rule.name == name) else {
-            let known = self.rules.iter().map(|rule| rule.name.to_string()).collect();
+            let known = self
+                .rules
+                .iter()
+                .map(|rule| rule.name.to_string())
+                .collect();
             let _ = reply.send(Err(AlertsError::UnknownRule {
                 rule: name.to_string(),
                 known,

@@ -178,14 +178,28 @@ mod tests {
         // An expected exit, another program, another kind: no.
         assert_eq!(crashes.matches(&exit("web:1", true)), None);
         assert_eq!(crashes.matches(&exit("db", false)), None);
-        assert_eq!(crashes.matches(&event(EventKind::Backoff, "web", false)), None);
-        assert_eq!(crashes.matches(&event(EventKind::Spawned, "web", false)), None);
+        assert_eq!(
+            crashes.matches(&event(EventKind::Backoff, "web", false)),
+            None
+        );
+        assert_eq!(
+            crashes.matches(&event(EventKind::Spawned, "web", false)),
+            None
+        );
         // Daemon events are of no program: they pass the program filter.
         let daemon = rule(&[DaemonStop], &["web"], Severity::Info, 10);
-        assert!(daemon.matches(&event(EventKind::DaemonStopping, "", false)).is_some());
+        assert!(
+            daemon
+                .matches(&event(EventKind::DaemonStopping, "", false))
+                .is_some()
+        );
         // Severity: FATAL is critical, BACKOFF a warning.
         let grave = rule(&[Backoff, Fatal], &[], Severity::Error, 10);
-        assert!(grave.matches(&event(EventKind::GaveUp, "db", false)).is_some());
+        assert!(
+            grave
+                .matches(&event(EventKind::GaveUp, "db", false))
+                .is_some()
+        );
         assert_eq!(grave.matches(&event(EventKind::Backoff, "db", false)), None);
     }
 
@@ -209,7 +223,11 @@ mod tests {
         // alerts each, and a digest after each.
         assert_eq!(sent, 9);
         assert_eq!(digests.len(), 3);
-        assert_eq!(sent + digests.iter().sum::<u64>(), 1000, "nothing lost uncounted");
+        assert_eq!(
+            sent + digests.iter().sum::<u64>(),
+            1000,
+            "nothing lost uncounted"
+        );
         // Nothing held: nothing due, no digest.
         assert_eq!(rule.due(), None);
         assert!(rule.digest().is_none());
@@ -222,7 +240,10 @@ mod tests {
         let backoff = event(EventKind::Backoff, "web", false);
         assert!(rule.raise(&backoff, start).is_some());
         assert_eq!(rule.due(), None);
-        assert!(rule.raise(&backoff, start + Duration::from_secs(1)).is_none());
+        assert!(
+            rule.raise(&backoff, start + Duration::from_secs(1))
+                .is_none()
+        );
         let due = start + Duration::from_secs(10);
         assert_eq!(rule.due(), Some(due));
         assert!(rule.digest_due(due - Duration::from_millis(1)).is_none());

@@ -204,7 +204,9 @@ impl Worker {
             match attempt(&deliverer, &self.config, batch).await {
                 Ok(()) => {
                     let delivered = batch.len() as u64;
-                    self.counters.delivered.fetch_add(delivered, Ordering::Relaxed);
+                    self.counters
+                        .delivered
+                        .fetch_add(delivered, Ordering::Relaxed);
                     return;
                 }
                 Err(error) if tries > self.config.retries => {
@@ -220,7 +222,10 @@ impl Worker {
     }
 
     fn failed(&mut self, alerts: usize, error: &str) {
-        let failures = self.counters.failures.fetch_add(alerts as u64, Ordering::Relaxed);
+        let failures = self
+            .counters
+            .failures
+            .fetch_add(alerts as u64, Ordering::Relaxed);
         let failures = failures + alerts as u64;
         let name = &self.name;
         self.failures.log(|| {

@@ -92,7 +92,10 @@ impl Webhook {
         let mut request = http::Request::post(&self.config.path)
             .header(HOST, &self.authority)
             .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, concat!("taskmasterd/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("taskmasterd/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|error| format!("POST to {}: {error}", self.config.url))?;
         request.headers_mut().extend(self.headers.clone());
@@ -115,7 +118,9 @@ impl Webhook {
 }
 
 /// The TLS side for `config`: its CA, or the system's roots.
-fn tls(config: &WebhookConfig) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> {
+fn tls(
+    config: &WebhookConfig,
+) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), String> {
     let mut roots = rustls::RootCertStore::empty();
     match &config.ca {
         Some(path) => {

@@ -18,7 +18,8 @@ use super::preflight::{self, ExecutableProblem, SearchPath};
 use super::schema::{DaemonSettings, MAX_EXIT_CODE, MAX_NUMPROCS, MAX_STARTRETRIES, ProgramConfig};
 use super::values::{
     account, autorestart, boolean, byte_size, command_line, count, describe, duration, expected,
-    file_mode, file_path, listen, output, output_path, signal, socket_path, umask, variable_name,
+    file_mode, file_path, listen, output, output_path, signal, socket_path, stdin, umask,
+    variable_name,
 };
 
 /// Keys allowed at the top level.
@@ -148,6 +149,13 @@ const PROGRAM_KEYS: &[(&str, Read<ProgramConfig>)] = &[
     }),
     ("group", |c, key, value, _| {
         c.pending.group = c.account(key, value, "group", Accounts::group);
+    }),
+    // A console to attach to: a terminal, or a stdin pipe (see `tty_consistency`).
+    ("tty", |c, key, value, p| {
+        set(&mut p.tty, c.check(key, boolean(value)));
+    }),
+    ("stdin", |c, key, value, p| {
+        set(&mut p.stdin, c.check(key, stdin(value)));
     }),
 ];
 
@@ -384,6 +392,35 @@ impl Checker<'_> {
         (self.issues.len() == before).then_some(Output::Capture(capture))
     }
 
+    /// What a terminal leaves no room for, in the program read from `map` at `path`: its
+    /// stderr and stdin are the terminal, and its output must be read (or the program would
+    /// block once the terminal's buffer is full, and nobody could attach to see it).
+    fn tty_consistency(&mut self, path: &[String], map: &Mapping, program: &ProgramConfig) {
+        if !program.tty {
+            return;
+        }
+        let key = |name: &str| [path, &[name.to_string()]].concat();
+        for (name, what) in [
+            ("stderr", "stderr"),
+            ("redirect_stderr", "stderr"),
+            ("stdin", "stdin"),
+        ] {
+            if map.contains_key(name) {
+                let message = format!(
+                    "with tty: true the program's {what} is its terminal; remove `{name}` (or \
+                     tty)"
+                );
+                self.report(&key(name), true, message);
+            }
+        }
+        if program.stdout == Output::Discard {
+            let message = "with tty: true the terminal's output is captured (attach shows it, \
+                           and an unread terminal would block the program); stdout may not be \
+                           discarded";
+            self.report(&key("stdout"), false, message);
+        }
+    }
+
     /// What is wrong between the settings of a program read from `map` at `path`: `stderr`
     /// beside `redirect_stderr`, an output file that several instances would share.
     fn program_consistency(&mut self, path: &[String], map: &Mapping, program: &ProgramConfig) {
@@ -544,6 +581,7 @@ impl Checker<'_> {
             self.report(path, true, "missing required key `cmd`");
         }
         self.program_consistency(path, map, &program);
+        self.tty_consistency(path, map, &program);
         self.program_identity(path, map, &mut program);
         // A bad or missing `cmd` was reported: the empty `argv` is never returned.
         let valid = self.issues.len() == before;
@@ -732,9 +770,9 @@ mod tests {
     use nix::sys::signal::Signal;
 
     use super::*;
-    use crate::config::AutoRestart;
     use crate::config::output::{DEFAULT_BACKUPS, DEFAULT_MAXBYTES, PathTemplate, TemplatePart};
     use crate::config::testing::{FIXTURE_TEXT, PATH, WEB, captured, issues, ok, strings, web};
+    use crate::config::{AutoRestart, Stdin};
 
     #[test]
     fn tcp_limits_are_read_and_checked() {
@@ -859,6 +897,8 @@ mod tests {
             workingdir: Some(dir.to_path_buf()),
             umask: Some(0o22),
             identity: None,
+            tty: false,
+            stdin: Stdin::Null,
         };
         let minimal = ProgramConfig {
             argv: strings(&["sleep", "60"]),
@@ -878,6 +918,8 @@ mod tests {
             workingdir: None,
             umask: None,
             identity: None,
+            tty: false,
+            stdin: Stdin::Null,
         };
         let expected: BTreeMap<String, ProgramConfig> = [
             ("minimal".to_string(), minimal),
@@ -1797,6 +1839,76 @@ mod tests {
             assert_eq!(program.stderr, Output::default(), "{line}");
             let stderr = web(&line.replace("stdout", "stderr"));
             assert_eq!(stderr.stderr, expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn a_terminal_or_a_stdin_pipe_and_what_a_terminal_leaves_no_room_for() {
+        let program = web("tty: true");
+        assert!(program.tty && program.stderr_in_stdout());
+        assert_eq!(program.stdin, Stdin::Null);
+        assert!(!web("tty: false").tty);
+        assert_eq!(web("stdin: pipe").stdin, Stdin::Pipe);
+        assert_eq!(web("stdin: null").stdin, Stdin::Null);
+        assert_eq!(web("stdin: ~").stdin, Stdin::Null);
+        assert!(!web("stdin: pipe").stderr_in_stdout());
+        // A terminal with its output in a file of its own is fine.
+        assert!(web("tty: true\n    stdout: /l/web.log").tty);
+        let w = |lines: &str| format!("{WEB}    {lines}\n");
+        let cases = [
+            (
+                w("tty: yes"),
+                4,
+                10,
+                "programs.web.tty",
+                "expected true or false",
+            ),
+            (
+                w("stdin: file"),
+                4,
+                12,
+                "programs.web.stdin",
+                "expected null or pipe, found string \"file\"",
+            ),
+            (
+                w("tty: true\n    stdin: pipe"),
+                5,
+                5,
+                "programs.web.stdin",
+                "with tty: true the program's stdin is its terminal; remove `stdin` (or tty)",
+            ),
+            (
+                w("tty: true\n    stderr: /l/x.log"),
+                5,
+                5,
+                "programs.web.stderr",
+                "the program's stderr is its terminal; remove `stderr`",
+            ),
+            (
+                w("redirect_stderr: true\n    tty: true"),
+                4,
+                5,
+                "programs.web.redirect_stderr",
+                "remove `redirect_stderr` (or tty)",
+            ),
+            (
+                w("tty: true\n    stdout: discard"),
+                5,
+                13,
+                "programs.web.stdout",
+                "stdout may not be discarded",
+            ),
+        ];
+        for (text, line, column, key, message) in cases {
+            let found = issues(&text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            let issue = &found[0];
+            assert_eq!(
+                (issue.line, issue.column, issue.key.as_str()),
+                (line, column, key),
+                "{text}: {issue}"
+            );
+            assert!(issue.message.contains(message), "{text}: {issue}");
         }
     }
 

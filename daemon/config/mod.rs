@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 pub use find::{DEFAULT_FILE_NAME, find};
 pub use identity::Credentials;
 pub use output::{Capture, Output, OutputPath, PathTemplate, TemplatePart};
+pub use schema::Stdin;
 pub use schema::{
     AutoRestart, Config, DaemonSettings, Identity, Principal, Principals, ProgramConfig, Secret,
     TlsSettings, TokenConfig, TokenSource,

@@ -211,6 +211,17 @@ pub enum AutoRestart {
     Unexpected,
 }
 
+/// What a program's stdin is (`stdin:`), when it has no terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdin {
+    /// /dev/null: reads see the end at once.
+    Null,
+    /// A pipe the daemon keeps the write end of: what an attached client types (`taskctl
+    /// attach`) arrives there, line by line; nothing else is ever written, nor is it closed
+    /// while the process lives.
+    Pipe,
+}
+
 /// One program of the `programs:` section. Every value is in the range the schema allows and
 /// every path is absolute.
 #[derive(Debug, Clone, PartialEq)]
@@ -251,6 +262,13 @@ pub struct ProgramConfig {
     /// Who the processes run as (`user:`, `group:`), resolved at load; `None`: the daemon's
     /// own identity, untouched.
     pub identity: Option<Identity>,
+    /// `tty: true`: each process runs on a pseudo-terminal of its own (stdin, stdout and
+    /// stderr), as the leader of a new session with it as its controlling terminal; the
+    /// terminal's output is the stdout capture. Then `stderr`, `redirect_stderr` and `stdin`
+    /// are not set, and stdout is captured (never discarded).
+    pub tty: bool,
+    /// Without a terminal: stdin on /dev/null or on a pipe attached clients write to.
+    pub stdin: Stdin,
 }
 
 /// Who a program's processes run as: `user:` and `group:` resolved in the user and group
@@ -295,7 +313,14 @@ impl ProgramConfig {
             workingdir: None,
             umask: None,
             identity: None,
+            tty: false,
+            stdin: Stdin::Null,
         }
+    }
+
+    /// Whether stderr goes where stdout goes: `redirect_stderr`, or a terminal carrying both.
+    pub fn stderr_in_stdout(&self) -> bool {
+        self.redirect_stderr || self.tty
     }
 
     /// True when the two differ at most in `numprocs`.
@@ -319,6 +344,8 @@ impl ProgramConfig {
             workingdir,
             umask,
             identity,
+            tty,
+            stdin,
         } = self;
         *argv == other.argv
             && *autostart == other.autostart
@@ -336,6 +363,8 @@ impl ProgramConfig {
             && *workingdir == other.workingdir
             && *umask == other.umask
             && *identity == other.identity
+            && *tty == other.tty
+            && *stdin == other.stdin
     }
 }
 

@@ -12,7 +12,7 @@ use serde_yaml::Value;
 use super::find::clean;
 use super::identity::Account;
 use super::output::{Capture, Output, OutputPath, PathTemplate};
-use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK};
+use super::schema::{AutoRestart, MAX_SECONDS, MAX_SOCKET_PATH, MAX_UMASK, Stdin};
 use crate::endpoint;
 
 /// Parses a signal name or number: "TERM", "SIGTERM", "term", "USR1", "15".
@@ -118,6 +118,17 @@ pub(super) fn autorestart(value: &Value) -> Result<AutoRestart, String> {
         "never" => Ok(AutoRestart::Never),
         "unexpected" => Ok(AutoRestart::Unexpected),
         _ => Err(expected("always, never or unexpected", value)),
+    }
+}
+
+/// `stdin:`: `null` (or a YAML null) for /dev/null, `pipe` for a pipe attached clients write
+/// to.
+pub(super) fn stdin(value: &Value) -> Result<Stdin, String> {
+    match value {
+        Value::Null => Ok(Stdin::Null),
+        Value::String(word) if word.eq_ignore_ascii_case("null") => Ok(Stdin::Null),
+        Value::String(word) if word.eq_ignore_ascii_case("pipe") => Ok(Stdin::Pipe),
+        _ => Err(expected("null or pipe", value)),
     }
 }
 

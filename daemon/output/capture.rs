@@ -49,12 +49,37 @@ const DEFAULT_PIPE: usize = 64 * 1024;
 const BUSY_PIPE: nix::libc::c_int = 1024 * 1024;
 /// How much of stderr is kept for crash forensics.
 const KEPT_TAIL: usize = 4096;
+/// How much of a terminal's recent output is kept, to replay to a client that attaches.
+pub const SCREEN_TAIL: usize = 64 * 1024;
 /// Chunks a follower may fall behind before it is told what it missed; with chunks of at
 /// most [`FOLLOWER_CHUNK`], a stalled follower holds at most 16 MiB.
 const FOLLOWER_BACKLOG: usize = 256;
 const FOLLOWER_CHUNK: usize = 64 * 1024;
 /// At most one report of dropped output per stream in this time.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// What a capture keeps of the end of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing.
+    None,
+    /// The last [`KEPT_TAIL`] bytes, for crash forensics (stderr, or stdout carrying it).
+    Stderr,
+    /// A terminal's recent output, the last [`SCREEN_TAIL`] bytes (stderr is in it too):
+    /// replayed to each client that attaches; its last lines are the crash forensics.
+    Screen,
+}
+
+impl Tail {
+    /// The bytes kept.
+    fn bytes(self) -> usize {
+        match self {
+            Tail::None => 0,
+            Tail::Stderr => KEPT_TAIL,
+            Tail::Screen => SCREEN_TAIL,
+        }
+    }
+}
 
 /// Output as followers get it: `offset` is the count of bytes of this stream before `data`
 /// (since the daemon started), so a follower that lagged knows how many it missed.
@@ -75,8 +100,8 @@ pub struct Capture {
     pub sink: Arc<Mutex<Sink>>,
     /// Prefix each line with its time of arrival.
     timestamps: bool,
-    /// Keep the last bytes for crash forensics (stderr, or stdout that carries stderr).
-    keep_tail: bool,
+    /// What it keeps of the end of its stream (crash forensics, a terminal's screen).
+    tail_kept: Tail,
     /// Its file is its own (a path that names the instance): bytes may go to it as they come,
     /// spliced when nothing needs to see them.
     exclusive: bool,
@@ -110,7 +135,7 @@ impl Capture {
         kind: StreamKind,
         sink: Arc<Mutex<Sink>>,
         timestamps: bool,
-        keep_tail: bool,
+        tail_kept: Tail,
         notices: mpsc::UnboundedSender<Notice>,
     ) -> Capture {
         Capture {
@@ -119,7 +144,7 @@ impl Capture {
             kind,
             sink,
             timestamps,
-            keep_tail,
+            tail_kept,
             exclusive: false,
             dropped: AtomicU64::new(0),
             state: Mutex::new(State {
@@ -153,8 +178,8 @@ impl Capture {
         self
     }
 
-    pub fn keeps_tail(&self) -> bool {
-        self.keep_tail
+    pub fn tail_kept(&self) -> Tail {
+        self.tail_kept
     }
 
     /// A new process begins: the kept tail is of the last one, and is forgotten.
@@ -185,7 +210,7 @@ impl Capture {
         let unseen = std::mem::take(&mut state.unseen);
         // Forensics are best effort: a file that cannot be read back leaves the tail as it is.
         if let Ok(spliced) = self.sink().recent(unseen) {
-            keep_end(&mut state.tail, &spliced);
+            keep_end(&mut state.tail, &spliced, KEPT_TAIL);
         }
     }
 
@@ -214,8 +239,9 @@ impl Capture {
                 piece_offset += piece.len() as u64;
             }
         }
-        if self.keep_tail {
-            keep_end(&mut state.tail, data);
+        let kept = self.tail_kept.bytes();
+        if kept > 0 {
+            keep_end(&mut state.tail, data, kept);
         }
         if !self.whole_lines() {
             // Nothing is scanned for: a rotation finishes a line begun in the file before it
@@ -244,7 +270,8 @@ impl Capture {
     /// to see it: its own file, no timestamps, no follower. The kept tail, if any, is read back
     /// from the file when it is needed. [`Spliced::No`]: it must be read instead.
     fn splice_from(&self, pipe: std::os::fd::BorrowedFd<'_>, max: usize) -> Spliced {
-        if self.whole_lines() {
+        // A terminal's screen is kept in memory for attach: it is read.
+        if self.whole_lines() || self.tail_kept == Tail::Screen {
             return Spliced::No;
         }
         let mut state = self.state();
@@ -259,7 +286,7 @@ impl Capture {
         let spliced = self.sink().splice_from(pipe, max);
         if let Spliced::Moved(moved) = spliced {
             state.received += moved as u64;
-            if self.keep_tail {
+            if self.tail_kept == Tail::Stderr {
                 state.unseen = (state.unseen + moved as u64).min(KEPT_TAIL as u64);
             }
         }
@@ -337,6 +364,30 @@ impl Capture {
         })
     }
 
+    /// A terminal's recent output (what [`Tail::Screen`] kept of the current process, from its
+    /// first whole line once some was forgotten) and a feed of what comes after it, taken
+    /// together under the capture's lock: a client that attaches sees where the program is,
+    /// then everything that follows, nothing missed or repeated between them.
+    pub fn screen(&self) -> Screen {
+        let mut state = self.state();
+        let mut kept: Vec<u8> = state.tail.iter().copied().collect();
+        if kept.len() >= self.tail_kept.bytes()
+            && let Some(newline) = memchr::memchr(b'\n', &kept)
+        {
+            // The start was cut off mid-line (mid escape sequence, maybe): from the next line.
+            kept.drain(..=newline);
+        }
+        let live = state
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOWER_BACKLOG).0)
+            .subscribe();
+        Screen {
+            kept,
+            next_offset: state.received,
+            live,
+        }
+    }
+
     /// Whether the file of `back` was emptied in place since it was taken (rotation without
     /// backups, clear): bytes read from it since may be new ones.
     pub fn emptied_since(&self, back: &ReadBack) -> bool {
@@ -353,10 +404,10 @@ impl Capture {
     }
 }
 
-/// Appends `data` to the kept `tail`, of which the last [`KEPT_TAIL`] bytes stay.
-fn keep_end(tail: &mut VecDeque<u8>, data: &[u8]) {
-    tail.extend(&data[data.len().saturating_sub(KEPT_TAIL)..]);
-    let excess = tail.len().saturating_sub(KEPT_TAIL);
+/// Appends `data` to the kept `tail`, of which the last `limit` bytes stay.
+fn keep_end(tail: &mut VecDeque<u8>, data: &[u8], limit: usize) {
+    tail.extend(&data[data.len().saturating_sub(limit)..]);
+    let excess = tail.len().saturating_sub(limit);
     tail.drain(..excess);
 }
 
@@ -379,6 +430,14 @@ pub struct Snapshot {
     /// The partial line that waited then: it comes after the file's bytes.
     pub partial: Vec<u8>,
     /// The offset of the first byte the feed will bring.
+    pub next_offset: u64,
+    pub live: broadcast::Receiver<Chunk>,
+}
+
+/// What [`Capture::screen`] gives: the recent output, the offset of the first byte the feed
+/// will bring, and the feed.
+pub struct Screen {
+    pub kept: Vec<u8>,
     pub next_offset: u64,
     pub live: broadcast::Receiver<Chunk>,
 }
@@ -459,7 +518,7 @@ fn stamp_lines<P: AsRef<[u8]> + ?Sized>(
     })
 }
 
-/// The read end of one process's stream: drained by the drainer thread, and by the supervisor
+/// The read end of one process's stream (a pipe's, or a terminal's master): drained by the drainer thread, and by the supervisor
 /// at the process's exit (so that its last words are in before the exit is reported).
 pub struct Pipe {
     pub fd: OwnedFd,
@@ -517,6 +576,12 @@ impl Pipe {
                 }
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => return Drained::Empty,
+                // A terminal's master once no process holds its other side any more (a pipe
+                // says 0 instead).
+                Err(nix::errno::Errno::EIO) => {
+                    self.capture.flush();
+                    return Drained::Closed;
+                }
                 Err(error) => {
                     tracing::warn!(
                         fd = self.fd.as_raw_fd(),

@@ -5,11 +5,14 @@
 //!
 //! Descriptors: each captured stream costs the daemon one pipe read end per live process, and
 //! one file once output arrives (files are opened on first write; two while bytes are spliced
-//! into it, since splice(2) refuses a descriptor opened for appending).
+//! into it, since splice(2) refuses a descriptor opened for appending). A process on a
+//! terminal (`tty: true`) costs one: the terminal's master, which stands for its stdout pipe
+//! and carries its stderr too.
 
 pub mod capture;
 mod drainer;
 pub mod sink;
+pub mod terminal;
 
 use std::{
     collections::HashMap,
@@ -20,7 +23,9 @@ use std::{
 
 use tokio::sync::mpsc;
 
-pub use capture::{Capture, Chunk, Drained, Pipe, Snapshot, StreamKind, last_lines};
+pub use capture::{
+    Capture, Chunk, Drained, Pipe, SCREEN_TAIL, Screen, Snapshot, StreamKind, Tail, last_lines,
+};
 use drainer::Drainer;
 use sink::Sink;
 pub use sink::{FileOwner, ReadBack};
@@ -99,15 +104,15 @@ impl Outputs {
     }
 
     /// The capture for stream `kind` of instance `whose` under `output`: `kept` when it still
-    /// fits, a new one otherwise, none when discarded. `keep_tail`: keep its end for crash
-    /// forensics (stderr, or stdout carrying stderr).
+    /// fits, a new one otherwise, none when discarded. `tail`: what it keeps of its end (crash
+    /// forensics for stderr or stdout carrying stderr, a terminal's screen).
     pub fn capture(
         &mut self,
         kept: Option<Box<Kept>>,
         output: &Output,
         kind: StreamKind,
         whose: &Whose<'_>,
-        keep_tail: bool,
+        tail: Tail,
     ) -> Option<Box<Kept>> {
         let Whose {
             program,
@@ -133,7 +138,7 @@ impl Outputs {
             && kept.output == *output
             && kept.path == path
             && kept.capture.kind == kind
-            && kept.capture.keeps_tail() == keep_tail
+            && kept.capture.tail_kept() == tail
         {
             // A reload may have changed the program's user: files created from now on are its.
             lock(&kept.capture.sink).set_owner(owner);
@@ -155,7 +160,7 @@ impl Outputs {
             kind,
             sink,
             settings.timestamps,
-            keep_tail,
+            tail,
             self.notices.clone(),
         )
         .exclusive(exclusive);
@@ -200,6 +205,16 @@ impl Outputs {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )?;
         Ok((write, Arc::new(Pipe::new(read, capture.clone()))))
+    }
+
+    /// A pseudo-terminal for a new process whose output goes into `capture`: its other side
+    /// for the child (as stdin, stdout and stderr), and the master, to [`Outputs::drain`] once
+    /// the child is spawned (it reads as a pipe does, and ends when no process holds the other
+    /// side any more). Both close on exec; only the master is non-blocking. The window is 80x24
+    /// until a client that attaches says otherwise.
+    pub fn terminal(&self, capture: &Arc<Capture>) -> std::io::Result<(OwnedFd, Arc<Pipe>)> {
+        let (master, terminal) = terminal::open()?;
+        Ok((terminal, Arc::new(Pipe::new(master, capture.clone()))))
     }
 
     /// Drains `pipe` until every writer closed it.
@@ -259,7 +274,7 @@ pub fn event_log(path: PathBuf) -> Arc<Capture> {
         StreamKind::Stdout,
         sink,
         false,
-        false,
+        Tail::None,
         notices,
     ))
 }

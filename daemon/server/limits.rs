@@ -152,7 +152,9 @@ pub fn signal(text: &str) -> Result<nix::sys::signal::Signal, Status> {
         .filter(|_| shown.len() == text.len())
         .ok_or_else(|| {
             let problem = crate::config::parse_signal(&shown).err();
-            Status::invalid_argument(problem.unwrap_or_else(|| format!("unknown signal `{shown}…`")))
+            Status::invalid_argument(
+                problem.unwrap_or_else(|| format!("unknown signal `{shown}…`")),
+            )
         })
 }
 

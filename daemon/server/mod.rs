@@ -3,6 +3,7 @@
 //! front of it, [`authorize`] decides who may call what, on the connections [`connection`]
 //! accepts, within the [`limits`] a request must keep.
 
+mod attach;
 pub mod authorize;
 pub mod connection;
 pub mod limits;
@@ -13,7 +14,7 @@ use std::{pin::Pin, sync::Arc, time::SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     access::Caller,
@@ -71,6 +72,7 @@ fn to_status(error: SupervisorError) -> Status {
         SupervisorError::ShuttingDown => Status::unavailable(message),
         SupervisorError::NotCaptured { .. } => Status::failed_precondition(message),
         SupervisorError::NotOneInstance { .. } => Status::invalid_argument(message),
+        SupervisorError::NotRunning { .. } => Status::failed_precondition(message),
     }
 }
 
@@ -349,6 +351,16 @@ impl Taskmaster for TaskmasterService {
         limits::check_name(&rule)?;
         let report = self.alerts.test(rule, by).await.map_err(alerts_status)?;
         Ok(Response::new(wire::alerts_test_response(report)))
+    }
+
+    type AttachStream = attach::AttachStream;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<proto::AttachRequest>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let stream = attach::attach(&self.supervisor, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 
     type WatchEventsStream = EventStream;

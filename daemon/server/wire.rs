@@ -115,7 +115,10 @@ pub fn alerts_test_response(report: crate::alerts::TestReport) -> proto::AlertsT
             .map(|sink| proto::SinkOutcome {
                 name: sink.name,
                 ok: sink.outcome.is_ok(),
-                message: sink.outcome.err().unwrap_or_else(|| "delivered".to_string()),
+                message: sink
+                    .outcome
+                    .err()
+                    .unwrap_or_else(|| "delivered".to_string()),
                 failures: sink.failures,
                 dropped: sink.dropped,
             })

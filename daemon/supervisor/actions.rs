@@ -12,13 +12,14 @@ use tokio::{sync::oneshot, time::Instant};
 use super::{
     Supervisor,
     backlog::{Step, Verb},
+    console::Console,
     event::{EventFilter, EventKind, Record, Watch},
     handle::{Reply, StatusCollector, SupervisorError},
     os::Os,
     plan::{self, Change, Plan},
     registry::{InstanceId, UnknownNames},
     state::{Input, State},
-    view::{InstanceResult, ReloadSummary, SignalTo, Wait},
+    view::{Attached, InstanceResult, ReloadSummary, SignalTo, Wait},
     waiters::{self, Goal, WaiterId},
 };
 use crate::{
@@ -377,12 +378,8 @@ impl<O: Os> Supervisor<O> {
         })
     }
 
-    /// The capture of stream `stream` of the one instance `name`.
-    pub(super) fn tail(
-        &self,
-        name: &str,
-        stream: StreamKind,
-    ) -> Result<Arc<Capture>, SupervisorError> {
+    /// The one instance `name` designates.
+    fn one_instance(&self, name: &str) -> Result<InstanceId, SupervisorError> {
         let ids = self.registry.resolve(&[name.to_string()])?;
         let [id] = ids[..] else {
             return Err(SupervisorError::NotOneInstance {
@@ -390,6 +387,16 @@ impl<O: Os> Supervisor<O> {
                 count: ids.len(),
             });
         };
+        Ok(id)
+    }
+
+    /// The capture of stream `stream` of the one instance `name`.
+    pub(super) fn tail(
+        &self,
+        name: &str,
+        stream: StreamKind,
+    ) -> Result<Arc<Capture>, SupervisorError> {
+        let id = self.one_instance(name)?;
         let instance = self
             .registry
             .get(id)
@@ -401,6 +408,40 @@ impl<O: Os> Supervisor<O> {
                 name: instance.name.to_string(),
                 stream: stream.name(),
             })
+    }
+
+    /// The console of the live process of the one instance `name`, and its feeds, taken in
+    /// this turn: its end cannot come between them (the supervisor alone ends it).
+    pub(super) fn attach(&mut self, name: &str) -> Result<Attached, SupervisorError> {
+        let id = self.one_instance(name)?;
+        let instance =
+            (self.registry.get_mut(id)).ok_or_else(|| UnknownNames(vec![name.into()]))?;
+        if instance.pid == 0 {
+            return Err(SupervisorError::NotRunning {
+                name: instance.name.to_string(),
+                state: instance.life.state.name(),
+            });
+        }
+        let console = instance
+            .console
+            .get_or_insert_with(|| Arc::new(Console::without_input()))
+            .clone();
+        let feeds = if console.is_terminal() {
+            (instance.stdout.as_ref())
+                .map(|kept| (StreamKind::Stdout, kept.capture.screen()))
+                .into_iter()
+                .collect()
+        } else {
+            (instance.captures())
+                .map(|capture| (capture.kind, capture.screen()))
+                .collect()
+        };
+        Ok(Attached {
+            instance: instance.name.clone(),
+            pid: instance.pid,
+            console,
+            feeds,
+        })
     }
 
     /// Reopens every output file; the errors.

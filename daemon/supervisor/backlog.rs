@@ -138,6 +138,9 @@ impl Verb {
 pub fn only_reads(request: &Request) -> bool {
     matches!(
         request,
-        Request::Status { .. } | Request::WatchEvents { .. } | Request::Tail { .. }
+        Request::Status { .. }
+            | Request::WatchEvents { .. }
+            | Request::Tail { .. }
+            | Request::Attach { .. }
     )
 }

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     event::{Actor, Watch},
-    view::{InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait},
+    view::{Attached, InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait},
 };
 use crate::{
     config::{Config, ConfigError},
@@ -27,6 +27,8 @@ pub enum SupervisorError {
     NotCaptured { name: String, stream: &'static str },
     #[error("{name} has {count} instances: name one ({name}:0, ...)")]
     NotOneInstance { name: String, count: usize },
+    #[error("{name} is not running ({state}): there is no process to attach to")]
+    NotRunning { name: String, state: &'static str },
 }
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, SupervisorError>>;
@@ -91,6 +93,11 @@ pub(super) enum Request {
         by: Actor,
         reply: Reply<Vec<String>>,
     },
+    /// A client attaches to the console of one instance's live process.
+    Attach {
+        name: String,
+        reply: Reply<Attached>,
+    },
     Clear {
         names: Vec<String>,
         by: Actor,
@@ -117,7 +124,10 @@ impl Request {
             | Request::Reopen { by, .. }
             | Request::Clear { by, .. }
             | Request::Signal { by, .. } => Some(by.clone()),
-            Request::Status { .. } | Request::WatchEvents { .. } | Request::Tail { .. } => None,
+            Request::Status { .. }
+            | Request::WatchEvents { .. }
+            | Request::Tail { .. }
+            | Request::Attach { .. } => None,
         }
     }
 }
@@ -328,6 +338,12 @@ impl Handle {
             reply,
         })
         .await
+    }
+
+    /// The console of the live process of the one instance `name`, and what a client that
+    /// attaches to it is shown.
+    pub async fn attach(&self, name: String) -> Result<Attached, SupervisorError> {
+        self.ask(|reply| Request::Attach { name, reply }).await
     }
 
     /// The event log, when the daemon writes one.

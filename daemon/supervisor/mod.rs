@@ -14,12 +14,14 @@
 //! - `actions`: one function per request ("what happens on Stop" reads top to bottom there).
 //! - this file: the run loop, `apply` and the effects, spawning and reaping.
 //! - [`os`]: the narrow interface to the operating system; [`process`] implements it.
+//! - [`console`]: a live process's console for clients that attach (input, window size, end).
 //! - [`event`]: numbered events, the event log, watchers.
 
 mod actions;
 mod backlog;
 pub mod cgroups;
 pub mod children;
+pub mod console;
 pub mod event;
 pub mod handle;
 mod ledger;
@@ -45,11 +47,12 @@ use tokio::{
 };
 
 use crate::{
-    config::Config,
-    output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Whose},
+    config::{Config, Stdin},
+    output::{Capture, FileOwner, Notice, Outputs, Pipe, StreamKind, Tail, Whose},
 };
 use backlog::{Backlog, Slice, Step};
 use children::{Children, Owner};
+use console::{Console, Ending};
 pub use event::Actor;
 pub use event::{EventFilter, Watch};
 use event::{EventKind, Journal, Record};
@@ -60,7 +63,7 @@ use process::ExitInfo;
 use registry::{Failure, Instance, InstanceId, Registry, Spawning};
 use state::{Context, Effect, Input, State};
 use timers::{Purpose, Timers};
-pub use view::{InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait};
+pub use view::{Attached, InstanceResult, InstanceView, ReloadSummary, SignalTo, Wait};
 use waiters::Waiters;
 
 /// Where captured output goes: the folder of default output files, and the event log (as a
@@ -343,6 +346,9 @@ impl<O: Os> Supervisor<O> {
             } => {
                 let _ = reply.send(self.tail(&name, stream));
             }
+            Request::Attach { name, reply } => {
+                let _ = reply.send(self.attach(&name));
+            }
             Request::Reopen { reply, .. } => {
                 let _ = reply.send(Ok(self.reopen()));
             }
@@ -450,6 +456,7 @@ impl<O: Os> Supervisor<O> {
 
     /// The process of instance `id` ended with `exit`.
     fn on_exit(&mut self, id: InstanceId, exit: ExitInfo) {
+        let daemon_stopping = self.shutdown.is_some();
         let Some(instance) = self.registry.get_mut(id) else {
             return;
         };
@@ -469,6 +476,13 @@ impl<O: Os> Supervisor<O> {
         // grandchild may hold the pipe).
         for pipe in std::mem::take(&mut instance.pipes) {
             self.outputs.drain_now(&pipe);
+        }
+        // Its attached clients have all it wrote so far: they are told how it ended.
+        if let Some(console) = instance.console.take() {
+            console.end(Ending {
+                exit,
+                daemon_stopping,
+            });
         }
         if failed_start || (instance.life.state == State::Running && !expected) {
             instance.last_stderr = instance
@@ -624,7 +638,7 @@ impl<O: Os> Supervisor<O> {
         };
         instance.config = current;
         instance.ever_started = true;
-        let (stdio, pipes) = match prepare_output(&mut self.outputs, instance) {
+        let (stdio, pipes, console) = match prepare_output(&mut self.outputs, instance) {
             Ok(prepared) => prepared,
             Err(error) => {
                 instance.last_pid = 0;
@@ -650,6 +664,7 @@ impl<O: Os> Supervisor<O> {
         self.spawns_asked += 1;
         let seq = self.spawns_asked;
         instance.pipes = pipes;
+        instance.console = console;
         instance.spawning = Some(Box::new(Spawning {
             seq,
             from: old,
@@ -691,6 +706,7 @@ impl<O: Os> Supervisor<O> {
             Err(error) => {
                 instance.last_pid = 0;
                 instance.pipes.clear();
+                instance.console = None;
                 instance.failure = Some(Failure::Spawn(error.to_string().into()));
                 // A stop that came meanwhile has nothing to stop: as if the process ended.
                 let input = match instance.life.state {
@@ -839,14 +855,24 @@ fn transition_event(instance: &Instance, old: State, input: Input, effect: Effec
     event
 }
 
-/// Makes (or keeps) the captures of `instance`'s streams for its config and the pipes of its
-/// next process: what the child gets, and the read ends to drain once it is spawned.
-fn prepare_output(
-    outputs: &mut Outputs,
-    instance: &mut Instance,
-) -> Result<(ChildStdio, Vec<Arc<Pipe>>), String> {
+/// What a process gets before its spawn: its stdio, the read ends to drain once it is spawned,
+/// and its console when it has a terminal or a stdin pipe.
+type Prepared = (ChildStdio, Vec<Arc<Pipe>>, Option<Arc<Console>>);
+
+/// Makes (or keeps) the captures of `instance`'s streams for its config and the pipes (or the
+/// terminal) of its next process: what the child gets, the read ends to drain once it is
+/// spawned, and its console when it has a terminal or a stdin pipe. A program without either
+/// gets exactly what it always did: no descriptor more, no console.
+fn prepare_output(outputs: &mut Outputs, instance: &mut Instance) -> Result<Prepared, String> {
     let config = instance.config.clone();
-    let redirect = config.redirect_stderr;
+    let redirect = config.stderr_in_stdout();
+    // What stdout keeps of its end: a terminal's screen, or stderr's last lines when it
+    // carries them.
+    let stdout_tail = match (config.tty, redirect) {
+        (true, _) => Tail::Screen,
+        (false, true) => Tail::Stderr,
+        (false, false) => Tail::None,
+    };
     let (program, name) = (instance.program.clone(), instance.name.clone());
     let whose = Whose {
         program: &program,
@@ -863,7 +889,7 @@ fn prepare_output(
         &config.stdout,
         StreamKind::Stdout,
         &whose,
-        redirect,
+        stdout_tail,
     );
     instance.stderr = if redirect {
         None
@@ -873,7 +899,7 @@ fn prepare_output(
             &config.stderr,
             StreamKind::Stderr,
             &whose,
-            true,
+            Tail::Stderr,
         )
     };
     // The kept end of stderr is of this process from now on.
@@ -885,6 +911,31 @@ fn prepare_output(
     let failed = |kind: StreamKind| {
         move |error: std::io::Error| format!("cannot make the {} pipe: {error}", kind.name())
     };
+    if config.tty {
+        // The config never discards a terminal's output: its master must be read.
+        let kept = (instance.stdout.as_ref()).ok_or("a terminal's output must be captured")?;
+        let (terminal, master) = outputs
+            .terminal(&kept.capture)
+            .map_err(|error| format!("cannot open a pseudo-terminal: {error}"))?;
+        let copy = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map_err(|error| format!("cannot open a pseudo-terminal: {error}"))
+        };
+        stdio.stdin = Some(copy(&terminal)?);
+        stdio.stderr = Some(copy(&terminal)?);
+        stdio.stdout = Some(terminal);
+        stdio.terminal = true;
+        let console = Console::terminal(master.clone());
+        pipes.push(master);
+        return Ok((stdio, pipes, Some(Arc::new(console))));
+    }
+    let mut console = None;
+    if config.stdin == Stdin::Pipe {
+        let (read, write) =
+            stdin_pipe().map_err(|error| format!("cannot make the stdin pipe: {error}"))?;
+        stdio.stdin = Some(read);
+        console = Some(Arc::new(Console::stdin(write)));
+    }
     if let Some(kept) = &instance.stdout {
         let (write, pipe) = outputs
             .pipe(&kept.capture)
@@ -902,5 +953,16 @@ fn prepare_output(
         stdio.stderr = Some(write);
         pipes.push(pipe);
     }
-    Ok((stdio, pipes))
+    Ok((stdio, pipes, console))
+}
+
+/// A pipe for a process's stdin: the read end for the child, the write end (non-blocking) for
+/// its console. Both close on exec, as the output pipes' ends do.
+fn stdin_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    Ok((read, write))
 }

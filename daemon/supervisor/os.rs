@@ -20,7 +20,8 @@ use crate::config::ProgramConfig;
 /// What the supervisor asks of the operating system. Every method returns at once.
 pub trait Os: Send + 'static {
     /// Asks for one process of `config` for instance `id` (named `instance`), in a process
-    /// group of its own, with `stdio` as its stdout and stderr. Returns at once: the spawn is
+    /// group of its own, with `stdio` as its stdin, stdout
+    /// and stderr. Returns at once: the spawn is
     /// made elsewhere, in the order asked, and its outcome (the pid, also the group's id, or
     /// why it failed) comes from [`Os::poll_spawned`] with `seq`, which grows by one with each
     /// ask. The caller owns the pid until it reaps it.
@@ -76,12 +77,18 @@ pub trait Os: Send + 'static {
     fn containment(&self) -> String;
 }
 
-/// Where a new process's stdout and stderr go: the write end of a capture pipe, or `None` for
-/// /dev/null. The same pipe may serve both (`redirect_stderr`).
+/// Where a new process's stdin, stdout and stderr go: the read end of its stdin pipe, the
+/// write end of a capture pipe, or `None` for /dev/null. The same pipe may serve both outputs
+/// (`redirect_stderr`).
 #[derive(Debug, Default)]
 pub struct ChildStdio {
+    pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The three are one terminal (`tty: true`): the process leads a session of its own with
+    /// it as its controlling terminal, rather than a process group of its own in the daemon's
+    /// session (its group id is its pid all the same).
+    pub terminal: bool,
 }
 
 /// The outcome of the spawn asked for with `seq` for instance `id`.

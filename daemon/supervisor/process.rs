@@ -430,17 +430,19 @@ impl SpawnError {
     }
 }
 
-/// Spawns one process of `config` in its own process group, with stdin on /dev/null, stdout
-/// and stderr as `stdio` says, only fds 0-2 open, an empty signal mask and default signal
-/// dispositions, as its own user when it has one (with `HOME`, `USER` and `LOGNAME` of that
+/// Spawns one process of `config` in its own process group, with stdin, stdout and stderr as
+/// `stdio` says (/dev/null where it gives none), only fds 0-2 open, an empty signal mask and
+/// default signal dispositions, as its own user when it has one (with `HOME`, `USER` and `LOGNAME` of that
 /// user unless its `env` sets them), and returns its pid (also its process group id). The
 /// caller owns the pid: it alone may signal it, until it reaps it after [`exited_child`] has
-/// reported it.
+/// reported it. On a terminal (`stdio.terminal`) it leads a new session instead, with the
+/// terminal as its controlling one.
 fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
     let output = |fd: Option<std::os::fd::OwnedFd>| match fd {
         Some(fd) => Ok(Stdio::from(fd)),
         None => null(),
     };
+    let terminal = stdio.terminal;
     let mut command = Command::new(&config.argv[0]);
     command.args(&config.argv[1..]);
     if let Some(identity) = &config.identity {
@@ -452,11 +454,20 @@ fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
     }
     command
         .envs(&config.env)
-        .stdin(null()?)
+        .stdin(output(stdio.stdin)?)
         .stdout(output(stdio.stdout)?)
-        .stderr(output(stdio.stderr)?)
+        .stderr(output(stdio.stderr)?);
+    if terminal {
+        // SAFETY: setsid(2) and ioctl(2) are async-signal-safe system calls on no data of the
+        // parent's; the closure neither allocates nor locks. std has made the terminal fd 0
+        // before it runs. Only programs on a terminal pay the fork path this hook forces.
+        unsafe {
+            command.pre_exec(lead_a_session_on_stdin);
+        }
+    } else {
         // Keeps std's posix_spawn fast path; the group lets a stop reach grandchildren.
-        .process_group(0);
+        command.process_group(0);
+    }
     let switch =
         (config.identity.as_ref()).and_then(|identity| Some((identity, identity.groups.as_ref()?)));
     let report = match switch {
@@ -494,6 +505,21 @@ fn spawn(config: &ProgramConfig, stdio: ChildStdio) -> Result<u32, SpawnError> {
             Err(explain(config, &error, step))
         }
     }
+}
+
+/// In the child of a program on a terminal, after fork: a new session (its process group
+/// id, like its session id, is its pid, so a stop reaches the group as for any program), with
+/// the terminal on fd 0 as its controlling terminal, so that job control, Ctrl-C and SIGWINCH
+/// behave as in any terminal. A process group of its own would forbid setsid(2): std's
+/// `process_group` is not used for it.
+fn lead_a_session_on_stdin() -> std::io::Result<()> {
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY takes an integer (0: do not steal a terminal that is another
+    // session's); fd 0 is the terminal, open in this process.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// What the child of a program with its own user does between fork and exec, in this order:

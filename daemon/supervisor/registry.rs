@@ -10,6 +10,7 @@ use std::{
 
 use tokio::time::Instant;
 
+use super::console::Console;
 use super::{
     event::{Actor, EventKind, Record},
     plan::Current,
@@ -61,8 +62,11 @@ pub struct Instance {
     /// stderr, carried by stdout). Boxed: a program that discards its output pays a pointer.
     pub stdout: Option<Box<Kept>>,
     pub stderr: Option<Box<Kept>>,
-    /// The read ends of the live process's pipes.
+    /// The read ends of the live process's pipes (a terminal's master is one).
     pub pipes: Vec<Arc<Pipe>>,
+    /// The live process's console, for clients that attach: made at the spawn for a terminal
+    /// or a stdin pipe, else at the first attach; ended and dropped at its reap.
+    pub console: Option<Arc<Console>>,
     /// The last lines of stderr at the last unexpected exit or failed start; cleared by an
     /// expected exit.
     pub last_stderr: Option<Arc<str>>,
@@ -124,6 +128,7 @@ impl Instance {
             stdout: None,
             stderr: None,
             pipes: Vec::new(),
+            console: None,
             last_stderr: None,
             requested_by: None,
             spawning: None,
@@ -143,11 +148,11 @@ impl Instance {
             .map(|kept| &kept.capture)
     }
 
-    /// The capture that holds stream `kind`, if it is captured: with `redirect_stderr`,
-    /// stderr is in stdout's.
+    /// The capture that holds stream `kind`, if it is captured: with `redirect_stderr` (or on
+    /// a terminal), stderr is in stdout's.
     pub fn capture(&self, kind: StreamKind) -> Option<&Arc<Capture>> {
         match kind {
-            StreamKind::Stderr if self.config.redirect_stderr => self.stdout.as_ref(),
+            StreamKind::Stderr if self.config.stderr_in_stdout() => self.stdout.as_ref(),
             StreamKind::Stderr => self.stderr.as_ref(),
             StreamKind::Stdout => self.stdout.as_ref(),
         }

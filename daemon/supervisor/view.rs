@@ -3,7 +3,8 @@
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
-use super::{process::ExitInfo, state::State};
+use super::{console::Console, process::ExitInfo, state::State};
+use crate::output::{Screen, StreamKind};
 
 /// One instance as `status` shows it. Owned strings: the gRPC layer moves them into its
 /// message, so a Status of thousands of instances copies each name once.
@@ -31,6 +32,19 @@ pub struct InstanceView {
     pub last_stderr: String,
     /// Output bytes that could not be written to their files.
     pub output_dropped: u64,
+}
+
+/// What a client that attaches to an instance gets.
+pub struct Attached {
+    /// "web" or "web:1".
+    pub instance: Arc<str>,
+    /// Its live process.
+    pub pid: u32,
+    /// Where the client's input goes, the window size, and the process's end.
+    pub console: Arc<Console>,
+    /// What the client is shown: a terminal's recent screen and what follows (one stream,
+    /// stdout); else what follows on each captured stream (what they kept is not shown).
+    pub feeds: Vec<(StreamKind, Screen)>,
 }
 
 /// What a Start, Stop or Restart did to one instance.

@@ -8,8 +8,10 @@ async fn alerts_test_prints_how_each_sink_took_the_test_alert() {
     let syslog = Syslog::bind(&dir.path().join("syslog.sock"));
     let webhook = Webhook::start().await;
     let silent = Silent::bind();
-    let config = Config::new().program(Program::sleeper("sleeper")).alerts(&format!(
-        "
+    let config = Config::new()
+        .program(Program::sleeper("sleeper"))
+        .alerts(&format!(
+            "
         sinks:
           log: {{type: syslog, path: '{{dir}}/syslog.sock'}}
           hook: {{type: webhook, url: '{}'}}
@@ -18,8 +20,8 @@ async fn alerts_test_prints_how_each_sink_took_the_test_alert() {
           crashes: {{events: fatal, sinks: [log, hook]}}
           all: {{events: fatal, sinks: [log, stuck]}}
         ",
-        webhook.url, silent.port
-    ));
+            webhook.url, silent.port
+        ));
     let daemon = Daemon::launch(config).in_dir(dir).start().await;
     let run = ctl(&daemon.socket, &["alerts", "test", "crashes"]);
     assert_eq!(
@@ -38,7 +40,10 @@ async fn alerts_test_prints_how_each_sink_took_the_test_alert() {
     );
     let run = ctl(&daemon.socket, &["alerts", "test", "nope"]);
     assert_eq!(run.code, 1);
-    assert_eq!(run.stderr.trim_end(), "no alert rule `nope`; the rules are all, crashes");
+    assert_eq!(
+        run.stderr.trim_end(),
+        "no alert rule `nope`; the rules are all, crashes"
+    );
     let run = ctl(&daemon.socket, &["alerts", "tset", "all"]);
     assert_eq!(run.code, 2, "{run:?}");
 }

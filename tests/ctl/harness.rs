@@ -184,13 +184,21 @@ impl Terminal {
     /// Starts `taskctl ARGS...` in a terminal of [`ROWS`] x [`COLUMNS`], with `home` as its
     /// home and state directory (where the history is kept).
     pub fn spawn(home: &Path, args: &[&std::ffi::OsStr]) -> Terminal {
+        Terminal::run(home, "exec \"$0\" \"$@\"", args)
+    }
+
+    /// Runs the shell commands `script` in a terminal as [`Terminal::spawn`] runs taskctl,
+    /// with `$0` the path of taskctl and `args` as `$1`...
+    pub fn script(home: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Terminal {
+        Terminal::run(home, script, args)
+    }
+
+    fn run(home: &Path, script: &str, args: &[&std::ffi::OsStr]) -> Terminal {
         // The size is set from inside, before taskctl starts, so it never sees another one.
         let mut command = Command::new("/bin/sh");
         command
             .arg("-c")
-            .arg(format!(
-                "stty rows {ROWS} cols {COLUMNS} && exec \"$0\" \"$@\""
-            ))
+            .arg(format!("stty rows {ROWS} cols {COLUMNS} && {script}"))
             .arg(env!("CARGO_BIN_EXE_taskctl"))
             .args(args)
             .env("HOME", home)
@@ -244,6 +252,17 @@ impl Terminal {
             screen,
             reader: Some(reader),
         }
+    }
+
+    /// Makes the window `rows` x `columns`, as a person resizing it does: the programs on the
+    /// terminal get SIGWINCH.
+    pub fn resize(&mut self, rows: u16, columns: u16) {
+        let (lock, _) = &*self.screen;
+        let nonzero = |count: u16| count.try_into().expect("a size of at least one");
+        (lock.lock().unwrap().parser).set_size(nonzero(rows), nonzero(columns));
+        (self.session.get_process_mut())
+            .set_window_size(columns, rows)
+            .expect("resize the terminal");
     }
 
     /// Types `keys`.

@@ -331,6 +331,19 @@ async fn every_call(channel: &Channel, token: Option<&str>) -> Vec<(&'static str
             "Clear",
             outcome(client.clear(proto::ClearRequest { names: nobody() }).await),
         ),
+        (
+            "Attach",
+            outcome(
+                client
+                    .attach(tokio_stream::iter([proto::AttachRequest {
+                        message: Some(proto::attach_request::Message::Open(proto::AttachOpen {
+                            name: "no-such-program".into(),
+                            ..Default::default()
+                        })),
+                    }]))
+                    .await,
+            ),
+        ),
     ];
     {
         use tonic_reflection::pb::v1::{
@@ -379,6 +392,7 @@ const OPERATOR: &[(&str, Code)] = &[
     ("MainTail", Code::Ok),
     ("Reopen", Code::Ok),
     ("Clear", Code::NotFound),
+    ("Attach", Code::NotFound),
     ("reflection v1", Code::Ok),
     ("reflection v1alpha", Code::Ok),
 ];
@@ -395,6 +409,7 @@ const VIEWER: &[(&str, Code)] = &[
     ("MainTail", Code::Ok),
     ("Reopen", Code::PermissionDenied),
     ("Clear", Code::PermissionDenied),
+    ("Attach", Code::PermissionDenied),
     ("reflection v1", Code::Ok),
     ("reflection v1alpha", Code::Ok),
 ];

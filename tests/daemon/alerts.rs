@@ -54,8 +54,13 @@ async fn next_of(
 
 /// The alert kind of a webhook request (`unexpected_exit`, `digest`, ...) and its instance.
 fn alert_of(request: &Request) -> (String, String) {
-    let kind = request.body["alert"].as_str().unwrap_or_default().to_string();
-    let instance = request.body["event"]["instance"].as_str().unwrap_or_default();
+    let kind = request.body["alert"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let instance = request.body["event"]["instance"]
+        .as_str()
+        .unwrap_or_default();
     (kind, instance.to_string())
 }
 
@@ -142,7 +147,10 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
     let exit = (requests.iter())
         .find(|request| alert_of(request).0 == "unexpected_exit")
         .unwrap();
-    assert_eq!((exit.method.as_str(), exit.path.as_str()), ("POST", "/alerts"));
+    assert_eq!(
+        (exit.method.as_str(), exit.path.as_str()),
+        ("POST", "/alerts")
+    );
     assert_eq!(exit.headers["authorization"], format!("Bearer {token}"));
     assert_eq!(exit.headers["x-team"], "ops");
     assert_eq!(exit.headers["content-type"], "application/json");
@@ -158,7 +166,10 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
     assert_eq!(event["exit_code"], 3);
     assert_eq!(event["expected"], false);
     assert_eq!(event["new_state"], "EXITED");
-    assert!(event["last_stderr"].as_str().unwrap().contains("boom"), "{body}");
+    assert!(
+        event["last_stderr"].as_str().unwrap().contains("boom"),
+        "{body}"
+    );
     assert!(event["pid"].as_u64().unwrap() > 0, "{body}");
     let status = daemon_info(&mut client).await;
     assert_eq!(body["run"], status.run);
@@ -180,11 +191,14 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
         })
         .await;
     let exited = messages.iter().find(|m| m.contains(" EXITED ")).unwrap();
-    let prefix = format!("<131>1 ");
+    let prefix = "<131>1 ".to_string();
     assert!(exited.starts_with(&prefix), "{exited}");
     let fields: Vec<&str> = exited.splitn(8, ' ').collect();
     // PRI+VERSION, TIMESTAMP, HOSTNAME, APP-NAME, PROCID, MSGID, SD..., MSG.
-    assert!(fields[1].ends_with('Z') && fields[1].contains('T'), "{exited}");
+    assert!(
+        fields[1].ends_with('Z') && fields[1].contains('T'),
+        "{exited}"
+    );
     let stamp = chrono::DateTime::parse_from_rfc3339(fields[1]);
     assert!(stamp.is_ok(), "{exited}");
     assert_eq!(fields[2], host);
@@ -202,15 +216,23 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
         assert!(exited.contains(param), "{param} in {exited}");
     }
     assert!(
-        exited.ends_with("crasher exited unexpectedly: exit status 3 (unexpected) | last stderr: boom"),
+        exited.ends_with(
+            "crasher exited unexpectedly: exit status 3 (unexpected) | last stderr: boom"
+        ),
         "{exited}"
     );
-    let started = messages.iter().find(|m| m.contains(" DAEMON_STARTED ")).unwrap();
+    let started = messages
+        .iter()
+        .find(|m| m.contains(" DAEMON_STARTED "))
+        .unwrap();
     // local0, notice.
     assert!(started.starts_with("<133>1 "), "{started}");
     assert!(started.contains("rule=\"lifecycle\""), "{started}");
     // The sleeper raised nothing.
-    assert!(!messages.iter().any(|m| m.contains("quiet")), "{messages:?}");
+    assert!(
+        !messages.iter().any(|m| m.contains("quiet")),
+        "{messages:?}"
+    );
 
     // Mail over STARTTLS, logged in: one per alert.
     let mails = starttls.wait("three mails", |mails| mails.len() >= 3).await;
@@ -224,11 +246,17 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
         .find(|mail| mail.data.contains("crasher exited unexpectedly"))
         .expect("the crash's mail");
     assert!(
-        crash.data.contains(&format!("Subject: [taskmaster {host}] crasher exited unexpectedly (rule crashes)")),
+        crash.data.contains(&format!(
+            "Subject: [taskmaster {host}] crasher exited unexpectedly (rule crashes)"
+        )),
         "{}",
         crash.data
     );
-    assert!(crash.data.contains("last stderr:\r\nboom"), "{}", crash.data);
+    assert!(
+        crash.data.contains("last stderr:\r\nboom"),
+        "{}",
+        crash.data
+    );
 
     // Mail over TLS from the first byte, to two mailboxes: the start, then the stop.
     tls.wait("the start's mail", |mails| mails.len() == 1).await;
@@ -236,12 +264,23 @@ async fn each_sink_gets_the_events_its_rules_match_with_their_fields() {
     daemon.wait_exit().await;
     let mails = tls.mails();
     assert_eq!(mails.len(), 2, "{mails:?}");
-    assert!(mails[0].data.contains("taskmasterd daemon started"), "{}", mails[0].data);
-    assert!(mails[1].data.contains("taskmasterd daemon stopping"), "{}", mails[1].data);
+    assert!(
+        mails[0].data.contains("taskmasterd daemon started"),
+        "{}",
+        mails[0].data
+    );
+    assert!(
+        mails[1].data.contains("taskmasterd daemon stopping"),
+        "{}",
+        mails[1].data
+    );
     assert!(mails.iter().all(|mail| mail.tls && mail.to.len() == 2));
     // And the stop reached syslog before the daemon exited.
     assert!(
-        syslog.messages().iter().any(|m| m.contains(" DAEMON_STOPPING ")),
+        syslog
+            .messages()
+            .iter()
+            .any(|m| m.contains(" DAEMON_STOPPING ")),
         "{:?}",
         syslog.messages()
     );
@@ -283,7 +322,11 @@ async fn a_storm_of_a_thousand_exits_is_a_bounded_number_of_alerts_and_a_count()
             .expect("events keep coming")
             .unwrap()
             .expect("an event");
-        assert_ne!(event.kind(), EventKind::Lagged, "the test's watcher fell behind");
+        assert_ne!(
+            event.kind(),
+            EventKind::Lagged,
+            "the test's watcher fell behind"
+        );
         exits += u64::from(event.kind() == EventKind::Exited && !event.expected);
     }
     client
@@ -297,7 +340,11 @@ async fn a_storm_of_a_thousand_exits_is_a_bounded_number_of_alerts_and_a_count()
     client.reopen(proto::ReopenRequest {}).await.unwrap();
     loop {
         let event = watch.message().await.unwrap().expect("an event");
-        assert_ne!(event.kind(), EventKind::Lagged, "the test's watcher fell behind");
+        assert_ne!(
+            event.kind(),
+            EventKind::Lagged,
+            "the test's watcher fell behind"
+        );
         if event.kind() == EventKind::OutputReopened {
             break;
         }
@@ -306,12 +353,16 @@ async fn a_storm_of_a_thousand_exits_is_a_bounded_number_of_alerts_and_a_count()
     let storm = began.elapsed();
     // Every exit is an alert or counted in a digest: nothing is lost without a count.
     let count = |requests: &[Request]| -> u64 {
-        requests.iter().map(|r| r.body["count"].as_u64().unwrap()).sum()
+        requests
+            .iter()
+            .map(|r| r.body["count"].as_u64().unwrap())
+            .sum()
     };
     let requests = webhook
-        .wait(&format!("alerts and digests counting {exits} exits"), |requests| {
-            count(requests) >= exits
-        })
+        .wait(
+            &format!("alerts and digests counting {exits} exits"),
+            |requests| count(requests) >= exits,
+        )
         .await;
     assert_eq!(count(&requests), exits);
     let digests: Vec<&Request> = (requests.iter())
@@ -321,7 +372,12 @@ async fn a_storm_of_a_thousand_exits_is_a_bounded_number_of_alerts_and_a_count()
     for digest in &digests {
         let by_event = &digest.body["digest"]["by_event"];
         assert_eq!(by_event["unexpected_exit"], digest.body["count"]);
-        assert!(digest.body["summary"].as_str().unwrap().contains("held back by its rate limit"));
+        assert!(
+            digest.body["summary"]
+                .as_str()
+                .unwrap()
+                .contains("held back by its rate limit")
+        );
     }
     // At most 5 alerts and a digest per second, however many exits.
     let periods = storm.as_secs() + 2;
@@ -440,7 +496,9 @@ async fn a_dead_receiver_blocks_nothing() {
     let mut client = daemon.client().await;
     daemon.wait_running(&["victim", "sleeper"]).await;
     // Alerts flow to the live receivers.
-    webhook.wait("the noise's alerts", |requests| requests.len() >= 5).await;
+    webhook
+        .wait("the noise's alerts", |requests| requests.len() >= 5)
+        .await;
     let (respawns, restarts) = latencies(&mut client, 5).await;
     let (respawn, restart) = (median(respawns), median(restarts));
 
@@ -494,7 +552,11 @@ async fn a_dead_receiver_blocks_nothing() {
     let asked = Instant::now();
     client.shutdown(proto::ShutdownRequest {}).await.unwrap();
     daemon.wait_exit().await;
-    assert!(asked.elapsed() < Duration::from_secs(10), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,16 +564,18 @@ async fn alerts_test_sends_through_each_sink_of_the_rule_and_says_how_it_went() 
     let dir = tempfile::tempdir().unwrap();
     let syslog = Syslog::bind(&dir.path().join("syslog.sock"));
     let silent = Silent::bind();
-    let config = Config::new().program(Program::sleeper("sleeper")).alerts(&format!(
-        "
+    let config = Config::new()
+        .program(Program::sleeper("sleeper"))
+        .alerts(&format!(
+            "
         sinks:
           log: {{type: syslog, path: '{{dir}}/syslog.sock'}}
           hook: {{type: webhook, url: 'http://127.0.0.1:{}/', timeout: 300ms}}
         rules:
           crashes: {{events: fatal, sinks: [log, hook]}}
         ",
-        silent.port
-    ));
+            silent.port
+        ));
     let daemon = Daemon::launch(config).in_dir(dir).start().await;
     let mut client = daemon.client().await;
     let report = client
@@ -532,8 +596,16 @@ async fn alerts_test_sends_through_each_sink_of_the_rule_and_says_how_it_went() 
         ]
     );
     let messages = syslog.wait("the test alert", |m| !m.is_empty()).await;
-    assert!(messages[0].contains(" TEST [taskmaster@32473 rule=\"crashes\" alert=\"test\""), "{}", messages[0]);
-    assert!(messages[0].contains("test alert of rule crashes, asked by uid "), "{}", messages[0]);
+    assert!(
+        messages[0].contains(" TEST [taskmaster@32473 rule=\"crashes\" alert=\"test\""),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains("test alert of rule crashes, asked by uid "),
+        "{}",
+        messages[0]
+    );
     let error = client
         .alerts_test(proto::AlertsTestRequest {
             rule: "nope".into(),
@@ -541,7 +613,10 @@ async fn alerts_test_sends_through_each_sink_of_the_rule_and_says_how_it_went() 
         .await
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::NotFound);
-    assert_eq!(error.message(), "no alert rule `nope`; the rules are crashes");
+    assert_eq!(
+        error.message(),
+        "no alert rule `nope`; the rules are crashes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,7 +657,9 @@ async fn a_reload_swaps_the_rules_and_delivers_what_was_queued() {
     let mut watch = events(&mut client).await;
     start(&mut client).await;
     let crash = next_of(&mut watch, EventKind::Exited, "crasher").await;
-    first.wait("the first attempt", |requests| !requests.is_empty()).await;
+    first
+        .wait("the first attempt", |requests| !requests.is_empty())
+        .await;
     // Now the rule sends to the second hook, and a rejected config raises an alert too.
     daemon.write_config(Config::new().program(crasher()).alerts(&format!(
         "
@@ -595,11 +672,18 @@ async fn a_reload_swaps_the_rules_and_delivers_what_was_queued() {
     )));
     client.reload(proto::ReloadRequest {}).await.unwrap();
     // What the first hook had queued is delivered all the same, on its third try.
-    let requests = first.wait("the third attempt", |requests| requests.len() == 3).await;
-    assert!(requests.iter().all(|r| r.body["event"]["seq"] == crash.seq), "{requests:?}");
+    let requests = first
+        .wait("the third attempt", |requests| requests.len() == 3)
+        .await;
+    assert!(
+        requests.iter().all(|r| r.body["event"]["seq"] == crash.seq),
+        "{requests:?}"
+    );
     start(&mut client).await;
     let again = next_of(&mut watch, EventKind::Exited, "crasher").await;
-    let got = second.wait("the second crash", |requests| !requests.is_empty()).await;
+    let got = second
+        .wait("the second crash", |requests| !requests.is_empty())
+        .await;
     assert_eq!(got[0].body["event"]["seq"], again.seq);
     assert_eq!(first.requests().len(), 3);
     // A config with a secret written in it is refused, where it is, and alerted.
@@ -630,7 +714,9 @@ async fn a_reload_swaps_the_rules_and_delivers_what_was_queued() {
         refused.message()
     );
     let got = second
-        .wait("the rejected config's alert", |requests| requests.len() == 2)
+        .wait("the rejected config's alert", |requests| {
+            requests.len() == 2
+        })
         .await;
     assert_eq!(got[1].body["alert"], "config_rejected");
     assert!(

@@ -394,6 +394,7 @@ const REAL_NAMES: &[&str] = &[
     "pool:1",
     "pool:2",
     "talker",
+    "console",
     "quiet",
     "all",
     "",
@@ -447,6 +448,28 @@ enum Call {
     Watch(proto::WatchEventsRequest),
     Tail(proto::TailRequest),
     MainTail(proto::MainTailRequest),
+    /// The requests of one stream: an `open` (or not) first, then anything.
+    Attach(Vec<proto::AttachRequest>),
+}
+
+/// One request of an Attach stream: an `open` of any name and window, any input, any resize,
+/// or nothing.
+fn attach_request() -> impl Strategy<Value = proto::AttachRequest> {
+    use proto::attach_request::Message;
+    let size = (any::<u32>(), any::<u32>())
+        .prop_map(|(rows, columns)| proto::WindowSize { rows, columns });
+    let message = prop_oneof![
+        4 => (name(), any::<bool>(), proptest::option::of(size.clone())).prop_map(
+            |(name, read_only, size)| Message::Open(proto::AttachOpen {
+                name,
+                read_only,
+                size,
+            })
+        ),
+        2 => vec(any::<u8>(), 0..256).prop_map(Message::Input),
+        2 => size.prop_map(Message::Resize),
+    ];
+    proptest::option::of(message).prop_map(|message| proto::AttachRequest { message })
 }
 
 /// The strategy for each request type, by name.
@@ -519,6 +542,10 @@ fn calls() -> Vec<(&'static str, BoxedStrategy<Call>)> {
                 .boxed(),
         ),
         (
+            "Attach",
+            vec(attach_request(), 1..6).prop_map(Call::Attach).boxed(),
+        ),
+        (
             "MainTail",
             (any::<u32>(), proptest::option::of(count()), any::<bool>())
                 .prop_map(|(lines, bytes, follow)| {
@@ -559,6 +586,12 @@ async fn target_daemon() -> Daemon {
                 .stoptime(1.0),
             )
             .program(
+                Program::new("console", "sleep 89005")
+                    .set("tty", true)
+                    .starttime(0.0)
+                    .stoptime(1.0),
+            )
+            .program(
                 Program::new("quiet", "sleep 89004")
                     .autostart(false)
                     .starttime(0.0)
@@ -590,6 +623,14 @@ async fn send_call(client: &mut Client, call: Call) -> Outcome {
         Call::MainTail(request) => {
             let mut chunks = client.main_tail(request).await?.into_inner();
             chunks.message().await.map(drop)
+        }
+        // `ready` comes at once.
+        Call::Attach(requests) => {
+            let mut answers = client
+                .attach(tokio_stream::iter(requests))
+                .await?
+                .into_inner();
+            answers.message().await.map(drop)
         }
     }
 }
@@ -723,6 +764,7 @@ const METHODS: &[(&str, bool)] = &[
     ("/taskmaster.v1.Taskmaster/WatchEvents", true),
     ("/taskmaster.v1.Taskmaster/Tail", true),
     ("/taskmaster.v1.Taskmaster/MainTail", true),
+    ("/taskmaster.v1.Taskmaster/Attach", true),
 ];
 
 /// Message bytes: any, or a well-formed request with some bytes changed (so that the decoder
@@ -779,8 +821,9 @@ async fn send_raw(
             .server_streaming(request, path, RawCodec)
             .await?
             .into_inner();
-        // A tail's first chunk comes at once; an event stream may have nothing to say yet.
-        if method.ends_with("Tail") {
+        // A tail's first chunk comes at once, an attach's `ready` too; an event stream may have
+        // nothing to say yet.
+        if method.ends_with("Tail") || method.ends_with("Attach") {
             stream.message().await?;
         }
         Ok(())

@@ -139,28 +139,30 @@ impl Webhook {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (kept, answered) = (kept.clone(), answered.clone());
-                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let (kept, answered) = (kept.clone(), answered.clone());
-                    async move {
-                        let (parts, body) = http::Request::into_parts(request);
-                        let bytes = body.collect().await?.to_bytes();
-                        kept.lock().unwrap().push(Request {
-                            method: parts.method.to_string(),
-                            path: parts.uri.to_string(),
-                            headers: parts.headers,
-                            body: serde_json::from_slice(&bytes).unwrap_or_default(),
-                        });
-                        let status = match answered.fetch_add(1, Ordering::SeqCst) < failures {
-                            true => 503,
-                            false => 200,
-                        };
-                        let response = http::Response::builder()
-                            .status(status)
-                            .body(Full::new(Bytes::new()))
-                            .unwrap();
-                        Ok::<_, hyper::Error>(response)
-                    }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let (kept, answered) = (kept.clone(), answered.clone());
+                        async move {
+                            let (parts, body) = http::Request::into_parts(request);
+                            let bytes = body.collect().await?.to_bytes();
+                            kept.lock().unwrap().push(Request {
+                                method: parts.method.to_string(),
+                                path: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body: serde_json::from_slice(&bytes).unwrap_or_default(),
+                            });
+                            let status = match answered.fetch_add(1, Ordering::SeqCst) < failures {
+                                true => 503,
+                                false => 200,
+                            };
+                            let response = http::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap();
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    },
+                );
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -306,7 +308,10 @@ async fn session(
     kept: &Kept<Mail>,
 ) -> std::io::Result<()> {
     let mut stream = BufReader::new(stream);
-    stream.get_mut().write_all(b"220 localhost test SMTP\r\n").await?;
+    stream
+        .get_mut()
+        .write_all(b"220 localhost test SMTP\r\n")
+        .await?;
     let mut logged_in = None;
     let mut from = String::new();
     let mut to = Vec::new();
@@ -341,7 +346,10 @@ async fn session(
                 .decode(encoded)
                 .unwrap_or_default();
             let parts: Vec<&[u8]> = decoded.split(|byte| *byte == 0).collect();
-            if tls && parts.len() == 3 && parts[1] == user.as_bytes() && parts[2] == password.as_bytes()
+            if tls
+                && parts.len() == 3
+                && parts[1] == user.as_bytes()
+                && parts[2] == password.as_bytes()
             {
                 logged_in = Some(user.clone());
                 "235 authenticated\r\n".into()

@@ -10,9 +10,8 @@ use serde_yaml::{Mapping, Value};
 
 use super::{Checker, set, valid_program_name};
 use crate::config::alerts::{
-    AlertEvent, AlertSettings, Credential, EmailConfig, FACILITIES, Header, HeaderValue,
-    RateLimit, RuleConfig, Severity, SinkConfig, SinkKind, SmtpSecurity, SyslogConfig,
-    WebhookConfig,
+    AlertEvent, AlertSettings, Credential, EmailConfig, FACILITIES, Header, HeaderValue, RateLimit,
+    RuleConfig, Severity, SinkConfig, SinkKind, SmtpSecurity, SyslogConfig, WebhookConfig,
 };
 use crate::config::positions::last;
 use crate::config::schema::{ProgramConfig, TokenSource};
@@ -89,7 +88,9 @@ const SINK_KEYS: &[(&str, &[&str], ReadSink)] = &[
     ("backoff", ALL_TYPES, |c, key, value, s| {
         s.backoff = c.check(key, duration(value));
     }),
-    ("path", &[SYSLOG], |c, key, value, s| s.path = c.path(key, value)),
+    ("path", &[SYSLOG], |c, key, value, s| {
+        s.path = c.path(key, value)
+    }),
     ("facility", &[SYSLOG], |c, key, value, s| {
         s.facility = c.check(key, facility(value));
     }),
@@ -118,7 +119,9 @@ const SINK_KEYS: &[(&str, &[&str], ReadSink)] = &[
         s.server = c.check(key, host(value));
     }),
     ("port", &[EMAIL], |c, key, value, s| {
-        s.port = c.check(key, count(value, 1, 65_535)).map(|port| port as u16);
+        s.port = c
+            .check(key, count(value, 1, 65_535))
+            .map(|port| port as u16);
     }),
     ("tls", &[EMAIL], |c, key, value, s| {
         s.security = c.check(key, security(value));
@@ -135,7 +138,9 @@ const SINK_KEYS: &[(&str, &[&str], ReadSink)] = &[
     ("from", &[EMAIL], |c, key, value, s| {
         s.from = c.check(key, mailbox(value));
     }),
-    ("to", &[EMAIL], |c, key, value, s| s.to = c.mailboxes(key, value)),
+    ("to", &[EMAIL], |c, key, value, s| {
+        s.to = c.mailboxes(key, value)
+    }),
     ("digest", &[EMAIL], |c, key, value, s| {
         s.digest = c.check(key, at_least(value, Duration::from_secs(1)));
     }),
@@ -181,7 +186,10 @@ const RATE_LIMIT_KEYS: &[(&str, super::Read<RateLimit>)] = &[
         set(&mut l.max, c.check(key, count(value, 1, 10_000)));
     }),
     ("per", |c, key, value, l| {
-        set(&mut l.per, c.check(key, at_least(value, Duration::from_secs(1))));
+        set(
+            &mut l.per,
+            c.check(key, at_least(value, Duration::from_secs(1))),
+        );
     }),
 ];
 
@@ -320,7 +328,9 @@ impl Checker<'_> {
                 continue;
             };
             match SINK_KEYS.iter().find(|(known, _, _)| *known == name) {
-                Some((_, types, read)) if types.contains(&kind) => read(self, &key, value, &mut draft),
+                Some((_, types, read)) if types.contains(&kind) => {
+                    read(self, &key, value, &mut draft)
+                }
                 Some((_, types, _)) => {
                     let message = format!(
                         "`{name}` is a key of {} sinks, not of {kind} ones",
@@ -366,14 +376,26 @@ impl Checker<'_> {
 
     fn syslog(&mut self, draft: &mut SinkDraft) -> Option<SinkKind> {
         Some(SinkKind::Syslog(SyslogConfig {
-            path: draft.path.take().unwrap_or_else(|| PathBuf::from("/dev/log")),
+            path: draft
+                .path
+                .take()
+                .unwrap_or_else(|| PathBuf::from("/dev/log")),
             facility: draft.facility.unwrap_or(3),
         }))
     }
 
-    fn webhook(&mut self, path: &[String], map: &Mapping, draft: &mut SinkDraft) -> Option<SinkKind> {
+    fn webhook(
+        &mut self,
+        path: &[String],
+        map: &Mapping,
+        draft: &mut SinkDraft,
+    ) -> Option<SinkKind> {
         if !map.contains_key("url") {
-            self.report(path, true, "missing required key `url` (http:// or https://)");
+            self.report(
+                path,
+                true,
+                "missing required key `url` (http:// or https://)",
+            );
         }
         let url = draft.url.take()?;
         if draft.ca.is_some() && !url.tls {
@@ -419,7 +441,11 @@ impl Checker<'_> {
             ("to", "the mailboxes alerts are sent to"),
         ] {
             if !map.contains_key(name) {
-                self.report(path, true, format!("missing required key `{name}` ({what})"));
+                self.report(
+                    path,
+                    true,
+                    format!("missing required key `{name}` ({what})"),
+                );
             }
         }
         let security = draft.security.unwrap_or(SmtpSecurity::StartTls);
@@ -447,7 +473,11 @@ impl Checker<'_> {
             self.report(&key("tls"), false, message);
         }
         if draft.ca.is_some() && security == SmtpSecurity::None {
-            self.report(&key("ca"), true, "`ca` is for `tls: starttls` or `tls: tls` only");
+            self.report(
+                &key("ca"),
+                true,
+                "`ca` is for `tls: starttls` or `tls: tls` only",
+            );
         }
         let port = draft.port.unwrap_or(match security {
             SmtpSecurity::Tls => 465,
@@ -495,9 +525,15 @@ impl Checker<'_> {
                 self.report(&key, true, format!("invalid header name {name:?}"));
                 continue;
             }
-            if ["host", "content-length", "content-type", "transfer-encoding", "connection"]
-                .iter()
-                .any(|reserved| name.eq_ignore_ascii_case(reserved))
+            if [
+                "host",
+                "content-length",
+                "content-type",
+                "transfer-encoding",
+                "connection",
+            ]
+            .iter()
+            .any(|reserved| name.eq_ignore_ascii_case(reserved))
             {
                 let message = format!("`{name}` is set by the daemon itself");
                 self.report(&key, true, message);
@@ -505,7 +541,9 @@ impl Checker<'_> {
             }
             let value = match value {
                 Value::Mapping(source) => self.header_secret(&key, source),
-                Value::String(_) | Value::Number(_) | Value::Bool(_) if carries_credential(&name) => {
+                Value::String(_) | Value::Number(_) | Value::Bool(_)
+                    if carries_credential(&name) =>
+                {
                     let message = format!(
                         "the `{name}` header carries a credential, which is never written in \
                          the config: read it from a file (`{{file: PATH}}`) or an environment \
@@ -595,7 +633,11 @@ impl Checker<'_> {
             ("sinks", "where its alerts go"),
         ] {
             if !map.contains_key(name) {
-                self.report(path, true, format!("missing required key `{name}` ({what})"));
+                self.report(
+                    path,
+                    true,
+                    format!("missing required key `{name}` ({what})"),
+                );
             }
         }
         for (at, sink) in draft.sinks.iter().flatten() {
@@ -677,7 +719,11 @@ impl Checker<'_> {
             }
         }
         if ok && events.is_empty() {
-            self.report(path, false, format!("expected at least one event: {}", names.join(", ")));
+            self.report(
+                path,
+                false,
+                format!("expected at least one event: {}", names.join(", ")),
+            );
             return None;
         }
         events.sort_unstable();
@@ -704,7 +750,8 @@ impl Checker<'_> {
                 _ => {
                     ok = false;
                     let pos = self.index.get().place(&at).value;
-                    self.issues.push(super::issue(pos, path.join("."), expected(what, item)));
+                    self.issues
+                        .push(super::issue(pos, path.join("."), expected(what, item)));
                 }
             }
         }
@@ -833,10 +880,14 @@ fn facility(value: &Value) -> Result<u8, String> {
 }
 
 fn severity(value: &Value) -> Result<Severity, String> {
-    let names: Vec<&str> = Severity::ALL.iter().map(|severity| severity.name()).collect();
+    let names: Vec<&str> = Severity::ALL
+        .iter()
+        .map(|severity| severity.name())
+        .collect();
     match value {
-        Value::String(word) => (Severity::ALL.into_iter())
-            .find(|severity| word.eq_ignore_ascii_case(severity.name())),
+        Value::String(word) => {
+            (Severity::ALL.into_iter()).find(|severity| word.eq_ignore_ascii_case(severity.name()))
+        }
         _ => None,
     }
     .ok_or_else(|| expected(&format!("a severity: {}", names.join(", ")), value))
@@ -902,7 +953,11 @@ fn url(value: &Value) -> Result<Url, String> {
     let tls = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => return Err(format!("expected an http:// or https:// URL, found {text:?}")),
+        _ => {
+            return Err(format!(
+                "expected an http:// or https:// URL, found {text:?}"
+            ));
+        }
     };
     let authority = uri
         .authority()
@@ -914,7 +969,10 @@ fn url(value: &Value) -> Result<Url, String> {
                 .to_string(),
         );
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if host.is_empty() {
         return Err(format!("the URL {text:?} names no host"));
     }
@@ -1013,7 +1071,10 @@ mod tests {
                 facility: 19
             })
         );
-        assert_eq!((remote.timeout, remote.retries), (Duration::from_secs(2), 0));
+        assert_eq!(
+            (remote.timeout, remote.retries),
+            (Duration::from_secs(2), 0)
+        );
         let SinkKind::Webhook(hook) = &alerts.sinks["hook"].kind else {
             panic!("{:?}", alerts.sinks["hook"]);
         };
@@ -1029,7 +1090,10 @@ mod tests {
             [
                 ("X-Team".to_string(), "ops".to_string()),
                 ("X-Count".to_string(), "7".to_string()),
-                ("Authorization".to_string(), "Bearer s3cr3t-token-value".to_string()),
+                (
+                    "Authorization".to_string(),
+                    "Bearer s3cr3t-token-value".to_string()
+                ),
             ]
         );
         // The secret is never shown.
@@ -1042,7 +1106,10 @@ mod tests {
         assert_eq!(mail.to, ["ops@example.com", "dev@example.com"]);
         assert_eq!(mail.digest, Some(Duration::from_secs(300)));
         let crashes = &alerts.rules["crashes"];
-        assert_eq!(crashes.events, [AlertEvent::UnexpectedExit, AlertEvent::Fatal]);
+        assert_eq!(
+            crashes.events,
+            [AlertEvent::UnexpectedExit, AlertEvent::Fatal]
+        );
         assert_eq!(crashes.programs, ["web"]);
         assert_eq!(crashes.severity, Severity::Warning);
         assert_eq!(crashes.sinks, ["local", "hook"]);
@@ -1087,7 +1154,9 @@ mod tests {
         let found: Vec<String> = issues(&text).iter().map(ToString::to_string).collect();
         assert_eq!(found.len(), 5, "{found:#?}");
         assert!(
-            found[0].starts_with("9:7: alerts.sinks.hook.token: a token is never written in the config"),
+            found[0].starts_with(
+                "9:7: alerts.sinks.hook.token: a token is never written in the config"
+            ),
             "{found:#?}"
         );
         assert!(found[0].contains("`token_file: PATH`"), "{found:#?}");
@@ -1096,7 +1165,9 @@ mod tests {
             "{found:#?}"
         );
         assert!(
-            found[2].starts_with("12:24: alerts.sinks.hook.headers.Authorization: the `Authorization` header"),
+            found[2].starts_with(
+                "12:24: alerts.sinks.hook.headers.Authorization: the `Authorization` header"
+            ),
             "{found:#?}"
         );
         assert!(
@@ -1142,7 +1213,10 @@ mod tests {
         );
         let found: Vec<String> = issues(&text).iter().map(ToString::to_string).collect();
         assert_eq!(found.len(), 4, "{found:#?}");
-        assert!(found[0].contains("can be read or changed by every user (mode 0644)"), "{found:#?}");
+        assert!(
+            found[0].contains("can be read or changed by every user (mode 0644)"),
+            "{found:#?}"
+        );
         assert!(found[1].contains("is empty"), "{found:#?}");
         assert!(
             found[2].starts_with("14:30: alerts.sinks.other.headers.X-Key.env: the environment variable TASKMASTER_TEST_UNSET_VARIABLE is not set"),
@@ -1207,7 +1281,10 @@ mod tests {
         ];
         assert_eq!(found.len(), expected.len(), "{found:#?}");
         for (found, expected) in found.iter().zip(expected) {
-            assert!(found.starts_with(expected), "{found}\n  expected: {expected}");
+            assert!(
+                found.starts_with(expected),
+                "{found}\n  expected: {expected}"
+            );
         }
     }
 
@@ -1224,7 +1301,9 @@ mod tests {
         let warnings = config.warning_lines();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
-            warnings[0].starts_with(&format!("{PATH}:7:60: alerts.rules.crashes.programs: no program `ghost`")),
+            warnings[0].starts_with(&format!(
+                "{PATH}:7:60: alerts.rules.crashes.programs: no program `ghost`"
+            )),
             "{warnings:?}"
         );
         assert_eq!(config.alerts.rules["crashes"].programs, ["web", "ghost"]);

@@ -939,15 +939,22 @@ async fn a_signal_goes_to_each_running_instance_and_says_who_sent_it() {
     rig.event(EventKind::Signalled, "web:1").await;
     for process in rig.fake.spawned("stubborn serve") {
         assert_eq!(
-            process.signals.iter().map(|(_, signal)| *signal).collect::<Vec<_>>(),
+            process
+                .signals
+                .iter()
+                .map(|(_, signal)| *signal)
+                .collect::<Vec<_>>(),
             [Signal::SIGUSR1]
         );
         assert!(process.leader_signals.is_empty());
     }
     // To the leader only.
-    within(rig.handle.signal(names(&["web:1"]), Signal::SIGHUP, SignalTo::Leader, by()))
-        .await
-        .unwrap();
+    within(
+        rig.handle
+            .signal(names(&["web:1"]), Signal::SIGHUP, SignalTo::Leader, by()),
+    )
+    .await
+    .unwrap();
     let leader = rig.event(EventKind::Signalled, "web:1").await;
     assert_eq!(&*leader.message, "SIGHUP sent to its leader");
     let spawned = rig.fake.spawned("stubborn serve");
@@ -962,10 +969,12 @@ async fn a_signal_goes_to_each_running_instance_and_says_who_sent_it() {
     ))
     .await;
     assert!(matches!(unknown, Err(SupervisorError::UnknownNames { names }) if names == ["ghost"]));
-    assert!(
-        (rig.fake.spawned("stubborn serve").iter())
-            .all(|process| !process.signals.iter().any(|(_, signal)| *signal == Signal::SIGUSR2))
-    );
+    assert!((rig.fake.spawned("stubborn serve").iter()).all(|process| {
+        !process
+            .signals
+            .iter()
+            .any(|(_, signal)| *signal == Signal::SIGUSR2)
+    }));
     // The lifecycle is the process's: states are as they were.
     assert_eq!(rig.status("web:0").await.state, State::Running);
 }
