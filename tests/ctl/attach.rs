@@ -60,7 +60,18 @@ async fn typed_keys_reach_a_program_on_its_terminal_and_ctrl_bracket_detaches() 
     terminal.send("size\r");
     terminal.wait_text("50 120");
     terminal.resize(30, 100);
-    terminal.send("size\r");
+    // taskctl passes the resize on when its SIGWINCH is handled, which may be after the keys
+    // typed next: asked again until the answer is the new size (each answer is waited for).
+    for _ in 0..50 {
+        let before = terminal.wait_for("the screen", |_| true).count("50 120");
+        terminal.send("size\r");
+        let view = terminal.wait_for("an answer to size", |view| {
+            view.text.contains("30 100") || view.count("50 120") > before
+        });
+        if view.text.contains("30 100") {
+            break;
+        }
+    }
     terminal.wait_text("30 100");
     terminal.send(CTRL_BRACKET);
     terminal.wait_text("detached from term; it goes on running");
