@@ -199,7 +199,11 @@ async fn the_terminal_is_restored_when_the_daemon_stops_or_dies_mid_attach() {
     let terminal = attach(&daemon.socket, home.path(), &["term"]);
     terminal.wait_text("ready");
     send(daemon.pid(), Signal::SIGKILL);
-    terminal.wait_text("cannot reach taskmasterd");
+    // Killed mid-stream the connection is lost; killed first, it cannot be reached.
+    terminal.wait_for("the daemon's loss reported", |view| {
+        view.text.contains("cannot reach taskmasterd")
+            || view.text.contains("lost connection to taskmasterd")
+    });
     terminal.wait_text("taskctl exited 3, terminal restored");
 }
 
