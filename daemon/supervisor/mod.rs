@@ -737,8 +737,11 @@ impl<O: Os> Supervisor<O> {
             // Stopped while it was being spawned.
             self.os.signal_group(pid, signal);
         }
+        // Stopped while it was being spawned: its stop is under way, no start deadline.
         if !starting {
-        } else if starttime.is_zero() {
+            return;
+        }
+        if starttime.is_zero() {
             // Holding is the process's doing, whoever started it.
             self.acting_as(None, |supervisor| {
                 supervisor.apply(id, Input::StartTimeElapsed)

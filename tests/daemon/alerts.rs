@@ -33,25 +33,6 @@ async fn all_events(client: &mut Client) -> tonic::Streaming<proto::Event> {
     client.watch_events(request).await.unwrap().into_inner()
 }
 
-/// The next event of `kind` about `instance` on `watch`.
-async fn next_of(
-    watch: &mut tonic::Streaming<proto::Event>,
-    kind: EventKind,
-    instance: &str,
-) -> proto::Event {
-    let wanted = async {
-        while let Ok(Some(event)) = watch.message().await {
-            if event.kind() == kind && event.instance == instance {
-                return event;
-            }
-        }
-        panic!("the event stream ended before a {kind:?} event of {instance:?}");
-    };
-    tokio::time::timeout(DEADLINE, wanted)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind:?} event of {instance:?} within {DEADLINE:?}"))
-}
-
 /// The alert kind of a webhook request (`unexpected_exit`, `digest`, ...) and its instance.
 fn alert_of(request: &Request) -> (String, String) {
     let kind = request.body["alert"]

@@ -280,25 +280,6 @@ async fn without_foreground_it_detaches_once_listening() {
     drop(guard);
 }
 
-/// The next event of `kind` on `watch`; earlier ones are skipped.
-async fn next_of(
-    watch: &mut tonic::Streaming<proto::Event>,
-    kind: EventKind,
-    instance: &str,
-) -> proto::Event {
-    let wanted = async {
-        while let Ok(Some(event)) = watch.message().await {
-            if event.kind() == kind && event.instance == instance {
-                return event;
-            }
-        }
-        panic!("the event stream ended before a {kind:?} event of {instance:?}");
-    };
-    tokio::time::timeout(DEADLINE, wanted)
-        .await
-        .unwrap_or_else(|_| panic!("no {kind:?} event of {instance:?} within {DEADLINE:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_control_action_records_who_did_it() {
     let mut daemon = Daemon::start(Program::sleeper("sleeper").autorestart("always")).await;

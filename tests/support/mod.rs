@@ -18,7 +18,7 @@ pub use config::{Config, Program};
 pub use daemon::{Daemon, Launch, foreground, taskmasterd};
 pub use process::{Guard, alive, children_of, send, wait_gone};
 pub use receivers::{DeadSyslog, Mail, Request, Silent, Smtp, SmtpSecurity, Syslog, Webhook};
-pub use rpc::{Client, daemon_info, instance, status, wait_new_pid, wait_state};
+pub use rpc::{Client, daemon_info, instance, next_of, status, wait_new_pid, wait_state};
 pub use secure::{Bearer, Certificates, TokenClient, tcp_channel, tls_channel, with_token};
 pub use system::{free_port, nobody, nobody_as_root, root_or_skip, token_file, write_file};
 pub use wait::{DEADLINE, expect, poll, wait_until};

@@ -3,7 +3,7 @@
 use taskmaster::proto::{self, taskmaster_client::TaskmasterClient};
 use tonic::transport::Channel;
 
-use super::wait::expect;
+use super::wait::{DEADLINE, expect};
 
 pub type Client = TaskmasterClient<Channel>;
 
@@ -65,4 +65,23 @@ pub async fn wait_new_pid(client: &mut Client, name: &str, old: u32) -> proto::I
         }
     })
     .await
+}
+
+/// The next event of `kind` on `watch`; earlier ones are skipped.
+pub async fn next_of(
+    watch: &mut tonic::Streaming<proto::Event>,
+    kind: proto::EventKind,
+    instance: &str,
+) -> proto::Event {
+    let wanted = async {
+        while let Ok(Some(event)) = watch.message().await {
+            if event.kind() == kind && event.instance == instance {
+                return event;
+            }
+        }
+        panic!("the event stream ended before a {kind:?} event of {instance:?}");
+    };
+    tokio::time::timeout(DEADLINE, wanted)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind:?} event of {instance:?} within {DEADLINE:?}"))
 }
